@@ -1,0 +1,65 @@
+# foot-traffic task runner. `make run` and `make test` work on a fresh machine
+# with Python 3.11+, Java 17+ and Maven: they create the virtual environment,
+# install the package and fetch the Kafka jars as needed.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KAFKA := bash scripts/kafka.sh
+LOCAL_BROKER := 127.0.0.1:9092
+PYTEST_ARGS ?=
+
+.PHONY: help setup run test unit integration lint format typecheck bench kafka-fetch kafka-up kafka-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(STAMP) kafka-fetch ## virtual environment, package and Kafka jars
+
+kafka-fetch: ## fetch the Apache Kafka jars (once)
+	$(KAFKA) fetch
+
+kafka-up: kafka-fetch ## start the local broker on 127.0.0.1:9092 (no-op when up)
+	$(KAFKA) up
+
+kafka-down: ## stop the local broker
+	$(KAFKA) down
+
+run: setup ## run the producer; starts the local broker unless KAFKA_BROKER is set
+	@if [ -z "$${KAFKA_BROKER:-}" ]; then $(KAFKA) up && export KAFKA_BROKER=$(LOCAL_BROKER); fi; \
+	exec $(BIN)/foot-traffic run $(ARGS)
+
+lint: $(STAMP) ## ruff: lint and formatting
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: $(STAMP) ## apply ruff's formatting and fixes
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+typecheck: $(STAMP) ## mypy --strict
+	$(BIN)/mypy
+
+unit: $(STAMP) ## unit tests only (no Kafka)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test: setup lint typecheck ## the whole suite against a local broker it starts and stops
+	$(KAFKA) up
+	FOOT_TRAFFIC_TEST_BROKER=$(LOCAL_BROKER) $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	rc=$$?; $(KAFKA) down; exit $$rc
+
+bench: setup ## benchmarks against the local broker; writes docs/benchmarks.md
+	$(KAFKA) up
+	$(BIN)/python bench/run.py; rc=$$?; $(KAFKA) down; exit $$rc
+
+clean: ## remove the virtual environment, caches and Kafka state
+	-$(KAFKA) down
+	rm -rf $(VENV) .kafka build dist .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

@@ -1,0 +1,1 @@
+"""Benchmarks of foot-traffic (``make bench``)."""

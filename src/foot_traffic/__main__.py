@@ -1,0 +1,5 @@
+"""Allow ``python -m foot_traffic``."""
+
+from foot_traffic.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""Clocks: where "now" comes from, and how the service waits for the next deadline.
+
+Instants are epoch microseconds. ``wait`` never blocks longer than
+``max_wait_s`` real seconds, so the caller re-checks the clock (and its stop
+flag) at least that often, and returns early when ``stop`` is set.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """The seam between the service loop and time."""
+
+    def now_us(self) -> int:
+        """Return the current instant in epoch microseconds."""
+        ...
+
+    def wait(self, until_us: int, max_wait_s: float, stop: threading.Event) -> None:
+        """Block until ``until_us``, ``max_wait_s`` real seconds, or ``stop``, whichever is first."""
+        ...
+
+
+class RealClock:
+    """The wall clock: the specification's real-time behaviour."""
+
+    def now_us(self) -> int:
+        """Return the wall-clock time."""
+        return time.time_ns() // 1000
+
+    def wait(self, until_us: int, max_wait_s: float, stop: threading.Event) -> None:
+        """Sleep on the stop flag, so a signal wakes the loop at once."""
+        remaining_s = (until_us - self.now_us()) / 1e6
+        if remaining_s > 0:
+            stop.wait(min(remaining_s, max_wait_s))
+
+
+class ManualClock:
+    """A clock that only moves when told to, or jumps to each deadline (``autojump``)."""
+
+    def __init__(self, now_us: int, *, autojump: bool = True) -> None:
+        self._now = now_us
+        self.autojump = autojump
+        self.waits = 0
+
+    def now_us(self) -> int:
+        """Return the clock's current instant."""
+        return self._now
+
+    def advance(self, delta_us: int) -> None:
+        """Move the clock forward."""
+        self._now += delta_us
+
+    def wait(self, until_us: int, max_wait_s: float, stop: threading.Event) -> None:
+        """Jump to the deadline when autojumping; otherwise only count the call."""
+        self.waits += 1
+        if self.autojump and until_us > self._now:
+            self._now = until_us

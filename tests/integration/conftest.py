@@ -1,0 +1,183 @@
+"""Fixtures for tests against the real local Apache Kafka broker (started by ``make test``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from foot_traffic.settings import SPECS
+
+BROKER = os.environ.get("FOOT_TRAFFIC_TEST_BROKER", "127.0.0.1:9092")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def broker() -> str:
+    """The bootstrap address of a running broker; the test fails if none answers."""
+    AdminClient({"bootstrap.servers": BROKER}).list_topics(timeout=30)
+    return BROKER
+
+
+@pytest.fixture
+def topic() -> str:
+    """A fresh topic name for one test."""
+    return f"ft-test-{uuid.uuid4().hex[:12]}"
+
+
+def free_port() -> int:
+    """A local TCP port with nothing listening on it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    """The current environment without any setting, plus ``overrides``."""
+    env = {k: v for k, v in os.environ.items() if k not in {s.env for s in SPECS}}
+    env.update(overrides)
+    return env
+
+
+class ProducerProcess:
+    """``foot-traffic run`` as a subprocess whose standard error (and output) is collected line by line."""
+
+    def __init__(self, args: list[str], env: dict[str, str], *, capture_stdout: bool = False) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "foot_traffic", "run", *args],
+            env=env,
+            stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        self.stderr: list[str] = []
+        self.stdout: list[str] = []
+        self._changed = threading.Condition()
+        self._readers = [threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True)]
+        if capture_stdout:
+            self._readers.append(threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True))
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: object, into: list[str]) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            with self._changed:
+                into.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Block until ``condition`` holds (re-checked on every new line), or fail the test."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not condition():
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not any(r.is_alive() for r in self._readers)):
+                    pytest.fail(f"timed out waiting for {what}; stderr tail:\n" + "\n".join(self.stderr[-20:]))
+                self._changed.wait(min(left, 0.5))
+
+    def lines_with(self, needle: str) -> list[str]:
+        """Standard-error lines containing ``needle``."""
+        return [line for line in self.stderr if needle in line]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        """Send ``sig``, wait for the exit status and for the output to be read to its end."""
+        self.proc.send_signal(sig)
+        return self.finish(timeout)
+
+    def finish(self, timeout: float = 60) -> int:
+        """Wait for the process to exit and its output to be drained."""
+        rc = self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        self.close()
+        return rc
+
+    def close(self) -> None:
+        """Close the pipes to the process."""
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def producer_process() -> Iterator[Callable[..., ProducerProcess]]:
+    """Start producer subprocesses; any left running at the end of the test is killed."""
+    started: list[ProducerProcess] = []
+
+    def start(args: list[str], env: dict[str, str], *, capture_stdout: bool = False) -> ProducerProcess:
+        process = ProducerProcess(args, env, capture_stdout=capture_stdout)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.finish(10)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed Kafka record."""
+
+    key: str
+    value: bytes
+    partition: int
+    offset: int
+
+
+def consume_all(broker: str, topic: str, timeout: float = 60) -> list[Record]:
+    """Every record of the topic, from the beginning up to its current end, in partition order."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker,
+            "group.id": f"ft-test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout)
+        partitions = sorted(metadata.topics[topic].partitions)
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        records: list[Record] = []
+        seen = dict.fromkeys(partitions, 0)
+        deadline = time.monotonic() + timeout
+        while any(seen[p] < ends[p] for p in partitions):
+            if time.monotonic() > deadline:
+                pytest.fail(f"consumed {seen} of {ends} records of {topic} before the timeout")
+            for msg in consumer.consume(1000, timeout=1.0):
+                if msg.error():
+                    pytest.fail(f"consumer error: {msg.error()}")
+                key, value, partition, offset = msg.key(), msg.value(), msg.partition(), msg.offset()
+                assert isinstance(key, bytes), "every record has a key"
+                assert isinstance(value, bytes), "every record has a value"
+                assert partition is not None
+                assert offset is not None
+                records.append(Record(key.decode(), value, partition, offset))
+                seen[partition] = offset + 1
+        return records
+    finally:
+        consumer.close()
+
+
+def topic_exists(broker: str, topic: str) -> bool:
+    """Whether the cluster knows the topic."""
+    metadata = AdminClient({"bootstrap.servers": broker}).list_topics(timeout=30)
+    return topic in metadata.topics

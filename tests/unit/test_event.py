@@ -1,0 +1,61 @@
+"""The event's JSON encoding and timestamps."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from foot_traffic.arrivals import day_batches
+from foot_traffic.event import Event, batch_events, format_utc
+from foot_traffic.grid import US_PER_MINUTE, datetime_to_us
+from foot_traffic.plan import Model, plan_day
+
+FIELDS = ["event_type", "customer_id", "entry_time", "exit_time", "trip_duration_minutes", "weekday", "time_slot"]
+
+
+@given(st.integers(min_value=0, max_value=datetime_to_us(dt.datetime(9999, 1, 1, tzinfo=dt.UTC))))
+def test_timestamps_match_isoformat_with_microseconds(instant: int) -> None:
+    """format_utc agrees with datetime.isoformat, always with microseconds and +00:00."""
+    expected = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=instant)).isoformat(
+        timespec="microseconds"
+    )
+    assert format_utc(instant) == expected
+    assert expected.endswith("+00:00")
+
+
+def test_encoding_is_the_specification_schema() -> None:
+    """The encoded event parses to the specification's fields, in order, with exit = entry + duration."""
+    entry = datetime_to_us(dt.datetime(2025, 8, 12, 17, 52, 24, 442703, tzinfo=dt.UTC))
+    event = Event("1b4e28ba-2fa1-41d2-883f-0016d3cca427", entry, 39, "Tuesday", "17:00\u201319:59")
+    raw = event.encode()
+    parsed = json.loads(raw)
+    assert list(parsed) == FIELDS
+    assert parsed == {
+        "event_type": "foot_traffic",
+        "customer_id": "1b4e28ba-2fa1-41d2-883f-0016d3cca427",
+        "entry_time": "2025-08-12T17:52:24.442703+00:00",
+        "exit_time": "2025-08-12T18:31:24.442703+00:00",
+        "trip_duration_minutes": 39,
+        "weekday": "Tuesday",
+        "time_slot": "17:00\u201319:59",
+    }
+    assert parsed == event.to_dict()
+    assert "\u2013".encode() in raw
+
+
+def test_events_of_a_plan_carry_weekday_slot_and_consistent_times() -> None:
+    """Each event names its date's weekday and its slot's label; exit follows entry."""
+    date = dt.date(2025, 8, 16)
+    plan = plan_day(Model(daily_customers=600), 3, date)
+    events = [e for b in day_batches(3, plan) for e in batch_events(plan, b)]
+    assert len(events) == 600
+    for event in events:
+        parsed = json.loads(event.encode())
+        assert parsed["weekday"] == "Saturday"
+        slot = next(i for i in range(6) if plan.bounds[i] <= event.entry_us < plan.bounds[i + 1])
+        assert parsed["time_slot"] == plan.labels[slot]
+        assert event.exit_us - event.entry_us == parsed["trip_duration_minutes"] * US_PER_MINUTE
+        assert dt.datetime.fromisoformat(parsed["entry_time"]).date() == date

@@ -1,0 +1,132 @@
+"""The daily plan: totals, Largest Remainder Allocation and the mid-day start rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from foot_traffic.grid import WEEKDAYS, datetime_to_us
+from foot_traffic.plan import Model, largest_remainder, plan_day, variation_factor
+from foot_traffic.weights import DEFAULT_WEIGHTS
+
+TUESDAY = dt.date(2025, 8, 12)
+ROOT = 12345
+
+
+def at(date: dt.date, clock: str) -> int:
+    """Epoch microseconds of a UTC wall-clock time on a date."""
+    return datetime_to_us(dt.datetime.combine(date, dt.time.fromisoformat(clock), tzinfo=dt.UTC))
+
+
+@given(
+    st.integers(min_value=0, max_value=10**9),
+    st.lists(st.integers(min_value=0, max_value=1000), min_size=1, max_size=12).filter(any),
+)
+def test_lra_sums_to_total_and_stays_within_one_of_each_quota(total: int, weights: list[int]) -> None:
+    """Counts sum to the total and each differs from its quota by less than one."""
+    counts = largest_remainder(total, tuple(float(w) for w in weights))
+    assert sum(counts) == total
+    weight_sum = sum(weights)
+    for count, weight in zip(counts, weights, strict=True):
+        quota = Fraction(total * weight, weight_sum)
+        assert abs(count - quota) < 1
+        assert count in (quota.numerator // quota.denominator, -(-quota.numerator // quota.denominator))
+
+
+@pytest.mark.parametrize(
+    ("total", "weights", "expected"),
+    [
+        (29, (12, 15, 21, 17, 14, 9), (4, 5, 7, 5, 5, 3)),
+        (1, (1, 1, 1), (1, 0, 0)),
+        (2, (1, 1, 1), (1, 1, 0)),
+        (5, (1, 1), (3, 2)),
+        (10, (0, 1, 0), (0, 10, 0)),
+        (0, (3, 4), (0, 0)),
+        (7, (1, 2, 4), (1, 2, 4)),
+    ],
+)
+def test_lra_table_ties_go_to_the_earlier_slot(total: int, weights: tuple[int, ...], expected: tuple[int, ...]) -> None:
+    """Known allocations, including ties broken towards the earlier slot."""
+    assert largest_remainder(total, tuple(float(w) for w in weights)) == expected
+
+
+@pytest.mark.parametrize("weekday", range(7))
+def test_weekday_totals_follow_popularity(weekday: int) -> None:
+    """Without variation, total = round(BASE × S_d / S̄)."""
+    date = dt.date(2025, 8, 11) + dt.timedelta(days=weekday)
+    assert WEEKDAYS[date.weekday()] == WEEKDAYS[weekday]
+    model = Model(base_daily_customers=1000, variation_pct=0.0)
+    sums = [int(sum(row)) for row in DEFAULT_WEIGHTS.weights]
+    expected = round(Fraction(1000 * sums[weekday] * 7, sum(sums)))
+    plan = plan_day(model, ROOT, date)
+    assert plan.day_total == plan.total == expected
+    assert plan.counts == largest_remainder(expected, DEFAULT_WEIGHTS.weights[weekday])
+
+
+def test_friday_is_busier_than_tuesday() -> None:
+    """The popularity formula orders weekdays by their weight sums."""
+    model = Model(base_daily_customers=10_000, variation_pct=0.0)
+    assert plan_day(model, ROOT, TUESDAY + dt.timedelta(days=3)).total > plan_day(model, ROOT, TUESDAY).total
+
+
+@given(st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2100, 1, 1)), st.integers(0, 2**64))
+def test_variation_factor_stays_in_range(date: dt.date, root: int) -> None:
+    """The factor is uniform in [1 − p, 1 + p] and the total is round(mean × factor)."""
+    model = Model(base_daily_customers=1000, variation_pct=0.1)
+    factor = variation_factor(model, root, date)
+    assert 0.9 <= factor <= 1.1
+    plan = plan_day(model, root, date)
+    assert plan.day_total == round(Fraction(plan.mean_total) * Fraction(factor))
+
+
+def test_variation_depends_only_on_seed_and_date() -> None:
+    """The same seed and date give the same total; other dates or seeds differ."""
+    model = Model(base_daily_customers=100_000, variation_pct=0.1)
+    totals = [plan_day(model, ROOT, TUESDAY + dt.timedelta(days=d)).day_total for d in range(10)]
+    assert totals == [plan_day(model, ROOT, TUESDAY + dt.timedelta(days=d)).day_total for d in range(10)]
+    assert len(set(totals)) > 1
+    assert (
+        plan_day(model, ROOT + 1, TUESDAY).day_total != totals[0]
+        or plan_day(model, ROOT + 2, TUESDAY).day_total != totals[0]
+    )
+
+
+@pytest.mark.parametrize("forced", [0, 1, 29, 10**9])
+def test_daily_customers_forces_the_total(forced: int) -> None:
+    """DAILY_CUSTOMERS bypasses weekday scaling and variation; 0 is a closed day."""
+    model = Model(daily_customers=forced, variation_pct=0.5)
+    for d in range(7):
+        assert plan_day(model, ROOT, TUESDAY + dt.timedelta(days=d)).total == forced
+
+
+@pytest.mark.parametrize(
+    ("clock", "expected"),
+    [
+        ("00:00:00", (4, 5, 7, 5, 5, 3)),
+        ("15:30:00", (0, 0, 0, 2, 5, 3)),  # 5 × 1.5 h / 3 h = 2.5, rounded half to even
+        ("16:00:00", (0, 0, 0, 2, 5, 3)),  # 5 × 1 / 3 = 1.67
+        ("14:00:00", (0, 0, 0, 5, 5, 3)),  # a slot that starts now is whole
+        ("08:30:00", (0, 2, 7, 5, 5, 3)),  # 5 × 1.5 / 3 = 2.5 → 2
+        ("23:59:59.999999", (0, 0, 0, 0, 0, 0)),
+    ],
+)
+def test_mid_day_start(clock: str, expected: tuple[int, ...]) -> None:
+    """Past slots are 0, the current one scaled by its remaining time, later ones unchanged."""
+    model = Model(daily_customers=29)
+    now = at(TUESDAY, clock)
+    plan = plan_day(model, ROOT, TUESDAY, now_us=now)
+    assert plan.counts == expected
+    assert plan.day_total == 29
+    current = next(i for i in range(6) if plan.bounds[i] <= now < plan.bounds[i + 1])
+    assert plan.lows[current] == max(now, plan.bounds[current])
+    assert all(plan.lows[i] == plan.bounds[i] for i in range(current + 1, 6))
+
+
+def test_plan_line_format() -> None:
+    """The plan line is the specification's."""
+    plan = plan_day(Model(daily_customers=29), ROOT, TUESDAY, now_us=at(TUESDAY, "15:30:00"))
+    assert plan.log_line() == "[Tuesday 2025-08-12] Planned total (from now): 10; per slot: [0, 0, 0, 2, 5, 3]"

@@ -1,0 +1,119 @@
+"""The service loop, driven by a manual clock and an in-memory sink."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+
+import pytest
+
+from foot_traffic.clock import ManualClock, RealClock
+from foot_traffic.grid import US_PER_DAY, datetime_to_us
+from foot_traffic.plan import Model, plan_day
+from foot_traffic.service import Service, day_events
+from foot_traffic.sinks import MemorySink
+
+ROOT = 99
+DATE = dt.date(2025, 8, 12)
+MIDNIGHT = datetime_to_us(dt.datetime.combine(DATE, dt.time(), tzinfo=dt.UTC))
+
+
+class RecordingClock(ManualClock):
+    """A manual clock that records the real waits asked of it."""
+
+    def __init__(self, now_us: int) -> None:
+        super().__init__(now_us)
+        self.max_waits: list[float] = []
+        self.deadlines: list[int] = []
+
+    def wait(self, until_us: int, max_wait_s: float, stop: threading.Event) -> None:
+        """Record, then jump at most max_wait_s forward, like a real clock would."""
+        self.max_waits.append(max_wait_s)
+        self.deadlines.append(until_us)
+        self._now = min(until_us, self._now + int(max_wait_s * 1e6))
+
+
+def test_emits_the_whole_plan_in_order_until_the_end() -> None:
+    """From midnight, one simulated day emits exactly that day's plan, in entry order, as due."""
+    model = Model(daily_customers=300)
+    sink = MemorySink()
+    clock = ManualClock(MIDNIGHT)
+    service = Service(model, ROOT, sink, clock, poll_s=0.5, until_us=MIDNIGHT + US_PER_DAY)
+    counters = service.run()
+    plan = plan_day(model, ROOT, DATE)
+    expected = [e.encode() for e in day_events(model, ROOT, plan)]
+    assert [value for _, value in sink.records] == expected
+    assert counters.planned == counters.emitted == 300
+    keys = [key for key, _ in sink.records]
+    assert keys == [json.loads(v)["customer_id"] for _, v in sink.records]
+
+
+def test_each_event_leaves_once_its_entry_time_is_due() -> None:
+    """An event is sent only when the clock has reached its entry time."""
+    model = Model(daily_customers=50)
+    clock = ManualClock(MIDNIGHT)
+    sent_at: list[tuple[int, int]] = []
+
+    class Probe(MemorySink):
+        def send(self, key: str, value: bytes) -> None:
+            entry = datetime_to_us(dt.datetime.fromisoformat(json.loads(value)["entry_time"]))
+            sent_at.append((entry, clock.now_us()))
+            super().send(key, value)
+
+    Service(model, ROOT, Probe(), clock, poll_s=1.0, until_us=MIDNIGHT + US_PER_DAY).run()
+    assert len(sent_at) == 50
+    assert all(entry <= now for entry, now in sent_at)
+
+
+def test_waits_are_never_longer_than_the_poll_interval() -> None:
+    """No single wait exceeds SLEEP / TIME_SCALE, and the loop aims at the next due time."""
+    model = Model(daily_customers=5)
+    clock = RecordingClock(MIDNIGHT)
+    Service(model, ROOT, MemorySink(), clock, poll_s=0.25, until_us=MIDNIGHT + US_PER_DAY).run()
+    assert clock.max_waits
+    assert set(clock.max_waits) == {0.25}
+
+
+def test_mid_day_start_then_next_day_whole(caplog: pytest.LogCaptureFixture) -> None:
+    """Started mid-day, the first day follows the mid-day rule and the next is planned whole at midnight."""
+    model = Model(daily_customers=1000)
+    start = MIDNIGHT + 15 * 3600 * 10**6 + 30 * 60 * 10**6
+    sink = MemorySink()
+    caplog.set_level(logging.INFO, logger="foot_traffic")
+    Service(model, ROOT, sink, ManualClock(start), poll_s=0.5, until_us=MIDNIGHT + 2 * US_PER_DAY).run()
+    first = plan_day(model, ROOT, DATE, now_us=start)
+    second = plan_day(model, ROOT, DATE + dt.timedelta(days=1))
+    assert len(sink.records) == first.total + second.total
+    plan_lines = [r.getMessage() for r in caplog.records if "Planned total" in r.getMessage()]
+    assert plan_lines == [first.log_line(), second.log_line()]
+    emitted = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Emitted customer_id=")]
+    assert len(emitted) == len(sink.records)
+    assert all(key in line for (key, _), line in zip(sink.records, emitted, strict=True))
+
+
+def test_stop_flag_ends_the_run_without_emitting_more() -> None:
+    """Once the stop flag is set, nothing more is sent."""
+    model = Model(daily_customers=100)
+    stop = threading.Event()
+
+    class StopAfter(MemorySink):
+        def send(self, key: str, value: bytes) -> None:
+            super().send(key, value)
+            if len(self.records) == 10:
+                stop.set()
+
+    sink = StopAfter()
+    counters = Service(model, ROOT, sink, ManualClock(MIDNIGHT), poll_s=0.5, stop=stop).run()
+    assert counters.emitted == len(sink.records) == 10
+
+
+def test_real_clock_wait_returns_at_once_when_stopped() -> None:
+    """A set stop flag wakes the real clock's wait instead of sleeping it out."""
+    stop = threading.Event()
+    stop.set()
+    clock = RealClock()
+    before = clock.now_us()
+    clock.wait(before + 60 * 10**6, 30.0, stop)
+    assert clock.now_us() - before < 5 * 10**6

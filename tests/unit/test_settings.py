@@ -1,0 +1,183 @@
+"""Settings: defaults, precedence, and a clear message for every bad value."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from foot_traffic.errors import ConfigError
+from foot_traffic.settings import SPECS, Settings, load_settings
+from foot_traffic.weights import DEFAULT_WEIGHTS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_are_the_specification_defaults() -> None:
+    """With an empty environment every setting has the specification's default."""
+    s = load_settings({})
+    assert (s.broker, s.topic, s.sleep, s.time_scale) == ("kafka:9092", "foot_traffic", 0.5, 1.0)
+    assert (s.default_daily_customers, s.base_daily_customers, s.daily_customers) == (100, 100, None)
+    assert (s.daily_variation_pct, s.disable_daily_variation, s.seed) == (0.10, False, None)
+    assert (s.max_retries, s.retry_backoff_seconds) == (6, 5.0)
+    assert s.weights == DEFAULT_WEIGHTS
+    assert s == Settings()
+
+
+def test_base_falls_back_to_the_legacy_default() -> None:
+    """BASE_DAILY_CUSTOMERS takes DEFAULT_DAILY_CUSTOMERS when unset, and wins when set."""
+    assert load_settings({"DEFAULT_DAILY_CUSTOMERS": "250"}).base_daily_customers == 250
+    both = load_settings({"DEFAULT_DAILY_CUSTOMERS": "250", "BASE_DAILY_CUSTOMERS": "40"})
+    assert both.base_daily_customers == 40
+
+
+def test_flags_override_the_environment_and_empty_means_unset() -> None:
+    """A flag beats its variable; an empty variable falls back to the default."""
+    s = load_settings({"KAFKA_TOPIC": "from_env", "SLEEP": ""}, {"topic": "from_flag"})
+    assert s.topic == "from_flag"
+    assert s.sleep == 0.5
+
+
+@pytest.mark.parametrize("word", ["1", "true", "TRUE", "yes", "on"])
+def test_disable_variation_true_words(word: str) -> None:
+    """Every true word disables the variation."""
+    s = load_settings({"DISABLE_DAILY_VARIATION": word, "DAILY_VARIATION_PCT": "0.3"})
+    assert s.disable_daily_variation
+    assert s.variation_pct == 0.0
+    assert s.model().variation_pct == 0.0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("KAFKA_BROKER", "nocolon", "host:port"),
+        ("KAFKA_BROKER", "h:99999", "host:port"),
+        ("KAFKA_BROKER", "a:1,,b:2", "host:port"),
+        ("KAFKA_BROKER", "bad host:9092", "host:port"),
+        ("KAFKA_TOPIC", "bad topic", "letters, digits"),
+        ("KAFKA_TOPIC", "x" * 250, "1 to 249"),
+        ("KAFKA_TOPIC", "..", "1 to 249"),
+        ("SLEEP", "0", "number > 0"),
+        ("SLEEP", "-1", "number > 0"),
+        ("SLEEP", "nan", "number > 0"),
+        ("SLEEP", "fast", "number > 0"),
+        ("TIME_SCALE", "0", "number > 0"),
+        ("TIME_SCALE", "inf", "number > 0"),
+        ("DEFAULT_DAILY_CUSTOMERS", "-5", "integer between 0"),
+        ("BASE_DAILY_CUSTOMERS", "1.5", "integer between 0"),
+        ("DAILY_CUSTOMERS", "abc", "integer between 0"),
+        ("DAILY_CUSTOMERS", "-1", "integer between 0"),
+        ("DAILY_CUSTOMERS", "1000000000000", "integer between 0 and 1000000000"),
+        ("DAILY_VARIATION_PCT", "1.5", "[0, 1]"),
+        ("DAILY_VARIATION_PCT", "-0.1", "[0, 1]"),
+        ("DISABLE_DAILY_VARIATION", "maybe", "true/false"),
+        ("MAX_RETRIES", "0", "integer between 1"),
+        ("MAX_RETRIES", "two", "integer between 1"),
+        ("RETRY_BACKOFF_SECONDS", "-1", "[0, 3600]"),
+        ("LOG_LEVEL", "LOUD", "DEBUG, INFO"),
+        ("SINK", "file", "kafka, stdout"),
+        ("KAFKA_TOPIC_PARTITIONS", "0", "integer between 1"),
+        ("KAFKA_TOPIC_REPLICATION_FACTOR", "x", "integer between 1"),
+        ("KAFKA_CONNECT_TIMEOUT_SECONDS", "0", "number in (0"),
+        ("KAFKA_FLUSH_TIMEOUT_SECONDS", "-2", "[0, 3600]"),
+    ],
+)
+def test_bad_values_name_the_variable_value_and_expectation(variable: str, value: str, expected: str) -> None:
+    """Each invalid value is reported with its variable, the value and what is expected."""
+    with pytest.raises(ConfigError) as info:
+        load_settings({variable: value})
+    (problem,) = info.value.problems
+    assert problem.startswith(f"{variable}={value!r}: expected ")
+    assert expected in problem
+
+
+def test_every_setting_is_validated_and_documented() -> None:
+    """Each setting has a variable, a flag and help text; the bad-value table covers every one."""
+    covered = {
+        "KAFKA_BROKER",
+        "KAFKA_TOPIC",
+        "SLEEP",
+        "TIME_SCALE",
+        "DEFAULT_DAILY_CUSTOMERS",
+        "BASE_DAILY_CUSTOMERS",
+        "DAILY_CUSTOMERS",
+        "DAILY_VARIATION_PCT",
+        "DISABLE_DAILY_VARIATION",
+        "MAX_RETRIES",
+        "RETRY_BACKOFF_SECONDS",
+        "LOG_LEVEL",
+        "SINK",
+        "KAFKA_TOPIC_PARTITIONS",
+        "KAFKA_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_CONNECT_TIMEOUT_SECONDS",
+        "KAFKA_FLUSH_TIMEOUT_SECONDS",
+    }
+    free_form = {"SEED", "WEIGHTS_FILE"}  # any string is a seed; files have their own tests
+    assert {s.env for s in SPECS} == covered | free_form
+    readme = (ROOT / "README.md").read_text()
+    for spec in SPECS:
+        assert spec.help
+        assert spec.flag.startswith("--")
+        assert f"`{spec.env}`" in readme, f"{spec.env} missing from the README's table"
+
+
+def test_all_problems_are_reported_together() -> None:
+    """Several bad variables give one error listing each of them."""
+    with pytest.raises(ConfigError) as info:
+        load_settings({"SLEEP": "0", "MAX_RETRIES": "-3"}, {"daily_customers": "many"})
+    assert [p.split("=")[0] for p in info.value.problems] == ["SLEEP", "--daily-customers", "MAX_RETRIES"]
+
+
+def test_shipped_weights_example_equals_the_defaults() -> None:
+    """examples/weights.toml holds exactly the built-in table."""
+    s = load_settings({"WEIGHTS_FILE": str(ROOT / "examples" / "weights.toml")})
+    assert s.weights == DEFAULT_WEIGHTS
+
+
+def test_weights_file_in_json_replaces_grid_and_weights(tmp_path: Path) -> None:
+    """A JSON file can change the grid (and so the labels) and the weights."""
+    path = tmp_path / "w.json"
+    rows = {d: [1, 3] for d in ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]}
+    path.write_text(json.dumps({"slots": ["00:00", "12:00"], "weights": rows}))
+    s = load_settings({}, {"weights_file": str(path)})
+    assert s.weights.grid.labels == ("00:00\u201311:59", "12:00\u201323:59")
+    assert s.weights.weights[0] == (1.0, 3.0)
+
+
+DAYS = '"Monday","Tuesday","Wednesday","Thursday","Friday","Saturday","Sunday"'
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("w.toml", "not = [toml", "cannot parse"),
+        ("w.json", "{", "cannot parse"),
+        ("w.json", "[1, 2]", "top level"),
+        ("w.toml", "[weights]\nMonday = [1,2,3,4,5,6]", "missing"),
+        ("w.toml", 'slots = ["00:00", "25:00"]\n[weights]', "HH:MM"),
+        ("w.toml", 'slots = ["01:00"]\n[weights]', '"00:00"'),
+        ("w.toml", 'slots = ["00:00", "10:00", "09:00"]\n[weights]', "after"),
+        ("w.toml", "extra = 1", "unknown keys"),
+        ("w.json", '{"weights": {' + ",".join(f"{d}: [1,2,3,4,5,-6]" for d in DAYS.split(",")) + "}}", ">= 0"),
+        ("w.json", '{"weights": {' + ",".join(f"{d}: [1,2]" for d in DAYS.split(",")) + "}}", "expected 6"),
+        ("w.json", '{"weights": {' + ",".join(f"{d}: [0,0,0,0,0,0]" for d in DAYS.split(",")) + "}}", "positive"),
+        ("w.json", '{"weights": {' + ",".join(f'{d}: "x"' for d in DAYS.split(",")) + "}}", "list of 6"),
+        ("w.json", '{"weights": {' + ",".join(f"{d}: [1,2,3,4,5,true]" for d in DAYS.split(",")) + "}}", ">= 0"),
+    ],
+)
+def test_malformed_weights_files_are_rejected(tmp_path: Path, name: str, content: str, expected: str) -> None:
+    """A malformed weights file is a configuration error that says what is wrong."""
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        load_settings({"WEIGHTS_FILE": str(path)})
+    (problem,) = info.value.problems
+    assert problem.startswith(f"WEIGHTS_FILE={str(path)!r}: ")
+    assert expected in problem
+
+
+def test_missing_weights_file_is_reported(tmp_path: Path) -> None:
+    """A weights file that does not exist is named in the error."""
+    with pytest.raises(ConfigError, match="cannot read it"):
+        load_settings({"WEIGHTS_FILE": str(tmp_path / "nope.toml")})
