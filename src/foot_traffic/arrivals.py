@@ -9,6 +9,7 @@ on its own stream. The concatenation is the sorted sample of the whole slot.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -64,29 +65,59 @@ def chunk_edges(low: int, high: int, count: int) -> list[int]:
     return [low + (j * (high - low)) // pieces for j in range(pieces + 1)]
 
 
-def slot_batches(root: int, plan: DayPlan, slot: int, store: int = 0) -> Iterator[Batch]:
-    """Yield one slot's arrivals in entry order, uniform on the microseconds of [low, end)."""
+def sample_instants(
+    rng: np.random.Generator, n: int, low: int, high: int, *, y0: float = 1.0, y1: float = 1.0
+) -> npt.NDArray[np.int64]:
+    """Draw ``n`` sorted instants in [low, high) with density linear from ``y0`` to ``y1``.
+
+    Constant density: uniform on the microseconds. Otherwise the inverse of the
+    quadratic distribution function: t = (√(y0² + u·(y1² − y0²)) − y0) / (y1 − y0).
+    """
+    if y0 == y1:
+        return np.sort(rng.integers(low, high, size=n, dtype=np.int64))
+    u = rng.random(n)
+    t = (np.sqrt(y0 * y0 + u * (y1 * y1 - y0 * y0)) - y0) / (y1 - y0)
+    instants = low + np.floor(t * (high - low)).astype(np.int64)
+    return np.sort(np.clip(instants, low, high - 1))
+
+
+def _split(rng: np.random.Generator, count: int, masses: list[float]) -> list[int]:
+    total = math.fsum(masses)
+    return [int(c) for c in rng.multinomial(count, [m / total for m in masses])]
+
+
+def slot_batches(root: int, plan: DayPlan, slot: int) -> Iterator[Batch]:
+    """Yield one slot's arrivals in entry order, drawn from the slot's pieces."""
     count = plan.counts[slot]
-    low, high = plan.lows[slot], plan.bounds[slot + 1]
-    if count <= 0 or high <= low:
+    pieces = plan.pieces[slot]
+    if count <= 0 or not pieces:
         return
-    ordinal = plan.date.toordinal()
-    edges = chunk_edges(low, high, count)
-    if len(edges) == 2:
-        per_chunk = [count]
-    else:
-        lengths = np.diff(np.asarray(edges, dtype=np.int64)).astype(np.float64)
+    store, ordinal = plan.store_key, plan.date.toordinal()
+    per_piece = [count]
+    if len(pieces) > 1:
         splitter = randomness.generator(root, store, randomness.SLOT, ordinal, slot)
-        per_chunk = splitter.multinomial(count, lengths / lengths.sum()).tolist()
-    for j, n in enumerate(per_chunk):
+        per_piece = _split(splitter, count, [p.mass for p in pieces])
+    for k, (piece, n) in enumerate(zip(pieces, per_piece, strict=True)):
         if n == 0:
             continue
-        rng = randomness.generator(root, store, randomness.CHUNK, ordinal, slot, j)
-        entries = np.sort(rng.integers(edges[j], edges[j + 1], size=n, dtype=np.int64))
-        yield Batch(slot, entries, sample_durations(rng, n), sample_ids(rng, n))
+        edges = chunk_edges(piece.low, piece.high, n)
+        values = [piece.at(e) for e in edges]
+        per_chunk = [n]
+        if len(edges) > 2:
+            splitter = randomness.generator(root, store, randomness.SLOT, ordinal, slot, k + 1)
+            masses = [
+                (b - a) * (va + vb) / 2 for a, b, va, vb in zip(edges, edges[1:], values, values[1:], strict=False)
+            ]
+            per_chunk = _split(splitter, n, masses)
+        for j, m in enumerate(per_chunk):
+            if m == 0:
+                continue
+            rng = randomness.generator(root, store, randomness.CHUNK, ordinal, slot, k, j)
+            entries = sample_instants(rng, m, edges[j], edges[j + 1], y0=values[j], y1=values[j + 1])
+            yield Batch(slot, entries, sample_durations(rng, m), sample_ids(rng, m))
 
 
-def day_batches(root: int, plan: DayPlan, store: int = 0) -> Iterator[Batch]:
+def day_batches(root: int, plan: DayPlan) -> Iterator[Batch]:
     """Yield a day's arrivals in entry order, slot by slot."""
     for slot in range(len(plan.counts)):
-        yield from slot_batches(root, plan, slot, store)
+        yield from slot_batches(root, plan, slot)

@@ -16,16 +16,17 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from foot_traffic import __version__, kafka_sink, logs, randomness
-from foot_traffic.clock import RealClock
+from foot_traffic.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock, RealClock
 from foot_traffic.errors import ConfigError, DeliveryError, FootTrafficError
-from foot_traffic.event import format_utc
+from foot_traffic.event import format_instant
 from foot_traffic.grid import UTC, datetime_to_us
 from foot_traffic.plan import DayPlan, plan_day
-from foot_traffic.service import Service
+from foot_traffic.progress import Progress
+from foot_traffic.service import Service, StoreRun
 from foot_traffic.settings import SPECS, Settings, load_settings
 from foot_traffic.sinks import Sink, StdoutSink
 
@@ -153,16 +154,28 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
     if settings.seed is None and settings.variation_pct > 0 and settings.daily_customers is None:
         log.warning("SEED is not set: day-to-day variation makes this plan differ from any run")
     root = randomness.root_entropy(settings.seed)
-    model = settings.model()
-    for offset in range(days):
-        plan = plan_day(model, root, start + dt.timedelta(days=offset), now_us=now_us)
-        print(json.dumps(plan_json(plan), ensure_ascii=False) if args.json else plan.log_line())
+    for store in store_runs(settings):
+        for offset in range(days):
+            plan = plan_day(store.model, root, start + dt.timedelta(days=offset), now_us=now_us)
+            if args.json:
+                print(json.dumps(plan_json(plan, store.store_id), ensure_ascii=False))
+            else:
+                prefix = "" if store.store_id is None else f"[store {store.store_id}] "
+                print(prefix + plan.log_line())
     return 0
 
 
-def plan_json(plan: DayPlan) -> dict[str, object]:
+def store_runs(settings: Settings) -> list[StoreRun]:
+    """One run per store of STORES_FILE (ids on events only when there are several), or the single store."""
+    if not settings.stores:
+        return [StoreRun(settings.model())]
+    several = len(settings.stores) > 1
+    return [StoreRun(settings.model(store), store.id if several else None) for store in settings.stores]
+
+
+def plan_json(plan: DayPlan, store_id: str | None = None) -> dict[str, object]:
     """A plan as the JSON object printed by ``plan --json``."""
-    return {
+    fields: dict[str, object] = {
         "date": plan.date.isoformat(),
         "weekday": plan.weekday,
         "total": plan.total,
@@ -172,13 +185,35 @@ def plan_json(plan: DayPlan) -> dict[str, object]:
         "slots": [
             {
                 "label": label,
-                "start": format_utc(plan.bounds[i]),
-                "end": format_utc(plan.bounds[i + 1]),
+                "start": format_instant(plan.bounds[i], plan.tz),
+                "end": format_instant(plan.bounds[i + 1], plan.tz),
                 "count": count,
             }
             for i, (label, count) in enumerate(zip(plan.labels, plan.counts, strict=True))
         ],
     }
+    if store_id is not None:
+        fields["store_id"] = store_id
+    return fields
+
+
+def make_clock(settings: Settings) -> Clock:
+    """The clock the settings ask for: real, accelerated, as fast as possible, or backfill-then-live."""
+    start = settings.start_us
+    if settings.speed_is_max:
+        begin = RealClock().now_us() if start is None else start
+        return ManualClock(begin) if settings.until_us is not None else CatchUpClock(begin)
+    if settings.speed is not None or start is not None:
+        return AcceleratedClock(RealClock().now_us() if start is None else start, settings.speed or 1.0)
+    return RealClock()
+
+
+def _progress(settings: Settings, clock: Clock) -> Progress | None:
+    if not sys.stderr.isatty() or isinstance(clock, RealClock) or not settings.speed_is_max:
+        return None
+    until = settings.until_us
+    end: int | Callable[[], int] = until if until is not None else RealClock().now_us
+    return Progress(sys.stderr, clock.now_us(), end, settings.timezone)
 
 
 def _run(settings: Settings) -> int:
@@ -190,9 +225,12 @@ def _run(settings: Settings) -> int:
     if settings.sink == "stdout":
         sink = StdoutSink(sys.stdout.buffer)
     else:
+        topics = [settings.topic]
+        if settings.exit_events_topic is not None:
+            topics.append(settings.exit_events_topic)
         kafka_sink.connect(
             settings.broker,
-            settings.topic,
+            topics,
             attempts=settings.max_retries,
             backoff_s=settings.retry_backoff_seconds,
             attempt_timeout_s=settings.connect_timeout_seconds,
@@ -201,18 +239,22 @@ def _run(settings: Settings) -> int:
         )
         sink = kafka_sink.KafkaSink(settings.broker, settings.topic)
     stop = threading.Event()
+    clock = make_clock(settings)
+    progress = _progress(settings, clock)
     service = Service(
-        settings.model(),
+        store_runs(settings),
         randomness.root_entropy(seed),
         sink,
-        RealClock(),
+        clock,
         poll_s=settings.poll_seconds,
         stop=stop,
+        until_us=settings.until_us,
+        sensor_topic=settings.exit_events_topic,
+        progress=progress,
     )
     _install_signal_handlers(stop)
-    log.info(
-        "Producing to %s", "standard output" if settings.sink == "stdout" else f"{settings.topic} on {settings.broker}"
-    )
+    target = "standard output" if settings.sink == "stdout" else f"{settings.topic} on {settings.broker}"
+    log.info("Producing to %s", target)
     error: DeliveryError | None = None
     try:
         try:
@@ -220,10 +262,15 @@ def _run(settings: Settings) -> int:
         except DeliveryError as exc:
             error = exc
             log.error("%s", exc)
+        finally:
+            if progress is not None:
+                progress.close()
         pending = sink.flush(settings.flush_timeout_seconds)
         if pending:
             log.error(
-                "%d event(s) still unconfirmed after %.1f s; counted as failed", pending, settings.flush_timeout_seconds
+                "%d event(s) still unconfirmed after %.1f s; counted as failed",
+                pending,
+                settings.flush_timeout_seconds,
             )
         sink.close()
     except KeyboardInterrupt:
@@ -231,18 +278,21 @@ def _run(settings: Settings) -> int:
         _summary(service, sink)
         return 130
     _summary(service, sink)
-    ok = error is None and sink.failed == 0 and sink.delivered == service.counters.emitted
+    sent = service.counters.emitted + service.counters.sensor_emitted
+    ok = error is None and sink.failed == 0 and sink.delivered == sent
     return 0 if ok else 1
 
 
 def _summary(service: Service, sink: Sink) -> None:
     c = service.counters
+    sensors = f" sensor_events={c.sensor_emitted}" if service.sensor_topic is not None else ""
     log.info(
-        "Summary: planned=%d emitted=%d delivered=%d failed=%d",
+        "Summary: planned=%d emitted=%d delivered=%d failed=%d%s",
         c.planned,
         c.emitted,
         sink.delivered,
         sink.failed,
+        sensors,
     )
 
 

@@ -59,3 +59,50 @@ class ManualClock:
         self.waits += 1
         if self.autojump and until_us > self._now:
             self._now = until_us
+
+
+class AcceleratedClock:
+    """Simulated time running ``speed`` simulated seconds per real second from ``start_us``."""
+
+    def __init__(self, start_us: int, speed: float) -> None:
+        self._start = start_us
+        self._speed = speed
+        self._origin = time.monotonic_ns()
+
+    def now_us(self) -> int:
+        """Return the simulated instant."""
+        return self._start + int((time.monotonic_ns() - self._origin) // 1000 * self._speed)
+
+    def wait(self, until_us: int, max_wait_s: float, stop: threading.Event) -> None:
+        """Sleep the real time that separates now from the simulated deadline."""
+        remaining_s = (until_us - self.now_us()) / 1e6 / self._speed
+        if remaining_s > 0:
+            stop.wait(min(remaining_s, max_wait_s))
+
+
+class CatchUpClock:
+    """As fast as possible from ``start_us`` until the simulated time reaches the wall clock, then real time.
+
+    This is backfill-then-live: the loop never notices the hand-over, so the
+    day's plan and its events carry on without a gap or a duplicate.
+    """
+
+    def __init__(self, start_us: int, real: Clock | None = None) -> None:
+        self._now = start_us
+        self._real = real or RealClock()
+        self.live = False
+
+    def now_us(self) -> int:
+        """Return the simulated instant, which is the wall clock once live."""
+        if self.live:
+            return self._real.now_us()
+        return self._now
+
+    def wait(self, until_us: int, max_wait_s: float, stop: threading.Event) -> None:
+        """Jump to a past deadline; switch to real time at the first deadline in the future."""
+        if not self.live:
+            if until_us <= self._real.now_us():
+                self._now = max(self._now, until_us)
+                return
+            self.live = True
+        self._real.wait(until_us, max_wait_s, stop)

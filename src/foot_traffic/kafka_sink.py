@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -41,7 +41,7 @@ def producer_config(bootstrap: str, extra: Mapping[str, Any] | None = None) -> d
 
 def connect(
     bootstrap: str,
-    topic: str,
+    topics: Sequence[str],
     *,
     attempts: int,
     backoff_s: float,
@@ -51,7 +51,7 @@ def connect(
     extra: Mapping[str, Any] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Reach the cluster within ``attempts`` tries and make sure the topic exists.
+    """Reach the cluster within ``attempts`` tries and make sure the topics exist.
 
     Raises KafkaUnavailableError naming the broker after the last attempt, or
     naming the topic and the reason when it cannot be created.
@@ -80,10 +80,12 @@ def connect(
             f"{backoff_s:g} s apart: {last_error}; check KAFKA_BROKER"
         )
     log.info("Connected to Kafka at %s (%d broker(s))", bootstrap, len(metadata.brokers))
-    existing = metadata.topics.get(topic)
-    if existing is not None and existing.error is None:
-        return
-    _create_topic(admin, bootstrap, topic, partitions=partitions, rf=replication_factor, timeout_s=attempt_timeout_s)
+    for topic in topics:
+        existing = metadata.topics.get(topic)
+        if existing is None or existing.error is not None:
+            _create_topic(
+                admin, bootstrap, topic, partitions=partitions, rf=replication_factor, timeout_s=attempt_timeout_s
+            )
 
 
 def _admin_config(bootstrap: str, extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -143,11 +145,11 @@ class KafkaSink:
             logger=_client_log,
         )
 
-    def send(self, key: str, value: bytes) -> None:
-        """Queue one event; wait for room while the local queue is full."""
+    def send(self, key: str, value: bytes, topic: str | None = None) -> None:
+        """Queue one event for ``topic`` (default: the sink's); wait for room while the local queue is full."""
         while True:
             try:
-                self._producer.produce(self.topic, value, key.encode(), on_delivery=self._on_delivery)
+                self._producer.produce(topic or self.topic, value, key.encode(), on_delivery=self._on_delivery)
                 break
             except BufferError:
                 self._producer.poll(BUFFER_FULL_WAIT_S)

@@ -20,6 +20,8 @@ SLOT = 1
 """Stream that splits a slot's arrivals into chunks."""
 CHUNK = 2
 """Stream of one chunk's arrivals, durations and customer ids."""
+COUNTS = 3
+"""Stream of the random slot counts of the poisson and smooth models."""
 
 
 def root_entropy(seed: str | None) -> int:

@@ -8,15 +8,20 @@ what is expected.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from foot_traffic.calendar import EMPTY_CALENDAR, Calendar, CalendarFileError, load_calendar_file
 from foot_traffic.errors import ConfigError
-from foot_traffic.plan import Model
+from foot_traffic.grid import UTC, datetime_to_us
+from foot_traffic.plan import ARRIVAL_MODELS, DAILY_TOTAL_MODELS, Model
+from foot_traffic.stores import Store, StoresFileError, load_stores_file
 from foot_traffic.weights import DEFAULT_WEIGHTS, WeightsFileError, WeightTable, load_weights_file
 
 MAX_DAILY_CUSTOMERS = 1_000_000_000
@@ -104,6 +109,33 @@ def _topic(raw: str) -> str:
 
 def _seed(raw: str) -> str:
     return raw
+
+
+def _speed(raw: str) -> float | None:
+    """A positive speed-up factor, or None for "max"."""
+    if raw.strip().lower() == "max":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0 or value > 1e9:
+        raise ValueError("a number > 0 of simulated seconds per real second, or max")
+    return value
+
+
+def _instant(raw: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError("an ISO-8601 date or instant such as 2025-08-12 or 2025-08-12T15:30:00+02:00") from None
+
+
+def _zone(raw: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(raw.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("an IANA time zone name such as UTC or Europe/Rome") from None
 
 
 def _path(raw: str) -> Path:
@@ -229,6 +261,51 @@ SPECS: tuple[Spec, ...] = (
         "Replication factor of the topic when the producer creates it.",
     ),
     Spec(
+        "speed",
+        "SPEED",
+        _speed,
+        None,
+        "Simulated seconds per real second (e.g. 60), or max: as fast as possible. "
+        "Unset: the real clock (1 when START is set).",
+    ),
+    Spec("start", "START", _instant, None, "Simulated start instant, ISO 8601 (no offset: in TIMEZONE). Default: now."),
+    Spec("until", "UNTIL", _instant, None, "Simulated end instant (exclusive), ISO 8601. Default: never."),
+    Spec("timezone", "TIMEZONE", _zone, "UTC", "IANA time zone of the slot grid, weekdays, days and timestamps."),
+    Spec(
+        "arrival_model",
+        "ARRIVAL_MODEL",
+        _choice(ARRIVAL_MODELS),
+        "uniform",
+        "uniform (the specification's), poisson (Poisson slot counts) or smooth (interpolated intensity).",
+    ),
+    Spec(
+        "daily_totals",
+        "DAILY_TOTALS",
+        _choice(DAILY_TOTAL_MODELS),
+        "uniform",
+        "Day-to-day law of the total: uniform (±DAILY_VARIATION_PCT) or gamma-poisson (over-dispersed).",
+    ),
+    Spec(
+        "daily_dispersion",
+        "DAILY_DISPERSION",
+        _number(0, 10),
+        "0.05",
+        "gamma-poisson only: Var(total) = mean + DAILY_DISPERSION × mean².",
+    ),
+    Spec(
+        "calendar_file", "CALENDAR_FILE", _path, None, "TOML or JSON calendar: opening hours, closed days, multipliers."
+    ),
+    Spec(
+        "stores_file", "STORES_FILE", _path, None, "TOML or JSON list of stores: id, scale, weights profile, time zone."
+    ),
+    Spec(
+        "exit_events_topic",
+        "EXIT_EVENTS_TOPIC",
+        _topic,
+        None,
+        "If set, also send an entry event at entry_time and an exit event at exit_time to this topic.",
+    ),
+    Spec(
         "connect_timeout_seconds",
         "KAFKA_CONNECT_TIMEOUT_SECONDS",
         _number(0, 3600, low_open=True),
@@ -271,7 +348,30 @@ class Settings:
     topic_replication_factor: int = 1
     connect_timeout_seconds: float = 10.0
     flush_timeout_seconds: float = 30.0
+    speed: float | None = None
+    start: dt.datetime | None = None
+    until: dt.datetime | None = None
+    timezone: dt.tzinfo = UTC
+    arrival_model: str = "uniform"
+    daily_totals: str = "uniform"
+    daily_dispersion: float = 0.05
+    calendar_file: Path | None = None
+    stores_file: Path | None = None
+    exit_events_topic: str | None = None
     weights: WeightTable = field(default=DEFAULT_WEIGHTS, repr=False)
+    calendar: Calendar = field(default=EMPTY_CALENDAR, repr=False)
+    stores: tuple[Store, ...] = field(default=(), repr=False)
+    speed_is_max: bool = False
+
+    @property
+    def start_us(self) -> int | None:
+        """The simulated start as epoch microseconds (a naive START is local to TIMEZONE)."""
+        return None if self.start is None else _to_us(self.start, self.timezone)
+
+    @property
+    def until_us(self) -> int | None:
+        """The simulated end as epoch microseconds (a naive UNTIL is local to TIMEZONE)."""
+        return None if self.until is None else _to_us(self.until, self.timezone)
 
     @property
     def poll_seconds(self) -> float:
@@ -283,14 +383,25 @@ class Settings:
         """The effective variation: 0 when disabled."""
         return 0.0 if self.disable_daily_variation else self.daily_variation_pct
 
-    def model(self) -> Model:
-        """The arrival model these settings describe."""
+    def model(self, store: Store | None = None) -> Model:
+        """The arrival model these settings describe, for one store if given."""
         return Model(
-            weights=self.weights,
+            weights=self.weights if store is None or store.weights is None else store.weights,
             base_daily_customers=self.base_daily_customers,
             daily_customers=self.daily_customers,
             variation_pct=self.variation_pct,
+            tz=self.timezone if store is None or store.timezone is None else ZoneInfo(store.timezone),
+            arrival_model=self.arrival_model,
+            daily_totals=self.daily_totals,
+            dispersion=self.daily_dispersion,
+            calendar=self.calendar,
+            scale=1.0 if store is None else store.scale,
+            store_key=0 if store is None else store.stream_key,
         )
+
+
+def _to_us(moment: dt.datetime, tz: dt.tzinfo) -> int:
+    return datetime_to_us(moment if moment.tzinfo else moment.replace(tzinfo=tz))
 
 
 def load_settings(env: Mapping[str, str], flags: Mapping[str, str | None] | None = None) -> Settings:
@@ -315,15 +426,36 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, str | None] | None
             values[spec.name] = spec.parse(raw)
         except ValueError as exc:
             problems.append(f"{source}={raw!r}: expected {exc}")
+    if "speed" in values and values["speed"] is None:
+        values["speed_is_max"] = True
+    _load_files(values, flags, problems)
+    tz = values.get("timezone", UTC)
+    start, until = values.get("start"), values.get("until")
+    if isinstance(start, dt.datetime) and isinstance(until, dt.datetime) and _to_us(until, tz) <= _to_us(start, tz):
+        problems.append(f"UNTIL={until.isoformat()!r}: expected an instant after START={start.isoformat()!r}")
     if "base_daily_customers" not in values and "default_daily_customers" in values:
         values["base_daily_customers"] = values["default_daily_customers"]
-    weights_file = values.get("weights_file")
-    if isinstance(weights_file, Path):
-        try:
-            values["weights"] = load_weights_file(weights_file)
-        except WeightsFileError as exc:
-            source = "--weights" if flags.get("weights_file") is not None else "WEIGHTS_FILE"
-            problems.append(f"{source}={str(weights_file)!r}: {exc}")
     if problems:
         raise ConfigError(problems)
     return Settings(**values)
+
+
+_FILES: tuple[tuple[str, str, Callable[[Path], Any], type[ValueError]], ...] = (
+    ("weights_file", "weights", load_weights_file, WeightsFileError),
+    ("calendar_file", "calendar", load_calendar_file, CalendarFileError),
+    ("stores_file", "stores", load_stores_file, StoresFileError),
+)
+
+
+def _load_files(values: dict[str, Any], flags: Mapping[str, str | None], problems: list[str]) -> None:
+    """Read the weights, calendar and stores files the settings name, reporting what is wrong with them."""
+    for name, target, loader, error in _FILES:
+        path = values.get(name)
+        if not isinstance(path, Path):
+            continue
+        spec = SPECS_BY_NAME[name]
+        source = (spec.aliases or (spec.flag,))[0] if flags.get(name) is not None else spec.env
+        try:
+            values[target] = loader(path)
+        except error as exc:
+            problems.append(f"{source}={str(path)!r}: {exc}")

@@ -23,8 +23,8 @@ class Sink(Protocol):
     delivered: int
     failed: int
 
-    def send(self, key: str, value: bytes) -> None:
-        """Hand over one event (key = customer_id); may confirm it later."""
+    def send(self, key: str, value: bytes, topic: str | None = None) -> None:
+        """Hand over one event (key = customer_id) for the main or another topic; may confirm it later."""
         ...
 
     def poll(self) -> None:
@@ -46,13 +46,14 @@ class MemorySink:
     def __init__(self, *, keep: bool = True) -> None:
         self.keep = keep
         self.records: list[tuple[str, bytes]] = []
+        self.other: dict[str, list[tuple[str, bytes]]] = {}
         self.delivered = 0
         self.failed = 0
 
-    def send(self, key: str, value: bytes) -> None:
+    def send(self, key: str, value: bytes, topic: str | None = None) -> None:
         """Store the event and confirm it at once."""
         if self.keep:
-            self.records.append((key, value))
+            (self.records if topic is None else self.other.setdefault(topic, [])).append((key, value))
         self.delivered += 1
 
     def poll(self) -> None:
@@ -75,8 +76,8 @@ class StdoutSink:
         self.delivered = 0
         self.failed = 0
 
-    def send(self, key: str, value: bytes) -> None:
-        """Write one line; a closed pipe fails the event and stops the run."""
+    def send(self, key: str, value: bytes, topic: str | None = None) -> None:
+        """Write one line, whatever the topic; a closed pipe fails the event and stops the run."""
         try:
             self._stream.write(value + b"\n")
         except OSError as exc:

@@ -43,7 +43,7 @@ def test_emits_the_whole_plan_in_order_until_the_end() -> None:
     service = Service(model, ROOT, sink, clock, poll_s=0.5, until_us=MIDNIGHT + US_PER_DAY)
     counters = service.run()
     plan = plan_day(model, ROOT, DATE)
-    expected = [e.encode() for e in day_events(model, ROOT, plan)]
+    expected = [e.encode() for e in day_events(ROOT, plan)]
     assert [value for _, value in sink.records] == expected
     assert counters.planned == counters.emitted == 300
     keys = [key for key, _ in sink.records]
@@ -57,10 +57,10 @@ def test_each_event_leaves_once_its_entry_time_is_due() -> None:
     sent_at: list[tuple[int, int]] = []
 
     class Probe(MemorySink):
-        def send(self, key: str, value: bytes) -> None:
+        def send(self, key: str, value: bytes, topic: str | None = None) -> None:
             entry = datetime_to_us(dt.datetime.fromisoformat(json.loads(value)["entry_time"]))
             sent_at.append((entry, clock.now_us()))
-            super().send(key, value)
+            super().send(key, value, topic)
 
     Service(model, ROOT, Probe(), clock, poll_s=1.0, until_us=MIDNIGHT + US_PER_DAY).run()
     assert len(sent_at) == 50
@@ -99,8 +99,8 @@ def test_stop_flag_ends_the_run_without_emitting_more() -> None:
     stop = threading.Event()
 
     class StopAfter(MemorySink):
-        def send(self, key: str, value: bytes) -> None:
-            super().send(key, value)
+        def send(self, key: str, value: bytes, topic: str | None = None) -> None:
+            super().send(key, value, topic)
             if len(self.records) == 10:
                 stop.set()
 
