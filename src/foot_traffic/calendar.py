@@ -101,9 +101,6 @@ class DayRule:
         return self.multiplier > 0
 
 
-OPEN_DAY: Final = DayRule(1.0, None)
-"""The rule of an ordinary day: open all day, multiplier 1."""
-
 CLOSED_DAY: Final = DayRule(0.0, None)
 """The rule of a closed day; every closed day is reported with this exact value."""
 

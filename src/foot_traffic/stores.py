@@ -125,9 +125,11 @@ def _parse_store(index: int, data: object, folder: Path, profiles: dict[Path, We
             except WeightsFileError as exc:
                 raise StoresFileError(f"{where}.weights={raw_path!r}: {exc}") from None
         weights = profiles[profile]
-    timezone = data.get("timezone")
-    if timezone is not None and (not isinstance(timezone, str) or not _is_time_zone(timezone)):
-        raise StoresFileError(f"{where}.timezone={timezone!r}: expected {_TZ_EXPECTED}")
+    timezone = None
+    if "timezone" in data:
+        timezone = data["timezone"]
+        if not isinstance(timezone, str) or not _is_time_zone(timezone):
+            raise StoresFileError(f"{where}.timezone={timezone!r}: expected {_TZ_EXPECTED}")
     return Store(store_id, scale, weights, timezone)
 
 

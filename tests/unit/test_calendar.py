@@ -333,20 +333,20 @@ def test_malformed_json_is_rejected_naming_key_value_and_expectation(tmp_path: P
 
 
 @pytest.mark.parametrize(
-    ("name", "content", "start"),
+    ("name", "content"),
     [
-        ("cal.toml", b'[dates\n"2025-12-24" = 2', "cannot parse it: "),
-        ("cal.toml", b'[dates]\n"2025-12-24" = 2\n"2025-12-24" = 3', "cannot parse it: "),
-        ("cal.json", b"{hours: {}}", "cannot parse it: "),
-        ("cal.toml", b"\xff\xfe", "cannot parse it: "),
-        ("cal.json", b"\xff\xfe\xfd", "cannot parse it: "),
+        ("cal.toml", b'[dates\n"2025-12-24" = 2'),
+        ("cal.toml", b'[dates]\n"2025-12-24" = 2\n"2025-12-24" = 3'),
+        ("cal.json", b"{hours: {}}"),
+        ("cal.toml", b"\xff\xfe"),
+        ("cal.json", b"\xff\xfe\xfd"),
     ],
 )
-def test_unparsable_files_are_rejected(tmp_path: Path, name: str, content: bytes, start: str) -> None:
+def test_unparsable_files_are_rejected(tmp_path: Path, name: str, content: bytes) -> None:
     """Syntax errors, repeated TOML keys and bad encodings are reported as parse errors."""
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(CalendarFileError, match=f"^{start}"):
+    with pytest.raises(CalendarFileError, match=r"^cannot parse it: "):
         load_calendar_file(path)
 
 

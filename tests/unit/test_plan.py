@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from foot_traffic.calendar import calendar_from_mapping
 from foot_traffic.grid import WEEKDAYS, datetime_to_us
 from foot_traffic.plan import Model, largest_remainder, plan_day, variation_factor
 from foot_traffic.weights import DEFAULT_WEIGHTS
@@ -130,3 +131,53 @@ def test_plan_line_format() -> None:
     """The plan line is the specification's."""
     plan = plan_day(Model(daily_customers=29), ROOT, TUESDAY, now_us=at(TUESDAY, "15:30:00"))
     assert plan.log_line() == "[Tuesday 2025-08-12] Planned total (from now): 10; per slot: [0, 0, 0, 2, 5, 3]"
+
+
+def test_opening_hours_confine_the_plan_and_keep_the_total() -> None:
+    """With hours 09:00–20:00, closed slots get nothing, partly open ones their open share, the total stays."""
+    cal = calendar_from_mapping({"hours": {"Tuesday": ["09:00", "20:00"]}})
+    plan = plan_day(Model(daily_customers=1000, calendar=cal), ROOT, TUESDAY)
+    assert plan.total == 1000
+    assert plan.counts[0] == 0
+    assert plan.lows[1] == at(TUESDAY, "09:00:00")
+    assert plan.pieces[4][-1].high == at(TUESDAY, "20:00:00")
+    assert plan.pieces[5] == ()
+    # slot 1 is open 1 h of 3 (weight 15 becomes 5); slots 2-4 are wholly open, 0 and 5 closed
+    effective = (0, 5, 21, 17, 14, 0)
+    assert plan.counts == largest_remainder(1000, effective)
+
+
+@pytest.mark.parametrize(("entry", "expected"), [("closed", 0), (2.5, 250), ({"multiplier": 0.5}, 50)])
+def test_calendar_dates_close_or_scale_a_day(entry: object, expected: int) -> None:
+    """A closed date plans nothing; a multiplier scales the mean total."""
+    cal = calendar_from_mapping({"dates": {"2025-08-12": entry}})
+    model = Model(daily_customers=100, calendar=cal)
+    assert plan_day(model, ROOT, TUESDAY).total == expected
+    assert plan_day(model, ROOT, TUESDAY + dt.timedelta(days=1)).total == 100
+
+
+def test_store_scale_multiplies_the_mean() -> None:
+    """A store's scale multiplies its mean daily total."""
+    base = Model(base_daily_customers=1000, variation_pct=0.0)
+    scaled = Model(base_daily_customers=1000, variation_pct=0.0, scale=0.5)
+    assert plan_day(scaled, ROOT, TUESDAY).mean_total == pytest.approx(plan_day(base, ROOT, TUESDAY).mean_total / 2)
+
+
+def test_poisson_counts_vary_and_smooth_keeps_the_total() -> None:
+    """Poisson slot counts are random around the plan; the smooth model keeps the day total exactly."""
+    poisson = Model(daily_customers=10_000, arrival_model="poisson")
+    totals = {plan_day(poisson, ROOT, TUESDAY + dt.timedelta(days=7 * k)).total for k in range(10)}
+    assert len(totals) > 1
+    assert all(abs(t - 10_000) < 500 for t in totals)
+    smooth = Model(daily_customers=10_000, arrival_model="smooth")
+    for k in range(7):
+        assert plan_day(smooth, ROOT, TUESDAY + dt.timedelta(days=k)).total == 10_000
+
+
+def test_gamma_poisson_totals_are_over_dispersed() -> None:
+    """gamma-poisson daily totals vary far more than Poisson would."""
+    model = Model(base_daily_customers=1000, daily_totals="gamma-poisson", dispersion=0.1)
+    totals = [plan_day(model, ROOT, TUESDAY + dt.timedelta(days=7 * k)).day_total for k in range(200)]
+    mean = sum(totals) / len(totals)
+    variance = sum((t - mean) ** 2 for t in totals) / (len(totals) - 1)
+    assert variance > 10 * mean

@@ -6,13 +6,14 @@ import datetime as dt
 import json
 import logging
 import threading
+from collections import Counter
 
 import pytest
 
 from foot_traffic.clock import ManualClock, RealClock
 from foot_traffic.grid import US_PER_DAY, datetime_to_us
 from foot_traffic.plan import Model, plan_day
-from foot_traffic.service import Service, day_events
+from foot_traffic.service import Service, StoreRun, day_events
 from foot_traffic.sinks import MemorySink
 
 ROOT = 99
@@ -117,3 +118,44 @@ def test_real_clock_wait_returns_at_once_when_stopped() -> None:
     before = clock.now_us()
     clock.wait(before + 60 * 10**6, 30.0, stop)
     assert clock.now_us() - before < 5 * 10**6
+
+
+def test_sensor_events_follow_the_clock_and_stop_at_until() -> None:
+    """Each visit gives an entry at entry_time and an exit at exit_time, in time order; none at or after until."""
+    model = Model(daily_customers=400)
+    end = MIDNIGHT + US_PER_DAY
+    sink = MemorySink()
+    clock = ManualClock(MIDNIGHT)
+    counters = Service(model, ROOT, sink, clock, poll_s=0.5, until_us=end, sensor_topic="sensors").run()
+    visits = [json.loads(v) for _, v in sink.records]
+    sensors = [json.loads(v) for _, v in sink.other["sensors"]]
+    entries = [s for s in sensors if s["event_type"] == "entry"]
+    exits = [s for s in sensors if s["event_type"] == "exit"]
+    assert [e["time"] for e in entries] == [v["entry_time"] for v in visits]
+    expected_exits = sorted(v["exit_time"] for v in visits if v["exit_time"] < "2025-08-13")
+    assert [e["time"] for e in exits] == expected_exits
+    assert len(exits) < len(visits)
+    times = [s["time"] for s in sensors]
+    assert times == sorted(times)
+    assert counters.sensor_emitted == len(sensors)
+    assert [k for k, _ in sink.other["sensors"]] == [s["customer_id"] for s in sensors]
+
+
+def test_several_stores_merge_in_time_order_with_their_ids(caplog: pytest.LogCaptureFixture) -> None:
+    """Stores' events are merged by entry time, carry store_id last, and each store logs its plan."""
+    caplog.set_level(logging.INFO, logger="foot_traffic")
+    stores = [
+        StoreRun(Model(daily_customers=100, store_key=11), "a"),
+        StoreRun(Model(daily_customers=50, store_key=22), "b"),
+    ]
+    sink = MemorySink()
+    Service(stores, ROOT, sink, ManualClock(MIDNIGHT), poll_s=0.5, until_us=MIDNIGHT + US_PER_DAY).run()
+    events = [json.loads(v) for _, v in sink.records]
+    assert [e["entry_time"] for e in events] == sorted(e["entry_time"] for e in events)
+    assert Counter(e["store_id"] for e in events) == {"a": 100, "b": 50}
+    assert all(list(e)[-1] == "store_id" for e in events)
+    plan_lines = [r.getMessage() for r in caplog.records if "Planned total" in r.getMessage()]
+    assert [line.split("]")[0] for line in plan_lines] == ["[store a", "[store b"]
+    alone = MemorySink()
+    Service([stores[1]], ROOT, alone, ManualClock(MIDNIGHT), poll_s=0.5, until_us=MIDNIGHT + US_PER_DAY).run()
+    assert [v for _, v in alone.records] == [v for _, v in sink.records if b'"store_id":"b"' in v]

@@ -81,6 +81,15 @@ def test_disable_variation_true_words(word: str) -> None:
         ("KAFKA_TOPIC_REPLICATION_FACTOR", "x", "integer between 1"),
         ("KAFKA_CONNECT_TIMEOUT_SECONDS", "0", "number in (0"),
         ("KAFKA_FLUSH_TIMEOUT_SECONDS", "-2", "[0, 3600]"),
+        ("SPEED", "0", "or max"),
+        ("SPEED", "fastest", "or max"),
+        ("START", "yesterday", "ISO-8601"),
+        ("UNTIL", "2025-13-01", "ISO-8601"),
+        ("TIMEZONE", "Mars/Olympus", "IANA time zone"),
+        ("ARRIVAL_MODEL", "gaussian", "uniform, poisson, smooth"),
+        ("DAILY_TOTALS", "normal", "uniform, gamma-poisson"),
+        ("DAILY_DISPERSION", "-1", "[0, 10]"),
+        ("EXIT_EVENTS_TOPIC", "bad topic!", "letters, digits"),
     ],
 )
 def test_bad_values_name_the_variable_value_and_expectation(variable: str, value: str, expected: str) -> None:
@@ -113,7 +122,22 @@ def test_every_setting_is_validated_and_documented() -> None:
         "KAFKA_CONNECT_TIMEOUT_SECONDS",
         "KAFKA_FLUSH_TIMEOUT_SECONDS",
     }
-    free_form = {"SEED", "WEIGHTS_FILE"}  # any string is a seed; files have their own tests
+    covered |= {
+        "SPEED",
+        "START",
+        "UNTIL",
+        "TIMEZONE",
+        "ARRIVAL_MODEL",
+        "DAILY_TOTALS",
+        "DAILY_DISPERSION",
+        "EXIT_EVENTS_TOPIC",
+    }
+    free_form = {
+        "SEED",
+        "WEIGHTS_FILE",
+        "CALENDAR_FILE",
+        "STORES_FILE",
+    }  # any string is a seed; files have their own tests
     assert {s.env for s in SPECS} == covered | free_form
     readme = (ROOT / "README.md").read_text()
     for spec in SPECS:
@@ -181,3 +205,23 @@ def test_missing_weights_file_is_reported(tmp_path: Path) -> None:
     """A weights file that does not exist is named in the error."""
     with pytest.raises(ConfigError, match="cannot read it"):
         load_settings({"WEIGHTS_FILE": str(tmp_path / "nope.toml")})
+
+
+def test_until_must_follow_start() -> None:
+    """UNTIL at or before START is rejected, naming both."""
+    with pytest.raises(ConfigError) as info:
+        load_settings({"START": "2025-08-12", "UNTIL": "2025-08-11T23:00:00"})
+    assert info.value.problems == ["UNTIL='2025-08-11T23:00:00': expected an instant after START='2025-08-12T00:00:00'"]
+
+
+def test_naive_start_is_local_to_the_time_zone() -> None:
+    """A START without an offset is read in TIMEZONE."""
+    s = load_settings({"START": "2025-08-12T00:00:00", "TIMEZONE": "Europe/Rome"})
+    assert s.start_us == load_settings({"START": "2025-08-11T22:00:00+00:00"}).start_us
+
+
+def test_speed_max_and_number() -> None:
+    """SPEED takes max or a positive factor."""
+    assert load_settings({"SPEED": "max"}).speed_is_max
+    fast = load_settings({"SPEED": "60"})
+    assert (fast.speed, fast.speed_is_max) == (60.0, False)
