@@ -28,7 +28,7 @@ from foot_traffic.plan import DayPlan, plan_day
 from foot_traffic.progress import Progress
 from foot_traffic.service import Service, StoreRun
 from foot_traffic.settings import SPECS, Settings, load_settings
-from foot_traffic.sinks import Sink, StdoutSink
+from foot_traffic.sinks import MemorySink, Sink, StdoutSink
 
 log = logging.getLogger("foot_traffic")
 
@@ -224,6 +224,8 @@ def _run(settings: Settings) -> int:
     sink: Sink
     if settings.sink == "stdout":
         sink = StdoutSink(sys.stdout.buffer)
+    elif settings.sink == "null":
+        sink = MemorySink(keep=False)
     else:
         topics = [settings.topic]
         if settings.exit_events_topic is not None:
@@ -253,7 +255,9 @@ def _run(settings: Settings) -> int:
         progress=progress,
     )
     _install_signal_handlers(stop)
-    target = "standard output" if settings.sink == "stdout" else f"{settings.topic} on {settings.broker}"
+    target = {"stdout": "standard output", "null": "nowhere (null sink)"}.get(
+        settings.sink, f"{settings.topic} on {settings.broker}"
+    )
     log.info("Producing to %s", target)
     error: DeliveryError | None = None
     try:

@@ -62,16 +62,23 @@ class ManualClock:
 
 
 class AcceleratedClock:
-    """Simulated time running ``speed`` simulated seconds per real second from ``start_us``."""
+    """Simulated time running ``speed`` simulated seconds per real second from ``start_us``.
+
+    The clock starts running at its first reading, so that reading is exactly
+    ``start_us`` however long the set-up between construction and the run took.
+    """
 
     def __init__(self, start_us: int, speed: float) -> None:
         self._start = start_us
         self._speed = speed
-        self._origin = time.monotonic_ns()
+        self._origin: int | None = None
 
     def now_us(self) -> int:
         """Return the simulated instant."""
-        return self._start + int((time.monotonic_ns() - self._origin) // 1000 * self._speed)
+        real_ns = time.monotonic_ns()
+        if self._origin is None:
+            self._origin = real_ns
+        return self._start + int((real_ns - self._origin) // 1000 * self._speed)
 
     def wait(self, until_us: int, max_wait_s: float, stop: threading.Event) -> None:
         """Sleep the real time that separates now from the simulated deadline."""

@@ -32,7 +32,7 @@ _FALSE = {"0", "false", "no", "off"}
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_SINKS = ("kafka", "stdout")
+_SINKS = ("kafka", "stdout", "null")
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
@@ -245,7 +245,13 @@ SPECS: tuple[Spec, ...] = (
         "INFO",
         "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
     ),
-    Spec("sink", "SINK", _choice(_SINKS), "kafka", "Where events go: kafka, or stdout as JSON lines."),
+    Spec(
+        "sink",
+        "SINK",
+        _choice(_SINKS),
+        "kafka",
+        "Where events go: kafka, stdout (JSON lines), or null (discarded, for benchmarks).",
+    ),
     Spec(
         "topic_partitions",
         "KAFKA_TOPIC_PARTITIONS",

@@ -76,7 +76,7 @@ def test_disable_variation_true_words(word: str) -> None:
         ("MAX_RETRIES", "two", "integer between 1"),
         ("RETRY_BACKOFF_SECONDS", "-1", "[0, 3600]"),
         ("LOG_LEVEL", "LOUD", "DEBUG, INFO"),
-        ("SINK", "file", "kafka, stdout"),
+        ("SINK", "file", "kafka, stdout, null"),
         ("KAFKA_TOPIC_PARTITIONS", "0", "integer between 1"),
         ("KAFKA_TOPIC_REPLICATION_FACTOR", "x", "integer between 1"),
         ("KAFKA_CONNECT_TIMEOUT_SECONDS", "0", "number in (0"),
