@@ -19,7 +19,7 @@ import numpy.typing as npt
 from foot_traffic import randomness
 from foot_traffic.plan import DayPlan
 
-CHUNK_TARGET = 65_536
+CHUNK_TARGET = 16_384
 """Largest expected number of arrivals per chunk."""
 
 DURATION_MIXTURE: tuple[tuple[float, int, int], ...] = ((0.35, 10, 29), (0.39, 30, 44), (0.26, 45, 75))

@@ -23,6 +23,10 @@ class Clock(Protocol):
         """Block until ``until_us``, ``max_wait_s`` real seconds, or ``stop``, whichever is first."""
         ...
 
+    def reach(self, until_us: int) -> int:
+        """Move as far towards ``until_us`` as the clock can without sleeping; return the new now."""
+        ...
+
 
 class RealClock:
     """The wall clock: the specification's real-time behaviour."""
@@ -36,6 +40,10 @@ class RealClock:
         remaining_s = (until_us - self.now_us()) / 1e6
         if remaining_s > 0:
             stop.wait(min(remaining_s, max_wait_s))
+
+    def reach(self, until_us: int) -> int:
+        """Real time cannot be hurried: return now."""
+        return self.now_us()
 
 
 class ManualClock:
@@ -59,6 +67,12 @@ class ManualClock:
         self.waits += 1
         if self.autojump and until_us > self._now:
             self._now = until_us
+
+    def reach(self, until_us: int) -> int:
+        """Jump straight to ``until_us`` when autojumping."""
+        if self.autojump and until_us > self._now:
+            self._now = until_us
+        return self._now
 
 
 class AcceleratedClock:
@@ -85,6 +99,10 @@ class AcceleratedClock:
         remaining_s = (until_us - self.now_us()) / 1e6 / self._speed
         if remaining_s > 0:
             stop.wait(min(remaining_s, max_wait_s))
+
+    def reach(self, until_us: int) -> int:
+        """Simulated time runs at its own pace: return now."""
+        return self.now_us()
 
 
 class CatchUpClock:
@@ -113,3 +131,9 @@ class CatchUpClock:
                 return
             self.live = True
         self._real.wait(until_us, max_wait_s, stop)
+
+    def reach(self, until_us: int) -> int:
+        """While catching up, jump as far as ``until_us`` or the wall clock, whichever is first."""
+        if not self.live:
+            self._now = max(self._now, min(until_us, self._real.now_us()))
+        return self.now_us()

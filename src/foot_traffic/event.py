@@ -130,11 +130,13 @@ class Event:
     def sensor(self, kind: str) -> bytes:
         """Encode the ``entry`` or ``exit`` sensor event of this visit."""
         instant = self.entry_us if kind == "entry" else self.exit_us
-        store = "" if self.store_id is None else f',"store_id":{_json_str(self.store_id)}'
-        return (
-            f'{{"event_type":"{kind}","customer_id":"{self.customer_id}",'
-            f'"time":"{format_instant(instant, self.tz)}"{store}}}'
-        ).encode()
+        return sensor_event(kind, self.customer_id, format_instant(instant, self.tz), self.store_id)
+
+
+def sensor_event(kind: str, customer_id: str, time: str, store_id: str | None = None) -> bytes:
+    """Encode an ``entry`` or ``exit`` sensor event."""
+    store = "" if store_id is None else f',"store_id":{_json_str(store_id)}'
+    return f'{{"event_type":"{kind}","customer_id":"{customer_id}","time":"{time}"{store}}}'.encode()
 
 
 def batch_events(plan: DayPlan, batch: Batch, store_id: str | None = None) -> Iterator[Event]:

@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from foot_traffic.encoding import ID_AT, EncodedBatch
 from foot_traffic.errors import DeliveryError, KafkaUnavailableError
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,31 @@ class KafkaSink:
                 self.failed += 1
                 raise DeliveryError(f"cannot produce event {key}: {_describe(exc)}") from None
         self._producer.poll(0)
+
+    def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
+        """Queue events [start, stop) of a batch, key = customer_id; wait for room while the queue is full."""
+        produce, topic, report = self._producer.produce, self.topic, self._on_delivery
+        step = batch.width + 1
+        lines, width, id_at = batch.lines, batch.width, ID_AT
+        for offset in range(start * step, stop * step, step):
+            value, key = lines[offset : offset + width], lines[offset + id_at : offset + id_at + 36]
+            try:
+                produce(topic, value, key, on_delivery=report)
+            except BufferError:
+                self._producer.poll(BUFFER_FULL_WAIT_S)
+                self._produce_retrying(value, key)
+            except KafkaException as exc:
+                self.failed += 1
+                raise DeliveryError(f"cannot produce event {key.decode()}: {_describe(exc)}") from None
+        self._producer.poll(0)
+
+    def _produce_retrying(self, value: bytes, key: bytes) -> None:
+        while True:
+            try:
+                self._producer.produce(self.topic, value, key, on_delivery=self._on_delivery)
+                return
+            except BufferError:
+                self._producer.poll(BUFFER_FULL_WAIT_S)
 
     def poll(self) -> None:
         """Serve delivery reports that are ready."""

@@ -1,9 +1,14 @@
 """The service loop: plan each day, wait for each arrival to fall due, hand it to the sink.
 
 The loop is the only place that waits. It receives its clock, its sink and its
-stop flag, so tests drive it with a manual clock and an in-memory sink. With
-several stores, each store's timeline (plan lines and visits) is merged by
-instant into one stream.
+stop flag, so tests drive it with a manual clock and an in-memory sink.
+
+Visits travel in encoded batches (see :mod:`foot_traffic.encoding`). Whenever the
+clock can reach the end of a batch without sleeping (a backfill, or a real-time
+loop that fell behind), every event already due is handed to the sink at once;
+otherwise the loop waits for each event in turn. With several stores, or with
+entry/exit sensor events, the loop goes event by event through a time-ordered
+merge.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from foot_traffic.arrivals import day_batches
 from foot_traffic.clock import Clock
-from foot_traffic.event import Event, batch_events, format_instant
+from foot_traffic.encoding import EncodedBatch, encode_batch
+from foot_traffic.event import Event, batch_events, format_instant, sensor_event
 from foot_traffic.grid import local_date
 from foot_traffic.plan import DayPlan, Model, plan_day
 from foot_traffic.sinks import Sink
@@ -27,9 +35,10 @@ log = logging.getLogger(__name__)
 PLAN, VISIT = 0, 1
 """Kinds of timeline items; at the same instant a day's plan line comes before its visits."""
 PROGRESS_EVERY = 4096
-"""Events between two progress reports."""
+"""Events between two progress reports on the event-by-event path."""
 
-Item = tuple[int, int, DayPlan | Event]
+Item = tuple[int, int, DayPlan | EncodedBatch]
+"""(instant, kind, payload): a plan line due at its day's start, or a batch due at its first entry."""
 
 
 @dataclass(slots=True)
@@ -50,22 +59,33 @@ class StoreRun:
 
 
 def day_events(root: int, plan: DayPlan, store_id: str | None = None) -> Iterator[Event]:
-    """Every event of a day's plan, in entry order."""
+    """Every event of a day's plan, in entry order, as Event objects (the reference path)."""
     for batch in day_batches(root, plan):
         yield from batch_events(plan, batch, store_id)
 
 
 def timeline(store: StoreRun, root: int, start_us: int) -> Iterator[Item]:
-    """A store's plan lines and visits from ``start_us`` on, in time order, day after day."""
+    """A store's plan lines and encoded batches from ``start_us`` on, in time order, day after day."""
     model = store.model
     date = local_date(start_us, model.tz)
     plan = plan_day(model, root, date, now_us=start_us)
     while True:
         yield max(plan.start_us, start_us), PLAN, plan
-        for event in day_events(root, plan, store.store_id):
-            yield event.entry_us, VISIT, event
+        for batch in day_batches(root, plan):
+            encoded = encode_batch(plan, batch, store.store_id)
+            yield int(encoded.entries_us[0]), VISIT, encoded
         date += dt.timedelta(days=1)
         plan = plan_day(model, root, date)
+
+
+def _one_by_one(items: Iterator[Item]) -> Iterator[tuple[int, int, DayPlan | EncodedBatch, int]]:
+    """Expand batches into single events: (instant, kind, payload, index in the batch)."""
+    for instant, kind, payload in items:
+        if isinstance(payload, DayPlan):
+            yield instant, kind, payload, 0
+        else:
+            for i, entry in enumerate(payload.entries_us.tolist()):
+                yield entry, kind, payload, i
 
 
 class Service:
@@ -94,60 +114,99 @@ class Service:
         self.sensor_topic = sensor_topic
         self.progress = progress
         self.counters = Counters()
-        self._exits: list[tuple[int, int, Event]] = []
+        self._exits: list[tuple[int, int, EncodedBatch, int]] = []
         self._exit_seq = 0
-
-    def items(self) -> Iterator[Item]:
-        """The merged timeline of every store from the clock's current instant."""
-        start = self.clock.now_us()
-        streams = [timeline(store, self.root, start) for store in self.stores]
-        if len(streams) == 1:
-            return streams[0]
-        return heapq.merge(*streams, key=lambda item: (item[0], item[1]))
+        self._log_events = False
 
     def run(self) -> Counters:
         """Run until the stop flag is set or ``until`` is reached; return the counters."""
-        log_events = log.isEnabledFor(logging.INFO)
-        for instant, _, payload in self.items():
-            if not self._advance(instant):
-                break
-            if isinstance(payload, DayPlan):
-                prefix = "" if payload.store_key == 0 and len(self.stores) == 1 else self._store_prefix(payload)
-                log.info("%s%s", prefix, payload.log_line())
-                self.counters.planned += payload.total
-                continue
-            self._emit(payload, log_events)
-            if self.progress is not None and self.counters.emitted % PROGRESS_EVERY == 0:
-                self.progress(instant, self.counters.emitted)
+        self._log_events = log.isEnabledFor(logging.INFO)
+        start = self.clock.now_us()
+        streams = [timeline(store, self.root, start) for store in self.stores]
+        if len(streams) == 1 and self.sensor_topic is None:
+            self._run_batches(streams[0])
+        else:
+            singles = [_one_by_one(stream) for stream in streams]
+            self._run_events(heapq.merge(*singles, key=lambda item: (item[0], item[1])))
         if self.stop.is_set():
             self._emit_due_exits(self.clock.now_us())
         return self.counters
 
-    def _store_prefix(self, plan: DayPlan) -> str:
-        store_id = next(s.store_id for s in self.stores if s.model.store_key == plan.store_key)
-        return f"[store {store_id}] " if store_id is not None else ""
+    def _run_batches(self, items: Iterator[Item]) -> None:
+        for instant, _, payload in items:
+            if isinstance(payload, DayPlan):
+                if not self._advance(instant):
+                    return
+                self._log_plan(payload)
+            elif not self._emit_batch(payload):
+                return
 
-    def _emit(self, event: Event, log_events: bool) -> None:
-        self.sink.send(event.customer_id, event.encode())
-        self.counters.emitted += 1
-        if log_events:
-            log.info(
-                "Emitted customer_id=%s entry_time=%s time_slot=%s",
-                event.customer_id,
-                format_instant(event.entry_us, event.tz),
-                event.time_slot,
-            )
-        if self.sensor_topic is not None:
-            self.sink.send(event.customer_id, event.sensor("entry"), self.sensor_topic)
-            self.counters.sensor_emitted += 1
-            self._exit_seq += 1
-            heapq.heappush(self._exits, (event.exit_us, self._exit_seq, event))
+    def _run_events(self, items: Iterator[tuple[int, int, DayPlan | EncodedBatch, int]]) -> None:
+        for instant, _, payload, index in items:
+            if not self._advance(instant):
+                return
+            if isinstance(payload, DayPlan):
+                self._log_plan(payload)
+            else:
+                self._send(payload, index, index + 1)
+                if self.sensor_topic is not None:
+                    self._sensor("entry", payload, index)
+                    self._exit_seq += 1
+                    heapq.heappush(self._exits, (int(payload.exits_us[index]), self._exit_seq, payload, index))
+                if self.progress is not None and self.counters.emitted % PROGRESS_EVERY == 0:
+                    self.progress(instant, self.counters.emitted)
+
+    def _emit_batch(self, batch: EncodedBatch) -> bool:
+        """Send a batch as its events fall due, all at once where the clock allows; False when stopping."""
+        entries = batch.entries_us
+        n = len(batch)
+        end = n if self.until_us is None else int(np.searchsorted(entries, self.until_us, side="left"))
+        i = 0
+        while i < end:
+            if self.stop.is_set():
+                return False
+            now = self.clock.reach(int(entries[end - 1]))
+            due = min(end, int(np.searchsorted(entries, now, side="right")))
+            if due > i:
+                self._send(batch, i, due)
+                i = due
+                if self.progress is not None:
+                    self.progress(int(entries[due - 1]), self.counters.emitted)
+            elif not self._wait_until(int(entries[i])):
+                return False
+        return end == n
+
+    def _send(self, batch: EncodedBatch, start: int, stop: int) -> None:
+        self.sink.send_batch(batch, start, stop)
+        self.counters.emitted += stop - start
+        if self._log_events:
+            for i in range(start, stop):
+                log.info(
+                    "Emitted customer_id=%s entry_time=%s time_slot=%s",
+                    batch.key(i).decode(),
+                    batch.entry_time(i),
+                    batch.time_slot,
+                )
+
+    def _log_plan(self, plan: DayPlan) -> None:
+        prefix = ""
+        if len(self.stores) > 1:
+            store_id = next(s.store_id for s in self.stores if s.model.store_key == plan.store_key)
+            prefix = f"[store {store_id}] "
+        log.info("%s%s", prefix, plan.log_line())
+        self.counters.planned += plan.total
+
+    def _sensor(self, kind: str, batch: EncodedBatch, index: int) -> None:
+        assert self.sensor_topic is not None  # noqa: S101 - only called with a sensor topic
+        instant = int(batch.entries_us[index] if kind == "entry" else batch.exits_us[index])
+        customer_id = batch.key(index).decode()
+        value = sensor_event(kind, customer_id, format_instant(instant, batch.tz), batch.store_id)
+        self.sink.send(customer_id, value, self.sensor_topic)
+        self.counters.sensor_emitted += 1
 
     def _emit_exit(self) -> None:
-        _, _, event = heapq.heappop(self._exits)
-        assert self.sensor_topic is not None  # noqa: S101 - exits are only queued with a sensor topic
-        self.sink.send(event.customer_id, event.sensor("exit"), self.sensor_topic)
-        self.counters.sensor_emitted += 1
+        _, _, batch, index = heapq.heappop(self._exits)
+        self._sensor("exit", batch, index)
 
     def _emit_due_exits(self, now_us: int) -> None:
         """On stop, send the exits already due (and before ``until``), and no more."""

@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from foot_traffic.errors import DeliveryError
+
+if TYPE_CHECKING:
+    from foot_traffic.encoding import EncodedBatch
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,10 @@ class Sink(Protocol):
 
     def send(self, key: str, value: bytes, topic: str | None = None) -> None:
         """Hand over one event (key = customer_id) for the main or another topic; may confirm it later."""
+        ...
+
+    def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
+        """Hand over events [start, stop) of an encoded batch, for the main topic."""
         ...
 
     def poll(self) -> None:
@@ -56,6 +63,13 @@ class MemorySink:
             (self.records if topic is None else self.other.setdefault(topic, [])).append((key, value))
         self.delivered += 1
 
+    def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
+        """Store (or only count) the events and confirm them at once."""
+        if self.keep:
+            keys = [k.decode() for k in batch.keys(start, stop)]
+            self.records.extend(zip(keys, batch.values(start, stop), strict=True))
+        self.delivered += stop - start
+
     def poll(self) -> None:
         """Nothing is ever pending."""
 
@@ -86,6 +100,18 @@ class StdoutSink:
             self._detach()
             raise DeliveryError(f"cannot write event {key} to standard output: {exc}") from None
         self._pending += 1
+
+    def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
+        """Write the batch's lines [start, stop) in one call."""
+        step = batch.width + 1
+        try:
+            self._stream.write(memoryview(batch.lines)[start * step : stop * step])
+        except OSError as exc:
+            self.failed += stop - start + self._pending
+            self._pending = 0
+            self._detach()
+            raise DeliveryError(f"cannot write events to standard output: {exc}") from None
+        self._pending += stop - start
 
     def poll(self) -> None:
         """Flush written lines so a reader sees them while the loop waits."""

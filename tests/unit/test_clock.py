@@ -21,6 +21,9 @@ class StubReal:
         self.waits.append((until_us, max_wait_s))
         self.now = min(until_us, self.now + int(max_wait_s * 1e6))
 
+    def reach(self, until_us: int) -> int:
+        return self.now
+
 
 def test_manual_clock_jumps_to_each_deadline() -> None:
     """The max-speed clock never sleeps: waiting moves it straight to the deadline."""
@@ -63,3 +66,15 @@ def test_catch_up_clock_jumps_through_the_past_then_goes_live() -> None:
     assert clock.live
     assert real.waits == [(100_200_000, 0.5)]
     assert clock.now_us() == real.now
+
+
+def test_reach_jumps_only_where_no_sleep_is_needed() -> None:
+    """Manual and catching-up clocks jump ahead on reach; real and live clocks stay put."""
+    assert ManualClock(0).reach(500) == 500
+    assert ManualClock(0, autojump=False).reach(500) == 0
+    real = StubReal(1_000)
+    catch_up = CatchUpClock(0, real)
+    assert catch_up.reach(400) == 400
+    assert catch_up.reach(5_000) == 1_000
+    clock = RealClock()
+    assert abs(clock.reach(clock.now_us() + 10**9) - clock.now_us()) < 10**6

@@ -11,6 +11,7 @@ from collections import Counter
 import pytest
 
 from foot_traffic.clock import ManualClock, RealClock
+from foot_traffic.encoding import EncodedBatch
 from foot_traffic.grid import US_PER_DAY, datetime_to_us
 from foot_traffic.plan import Model, plan_day
 from foot_traffic.service import Service, StoreRun, day_events
@@ -35,6 +36,10 @@ class RecordingClock(ManualClock):
         self.deadlines.append(until_us)
         self._now = min(until_us, self._now + int(max_wait_s * 1e6))
 
+    def reach(self, until_us: int) -> int:
+        """Like the real clock, never jump ahead without waiting."""
+        return self._now
+
 
 def test_emits_the_whole_plan_in_order_until_the_end() -> None:
     """From midnight, one simulated day emits exactly that day's plan, in entry order, as due."""
@@ -58,10 +63,11 @@ def test_each_event_leaves_once_its_entry_time_is_due() -> None:
     sent_at: list[tuple[int, int]] = []
 
     class Probe(MemorySink):
-        def send(self, key: str, value: bytes, topic: str | None = None) -> None:
-            entry = datetime_to_us(dt.datetime.fromisoformat(json.loads(value)["entry_time"]))
-            sent_at.append((entry, clock.now_us()))
-            super().send(key, value, topic)
+        def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
+            for value in batch.values(start, stop):
+                entry = datetime_to_us(dt.datetime.fromisoformat(json.loads(value)["entry_time"]))
+                sent_at.append((entry, clock.now_us()))
+            super().send_batch(batch, start, stop)
 
     Service(model, ROOT, Probe(), clock, poll_s=1.0, until_us=MIDNIGHT + US_PER_DAY).run()
     assert len(sent_at) == 50
@@ -100,13 +106,14 @@ def test_stop_flag_ends_the_run_without_emitting_more() -> None:
     stop = threading.Event()
 
     class StopAfter(MemorySink):
-        def send(self, key: str, value: bytes, topic: str | None = None) -> None:
-            super().send(key, value, topic)
-            if len(self.records) == 10:
+        def send_batch(self, batch: EncodedBatch, start: int, stop_at: int) -> None:
+            super().send_batch(batch, start, stop_at)
+            if len(self.records) >= 10:
                 stop.set()
 
     sink = StopAfter()
-    counters = Service(model, ROOT, sink, ManualClock(MIDNIGHT), poll_s=0.5, stop=stop).run()
+    clock = RecordingClock(MIDNIGHT)  # a clock that waits, so events leave one by one
+    counters = Service(model, ROOT, sink, clock, poll_s=60.0, stop=stop).run()
     assert counters.emitted == len(sink.records) == 10
 
 
