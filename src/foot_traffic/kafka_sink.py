@@ -27,13 +27,21 @@ BUFFER_FULL_WAIT_S = 0.1
 
 
 def producer_config(bootstrap: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The producer properties: durable (acks=all), idempotent, lightly batched."""
+    """The producer properties: durable (acks=all), idempotent, batched.
+
+    Up to 10,000 messages per batch after at most 5 ms of lingering keep the
+    broker's request rate low in backfills without delaying real-time events
+    noticeably; the local queue is capped at 64 MB so a backfill's memory stays
+    bounded (a full queue makes the producer wait, never drop).
+    """
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "client.id": "foot-traffic",
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 5,
+        "batch.num.messages": 10_000,
+        "queue.buffering.max.kbytes": 65_536,
         "compression.type": "none",
     }
     config.update(extra or {})

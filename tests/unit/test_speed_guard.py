@@ -1,0 +1,58 @@
+"""A regression guard on generation speed, as a ratio to a baseline measured in the same run.
+
+The baseline is the standard library encoding the same event one at a time with
+``json.dumps``, about 275,000 events/s on the reference machine, where generation
+(sampling, encoding, the loop, a null sink) runs at about 1.7 million events/s:
+6 times the baseline. The target is 1,000,000 events/s, 3.6 times the baseline;
+the guard fails below half of it, 1.8 times the baseline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+from foot_traffic.clock import ManualClock
+from foot_traffic.grid import US_PER_DAY, datetime_to_us
+from foot_traffic.plan import Model
+from foot_traffic.service import Service
+from foot_traffic.sinks import MemorySink
+
+EVENTS = 300_000
+GUARD = 1.8
+START = datetime_to_us(dt.datetime(2025, 8, 12, tzinfo=dt.UTC))
+SAMPLE = {
+    "event_type": "foot_traffic",
+    "customer_id": "1b4e28ba-2fa1-41d2-883f-0016d3cca427",
+    "entry_time": "2025-08-12T17:52:24.442703+00:00",
+    "exit_time": "2025-08-12T18:31:24.442703+00:00",
+    "trip_duration_minutes": 39,
+    "weekday": "Tuesday",
+    "time_slot": "17:00\u201319:59",
+}
+
+
+def generation_rate() -> float:
+    """Events per second of a one-day backfill to a counting null sink."""
+    sink = MemorySink(keep=False)
+    clock = ManualClock(START)
+    began = time.perf_counter()
+    Service(Model(daily_customers=EVENTS), 1, sink, clock, poll_s=0.5, until_us=START + US_PER_DAY).run()
+    elapsed = time.perf_counter() - began
+    assert sink.delivered == EVENTS
+    return EVENTS / elapsed
+
+
+def baseline_rate() -> float:
+    """Events per second of json.dumps on one event, the same machine, the same moment."""
+    began = time.perf_counter()
+    for _ in range(100_000):
+        json.dumps(SAMPLE).encode()
+    return 100_000 / (time.perf_counter() - began)
+
+
+def test_generation_stays_above_half_its_target() -> None:
+    """Generation runs at least 1.8 times the json.dumps baseline (best of three, to ride out noise)."""
+    ratios = [generation_rate() / baseline_rate() for _ in range(3)]
+    assert max(ratios) >= GUARD, f"generation/baseline ratios {ratios}; guard {GUARD}"
