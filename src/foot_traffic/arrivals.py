@@ -42,6 +42,10 @@ class Batch:
     def __len__(self) -> int:
         return int(self.entries_us.shape[0])
 
+    def slice(self, start: int, stop: int) -> Batch:
+        """Arrivals [start, stop) of the batch."""
+        return Batch(self.slot, self.entries_us[start:stop], self.durations_min[start:stop], self.ids[start:stop])
+
 
 def sample_durations(rng: np.random.Generator, n: int) -> npt.NDArray[np.int64]:
     """Draw ``n`` visit durations in whole minutes from the mixture."""

@@ -3,12 +3,13 @@
 The loop is the only place that waits. It receives its clock, its sink and its
 stop flag, so tests drive it with a manual clock and an in-memory sink.
 
-Visits travel in encoded batches (see :mod:`foot_traffic.encoding`). Whenever the
-clock can reach the end of a batch without sleeping (a backfill, or a real-time
-loop that fell behind), every event already due is handed to the sink at once;
-otherwise the loop waits for each event in turn. With several stores, or with
-entry/exit sensor events, the loop goes event by event through a time-ordered
-merge.
+Visits travel in sampled batches. Whenever the clock can reach the end of a
+batch without sleeping (a backfill, or a real-time loop that fell behind), every
+event already due is encoded at once (see :mod:`foot_traffic.encoding`) and handed
+to the sink in one call; otherwise the loop waits for each event in turn and
+encodes just that one, so no batch-sized piece of work ever delays a due event.
+With several stores, or with entry/exit sensor events, the loop goes event by
+event through a time-ordered merge of encoded batches.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from foot_traffic.arrivals import day_batches
+from foot_traffic.arrivals import Batch, day_batches
 from foot_traffic.clock import Clock
 from foot_traffic.encoding import EncodedBatch, encode_batch
 from foot_traffic.event import Event, batch_events, format_instant, sensor_event
@@ -37,7 +38,25 @@ PLAN, VISIT = 0, 1
 PROGRESS_EVERY = 4096
 """Events between two progress reports on the event-by-event path."""
 
-Item = tuple[int, int, DayPlan | EncodedBatch]
+SCALAR_BELOW = 32
+"""Fewer due events than this are encoded one by one; more, as one vectorised batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class Visits:
+    """A sampled batch of one store's visits, with the plan it belongs to."""
+
+    plan: DayPlan
+    batch: Batch
+    store_id: str | None
+
+    def encode(self, start: int = 0, stop: int | None = None) -> EncodedBatch:
+        """Encode visits [start, stop) at once."""
+        part = self.batch if start == 0 and stop is None else self.batch.slice(start, stop or len(self.batch))
+        return encode_batch(self.plan, part, self.store_id)
+
+
+Item = tuple[int, int, DayPlan | Visits]
 """(instant, kind, payload): a plan line due at its day's start, or a batch due at its first entry."""
 
 
@@ -72,20 +91,20 @@ def timeline(store: StoreRun, root: int, start_us: int) -> Iterator[Item]:
     while True:
         yield max(plan.start_us, start_us), PLAN, plan
         for batch in day_batches(root, plan):
-            encoded = encode_batch(plan, batch, store.store_id)
-            yield int(encoded.entries_us[0]), VISIT, encoded
+            yield int(batch.entries_us[0]), VISIT, Visits(plan, batch, store.store_id)
         date += dt.timedelta(days=1)
         plan = plan_day(model, root, date)
 
 
 def _one_by_one(items: Iterator[Item]) -> Iterator[tuple[int, int, DayPlan | EncodedBatch, int]]:
-    """Expand batches into single events: (instant, kind, payload, index in the batch)."""
+    """Expand batches into single encoded events: (instant, kind, payload, index in the batch)."""
     for instant, kind, payload in items:
         if isinstance(payload, DayPlan):
             yield instant, kind, payload, 0
         else:
-            for i, entry in enumerate(payload.entries_us.tolist()):
-                yield entry, kind, payload, i
+            encoded = payload.encode()
+            for i, entry in enumerate(encoded.entries_us.tolist()):
+                yield entry, kind, encoded, i
 
 
 class Service:
@@ -138,7 +157,7 @@ class Service:
                 if not self._advance(instant):
                     return
                 self._log_plan(payload)
-            elif not self._emit_batch(payload):
+            elif not self._emit_visits(payload):
                 return
 
     def _run_events(self, items: Iterator[tuple[int, int, DayPlan | EncodedBatch, int]]) -> None:
@@ -156,10 +175,10 @@ class Service:
                 if self.progress is not None and self.counters.emitted % PROGRESS_EVERY == 0:
                     self.progress(instant, self.counters.emitted)
 
-    def _emit_batch(self, batch: EncodedBatch) -> bool:
+    def _emit_visits(self, visits: Visits) -> bool:
         """Send a batch as its events fall due, all at once where the clock allows; False when stopping."""
-        entries = batch.entries_us
-        n = len(batch)
+        entries = visits.batch.entries_us
+        n = len(visits.batch)
         end = n if self.until_us is None else int(np.searchsorted(entries, self.until_us, side="left"))
         i = 0
         while i < end:
@@ -167,14 +186,31 @@ class Service:
                 return False
             now = self.clock.reach(int(entries[end - 1]))
             due = min(end, int(np.searchsorted(entries, now, side="right")))
-            if due > i:
-                self._send(batch, i, due)
-                i = due
-                if self.progress is not None:
-                    self.progress(int(entries[due - 1]), self.counters.emitted)
+            if due - i >= SCALAR_BELOW:
+                self._send(visits.encode(i, due), 0, due - i)
+            elif due > i:
+                self._send_scalar(visits, i, due)
             elif not self._wait_until(int(entries[i])):
                 return False
+            else:
+                continue
+            i = due
+            if self.progress is not None:
+                self.progress(int(entries[due - 1]), self.counters.emitted)
         return end == n
+
+    def _send_scalar(self, visits: Visits, start: int, stop: int) -> None:
+        """Encode and send a few due events one by one (same bytes as the vectorised encoder)."""
+        for event in batch_events(visits.plan, visits.batch.slice(start, stop), visits.store_id):
+            self.sink.send(event.customer_id, event.encode())
+            self.counters.emitted += 1
+            if self._log_events:
+                log.info(
+                    "Emitted customer_id=%s entry_time=%s time_slot=%s",
+                    event.customer_id,
+                    format_instant(event.entry_us, event.tz),
+                    event.time_slot,
+                )
 
     def _send(self, batch: EncodedBatch, start: int, stop: int) -> None:
         self.sink.send_batch(batch, start, stop)

@@ -63,6 +63,11 @@ def test_each_event_leaves_once_its_entry_time_is_due() -> None:
     sent_at: list[tuple[int, int]] = []
 
     class Probe(MemorySink):
+        def send(self, key: str, value: bytes, topic: str | None = None) -> None:
+            entry = datetime_to_us(dt.datetime.fromisoformat(json.loads(value)["entry_time"]))
+            sent_at.append((entry, clock.now_us()))
+            super().send(key, value, topic)
+
         def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
             for value in batch.values(start, stop):
                 entry = datetime_to_us(dt.datetime.fromisoformat(json.loads(value)["entry_time"]))
@@ -106,6 +111,11 @@ def test_stop_flag_ends_the_run_without_emitting_more() -> None:
     stop = threading.Event()
 
     class StopAfter(MemorySink):
+        def send(self, key: str, value: bytes, topic: str | None = None) -> None:
+            super().send(key, value, topic)
+            if len(self.records) >= 10:
+                stop.set()
+
         def send_batch(self, batch: EncodedBatch, start: int, stop_at: int) -> None:
             super().send_batch(batch, start, stop_at)
             if len(self.records) >= 10:
