@@ -206,12 +206,13 @@ def bench_generation() -> list[Row]:
     rows = []
     for sink in ("null", "stdout"):
         records = 2_000_000 if not QUICK else 500_000
-        with open(os.devnull, "wb") as devnull:
-            wall, log, _ = timed_child(
-                foot_traffic("run", "--sink", sink, *backfill_args(records)), clean_env(), stdout=devnull.fileno()
-            )
-        del log
-        rate = records / wall  # a whole day of DAILY_CUSTOMERS: exactly that many events
+        rate = 0.0
+        for _ in range(REPEATS):
+            with open(os.devnull, "wb") as devnull:
+                wall, _, _ = timed_child(
+                    foot_traffic("run", "--sink", sink, *backfill_args(records)), clean_env(), stdout=devnull.fileno()
+                )
+            rate = max(rate, records / wall)  # a whole day of DAILY_CUSTOMERS: exactly that many events
         rows.append(
             Row(
                 f"b. generation alone, {sink} sink, {records:,} events (whole process)",
