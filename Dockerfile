@@ -10,6 +10,8 @@ RUN useradd --create-home --uid 10001 app
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER app
+# the working directory receives DEAD_LETTER_FILE (mount a volume here to keep it)
+WORKDIR /home/app
 ENV KAFKA_BROKER=kafka:9092 \
     KAFKA_TOPIC=foot_traffic \
     PYTHONUNBUFFERED=1

@@ -8,13 +8,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA := bash scripts/kafka.sh
+KAFKA_CLUSTER := bash scripts/kafka-cluster.sh
 LOCAL_BROKER := 127.0.0.1:9092
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test unit integration lint format typecheck bench kafka-fetch kafka-up kafka-down clean
+.PHONY: help setup run test unit integration lint format typecheck bench kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,12 @@ kafka-up: kafka-fetch ## start the local broker on 127.0.0.1:9092 (no-op when up
 
 kafka-down: ## stop the local broker
 	$(KAFKA) down
+
+kafka-cluster-up: kafka-fetch ## start a local 3-node KRaft cluster on 127.0.0.1:39092,39192,39292
+	$(KAFKA_CLUSTER) up
+
+kafka-cluster-down: ## stop the local 3-node cluster
+	$(KAFKA_CLUSTER) down
 
 run: setup ## run the producer; starts the local broker unless KAFKA_BROKER is set
 	@if [ -z "$${KAFKA_BROKER:-}" ]; then $(KAFKA) up && export KAFKA_BROKER=$(LOCAL_BROKER); fi; \
@@ -62,4 +69,5 @@ bench: setup ## benchmarks against the local broker; writes docs/benchmarks.md
 
 clean: ## remove the virtual environment, caches and Kafka state
 	-$(KAFKA) down
+	-$(KAFKA_CLUSTER) down
 	rm -rf $(VENV) .kafka build dist .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

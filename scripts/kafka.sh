@@ -32,6 +32,10 @@
 #                           SASL listeners)
 #   KAFKA_CLIENT_CONFIG     client properties file for the readiness check
 #                           (needed when the port is not PLAINTEXT)
+#   KAFKA_FORMAT_ARGS       extra arguments of the storage format of a new data
+#                           dir, one per line, e.g. SCRAM users:
+#                             --add-scram
+#                             SCRAM-SHA-512=[name=alice,password=alice-secret]
 #   KAFKA_HEAP_OPTS         default "-Xms256m -Xmx512m"
 #   KAFKA_OPTS              extra JVM options of the broker (e.g. JAAS config)
 #   KAFKA_TOOL_OPTS         JVM options of `run` (default "-Xmx256m")
@@ -55,6 +59,7 @@ KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-Zm9vdC10cmFmZmljLWthZg}"
 KAFKA_QUORUM_VOTERS="${KAFKA_QUORUM_VOTERS:-}"
 KAFKA_EXTRA_PROPERTIES="${KAFKA_EXTRA_PROPERTIES:-}"
 KAFKA_CLIENT_CONFIG="${KAFKA_CLIENT_CONFIG:-}"
+KAFKA_FORMAT_ARGS="${KAFKA_FORMAT_ARGS:-}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 KAFKA_OPTS="${KAFKA_OPTS:-}"
 KAFKA_TOOL_OPTS="${KAFKA_TOOL_OPTS:--Xmx256m}"
@@ -146,10 +151,13 @@ format_storage() {
     [[ -f "$DATA_DIR/meta.properties" ]] && return 0
     local mode=(--standalone)
     [[ -n "$KAFKA_QUORUM_VOTERS" ]] && mode=()
+    # one argument per line: no word splitting or globbing of values like [name=…]
+    local extra=()
+    [[ -n "$KAFKA_FORMAT_ARGS" ]] && mapfile -t extra <<<"$KAFKA_FORMAT_ARGS"
     log "formatting $DATA_DIR (cluster id $KAFKA_CLUSTER_ID)"
     "$JAVA" "${QUICK_JVM[@]}" -Dlog4j2.configurationFile="$KAFKA_CONF_DIR/tools-log4j2.xml" \
         -cp "$CP" kafka.tools.StorageTool format \
-        -t "$KAFKA_CLUSTER_ID" -c "$PROPS" "${mode[@]}" --ignore-formatted >"$LOGS_DIR/format.out" 2>&1 \
+        -t "$KAFKA_CLUSTER_ID" -c "$PROPS" "${mode[@]}" "${extra[@]}" --ignore-formatted >"$LOGS_DIR/format.out" 2>&1 \
         || { cat "$LOGS_DIR/format.out" >&2; die "storage format failed"; }
 }
 

@@ -291,6 +291,8 @@ def load_calendar_file(path: Path) -> Calendar:
         raw = path.read_bytes()
     except OSError as exc:
         raise CalendarFileError(f"cannot read it: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL in the path, or a name the file system cannot encode
+        raise CalendarFileError(f"cannot read it: {exc}") from None
     try:
         if path.suffix.lower() == ".toml":
             data: object = tomllib.loads(raw.decode("utf-8"))
@@ -298,6 +300,11 @@ def load_calendar_file(path: Path) -> Calendar:
             data = json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CalendarFileError(f"cannot parse it: {exc}") from None
+    except RecursionError:
+        raise CalendarFileError("cannot parse it: nested too deeply") from None
     if not isinstance(data, Mapping):
         raise CalendarFileError("expected a table (TOML) or an object (JSON) at the top level")
-    return calendar_from_mapping(data)
+    try:
+        return calendar_from_mapping(data)
+    except RecursionError:  # a value nested almost as deep as the parser allows, shown in a message
+        raise CalendarFileError("cannot parse it: nested too deeply") from None

@@ -17,16 +17,18 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from types import FrameType
 
-from foot_traffic import __version__, kafka_sink, logs, randomness
+from foot_traffic import __version__, exactly_once, kafka_sink, logs, randomness, security
 from foot_traffic.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock, RealClock
+from foot_traffic.deadletter import DeadLetterFile
 from foot_traffic.errors import ConfigError, DeliveryError, FootTrafficError
 from foot_traffic.event import format_instant
 from foot_traffic.grid import UTC, datetime_to_us
 from foot_traffic.plan import DayPlan, plan_day
 from foot_traffic.progress import Progress
-from foot_traffic.service import Service, StoreRun
+from foot_traffic.service import ResumeAfter, Service, StoreRun
 from foot_traffic.settings import SPECS, Settings, load_settings
 from foot_traffic.sinks import MemorySink, Sink, StdoutSink
 
@@ -132,6 +134,9 @@ def _parse_plan_args(args: argparse.Namespace) -> tuple[dt.date, int, int | None
             raise ValueError
     except ValueError:
         problems.append(f"--days={args.days!r}: expected an integer between 1 and 36600")
+    # a day's plan needs the dates on either side to exist: datetime ends at years 1 and 9999
+    if not problems and not (start.year >= 2 and start.toordinal() + days - 1 <= dt.date(9998, 12, 31).toordinal()):
+        problems.append(f"--date={start.isoformat()!r} with --days={days}: expected dates in the years 2 to 9998")
     now_us = None
     if args.now is not None:
         try:
@@ -197,9 +202,12 @@ def plan_json(plan: DayPlan, store_id: str | None = None) -> dict[str, object]:
     return fields
 
 
-def make_clock(settings: Settings) -> Clock:
-    """The clock the settings ask for: real, accelerated, as fast as possible, or backfill-then-live."""
-    start = settings.start_us
+def make_clock(settings: Settings, start_us: int | None = None) -> Clock:
+    """The clock the settings ask for: real, accelerated, as fast as possible, or backfill-then-live.
+
+    ``start_us`` overrides START (a resumed run's clock starts where it stopped).
+    """
+    start = settings.start_us if start_us is None else start_us
     if settings.speed_is_max:
         begin = RealClock().now_us() if start is None else start
         return ManualClock(begin) if settings.until_us is not None else CatchUpClock(begin)
@@ -216,32 +224,67 @@ def _progress(settings: Settings, clock: Clock) -> Progress | None:
     return Progress(sys.stderr, clock.now_us(), end, settings.timezone)
 
 
+@dataclass(frozen=True, slots=True)
+class _Output:
+    """Where a run sends its events, and, for a resumed exactly-once run, where it picks up."""
+
+    sink: Sink
+    seed: str | None = None
+    plan_start: int | None = None
+    resume: dict[str | None, ResumeAfter] = field(default_factory=dict)
+    clock_start: int | None = None
+
+
+def _open_output(settings: Settings) -> _Output:
+    """Open the sink: stdout, null, or Kafka (checked, topics created; transactional with EXACTLY_ONCE)."""
+    if settings.sink == "stdout":
+        return _Output(StdoutSink(sys.stdout.buffer))
+    if settings.sink == "null":
+        return _Output(MemorySink(keep=False))
+    topics = [settings.topic]
+    if settings.exit_events_topic is not None:
+        topics.append(settings.exit_events_topic)
+    client = security.client_config(settings)
+    kafka_sink.connect(
+        settings.broker,
+        topics,
+        attempts=settings.max_retries,
+        backoff_s=settings.retry_backoff_seconds,
+        attempt_timeout_s=settings.connect_timeout_seconds,
+        partitions=settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+        extra=client,
+    )
+    if not settings.exactly_once:
+        return _Output(
+            kafka_sink.KafkaSink(
+                settings.broker,
+                settings.topic,
+                extra={**client, "message.timeout.ms": settings.delivery_timeout_ms},
+                dead_letters=DeadLetterFile(settings.dead_letter_file),
+            )
+        )
+    prepared = exactly_once.prepare(settings, lambda: store_runs(settings), client, RealClock().now_us())
+    simulated = settings.speed_is_max or settings.speed is not None
+    return _Output(
+        prepared.sink,
+        prepared.seed,
+        prepared.start_us,
+        prepared.resume,
+        prepared.clock_start_us if simulated else None,
+    )
+
+
 def _run(settings: Settings) -> int:
-    seed = settings.seed
+    output = _open_output(settings)
+    sink = output.sink
+    seed = settings.seed if output.seed is None else output.seed
     if seed is None:
         seed = secrets.token_hex(8)
         log.info("SEED is not set; this run uses SEED=%s (set it to replay the run)", seed)
-    sink: Sink
-    if settings.sink == "stdout":
-        sink = StdoutSink(sys.stdout.buffer)
-    elif settings.sink == "null":
-        sink = MemorySink(keep=False)
-    else:
-        topics = [settings.topic]
-        if settings.exit_events_topic is not None:
-            topics.append(settings.exit_events_topic)
-        kafka_sink.connect(
-            settings.broker,
-            topics,
-            attempts=settings.max_retries,
-            backoff_s=settings.retry_backoff_seconds,
-            attempt_timeout_s=settings.connect_timeout_seconds,
-            partitions=settings.topic_partitions,
-            replication_factor=settings.topic_replication_factor,
-        )
-        sink = kafka_sink.KafkaSink(settings.broker, settings.topic)
+    clock_start = settings.start_us if output.clock_start is None else output.clock_start
     stop = threading.Event()
-    clock = make_clock(settings)
+    clock = make_clock(settings, clock_start)
     progress = _progress(settings, clock)
     service = Service(
         store_runs(settings),
@@ -253,6 +296,8 @@ def _run(settings: Settings) -> int:
         until_us=settings.until_us,
         sensor_topic=settings.exit_events_topic,
         progress=progress,
+        start_us=output.plan_start,
+        resume=output.resume,
     )
     _install_signal_handlers(stop)
     target = {"stdout": "standard output", "null": "nowhere (null sink)"}.get(

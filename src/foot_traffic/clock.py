@@ -39,7 +39,7 @@ class RealClock:
         """Sleep on the stop flag, so a signal wakes the loop at once."""
         remaining_s = (until_us - self.now_us()) / 1e6
         if remaining_s > 0:
-            stop.wait(min(remaining_s, max_wait_s))
+            stop.wait(min(remaining_s, max_wait_s, threading.TIMEOUT_MAX))  # beyond it wait() raises
 
     def reach(self, until_us: int) -> int:
         """Real time cannot be hurried: return now."""
@@ -98,7 +98,7 @@ class AcceleratedClock:
         """Sleep the real time that separates now from the simulated deadline."""
         remaining_s = (until_us - self.now_us()) / 1e6 / self._speed
         if remaining_s > 0:
-            stop.wait(min(remaining_s, max_wait_s))
+            stop.wait(min(remaining_s, max_wait_s, threading.TIMEOUT_MAX))  # beyond it wait() raises
 
     def reach(self, until_us: int) -> int:
         """Simulated time runs at its own pace: return now."""

@@ -5,6 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def _one_line(text: str) -> str:
+    """Escape what is not printable (newlines, controls), as repr would, so the text stays on one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class FootTrafficError(Exception):
     """Base class of every error this package raises on purpose."""
 
@@ -20,7 +27,8 @@ class ConfigError(FootTrafficError):
     exit_status = 2
 
     def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
+        # one line each: a key quoted from a file may hold a newline or another control character
+        self.problems = [_one_line(problem) for problem in problems]
         super().__init__("; ".join(self.problems))
 
 
@@ -28,6 +36,14 @@ class KafkaUnavailableError(FootTrafficError):
     """The broker could not be reached, or the topic could not be made ready."""
 
     exit_status = 3
+
+
+class KafkaRefusedError(KafkaUnavailableError):
+    """The brokers refused this client: its SASL login or its TLS handshake failed.
+
+    Retrying with the same credentials and certificates cannot help, so start-up
+    stops at the first such refusal instead of using up MAX_RETRIES.
+    """
 
 
 class DeliveryError(FootTrafficError):

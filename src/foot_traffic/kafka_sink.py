@@ -2,13 +2,15 @@
 
 Start-up checks the broker with bounded retries and creates the topic when it
 is missing. Every produced event has a delivery report: a confirmed one is
-counted as delivered, a failed one is logged with its customer_id and counted
-as failed. Nothing is dropped silently.
+counted as delivered, a failed one is logged with its customer_id, counted
+as failed and, given a dead-letter file, written to it with the event itself.
+Nothing is dropped silently.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -16,8 +18,9 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from foot_traffic.deadletter import DeadLetterFile
 from foot_traffic.encoding import ID_AT, EncodedBatch
-from foot_traffic.errors import DeliveryError, KafkaUnavailableError
+from foot_traffic.errors import DeliveryError, KafkaRefusedError, KafkaUnavailableError
 
 log = logging.getLogger(__name__)
 _client_log = logging.getLogger("foot_traffic.librdkafka")
@@ -65,14 +68,20 @@ def connect(
     Raises KafkaUnavailableError naming the broker after the last attempt, or
     naming the topic and the reason when it cannot be created.
     """
-    admin = AdminClient(_admin_config(bootstrap, extra), logger=_client_log)
+    errors: list[KafkaError] = []
+    admin = AdminClient(_admin_config(bootstrap, extra), logger=_client_log, error_cb=errors.append)
     last_error = ""
     for attempt in range(1, attempts + 1):
         try:
-            metadata = admin.list_topics(timeout=attempt_timeout_s)
+            metadata = _list_topics(admin, attempt_timeout_s, errors)
             break
         except KafkaException as exc:
-            last_error = _describe(exc)
+            refusal = _refusal(errors)
+            if refusal is not None:
+                raise KafkaRefusedError(f"cannot connect to Kafka at {bootstrap}: {refusal}") from None
+            last_error = next((f"{e.name()}: {e.str()}" for e in reversed(errors) if e.code() != _DOWN), "")
+            last_error = last_error or _describe(exc)
+            errors.clear()
             if attempt < attempts:
                 log.warning(
                     "Kafka at %s not reachable (attempt %d of %d): %s; retrying in %.1f s",
@@ -100,7 +109,7 @@ def connect(
 def _admin_config(bootstrap: str, extra: Mapping[str, Any] | None) -> dict[str, Any]:
     config = {"bootstrap.servers": bootstrap}
     for key, value in (extra or {}).items():
-        if key.startswith(("security.", "sasl.", "ssl.")):
+        if key.startswith(("security.", "sasl.", "ssl.", "enable.ssl.")):
             config[key] = value
     return config
 
@@ -126,6 +135,61 @@ def _create_topic(
     log.info("Created topic %s (%d partition(s), replication factor %d)", topic, partitions, rf)
 
 
+CONNECT_SLICE_S = 0.25
+"""First wait of a start-up attempt before the client's error reports are read; each next wait doubles."""
+
+_DOWN = KafkaError._ALL_BROKERS_DOWN
+_TLS_ALERT = re.compile(
+    r"alert (bad certificate|certificate required|unknown ca|certificate unknown|certificate revoked|"
+    r"certificate expired|unsupported certificate|access denied|handshake failure)",
+    re.IGNORECASE,
+)
+
+
+def _list_topics(admin: AdminClient, timeout_s: float, errors: list[KafkaError]) -> Any:
+    """The cluster's metadata within ``timeout_s``, given up at once when the brokers refuse this client.
+
+    librdkafka reports a failed login or TLS handshake only to the error
+    callback and keeps reconnecting, so the attempt waits in growing slices and
+    reads those reports between them.
+    """
+    deadline = time.monotonic() + timeout_s
+    wait = CONNECT_SLICE_S
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return admin.list_topics(timeout=max(min(wait, left), 0.001))
+        except KafkaException:
+            admin.poll(0)
+            if left <= wait or _refusal(errors) is not None:
+                raise
+            wait *= 2
+
+
+def _refusal(errors: Sequence[KafkaError]) -> str | None:
+    """Why the brokers refused this client (failed SASL login or TLS handshake), or None if they did not."""
+    for error in errors:
+        code, text = error.code(), error.str()
+        if code == KafkaError._AUTHENTICATION:
+            return (
+                f"authentication failed: {text}; "
+                "check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        if code == KafkaError._SSL and "certificate verify failed" in text:
+            return (
+                f"the broker's certificate is not trusted: {text}; "
+                "check KAFKA_SSL_CA_LOCATION and KAFKA_SSL_ENDPOINT_IDENTIFICATION"
+            )
+        if code in (KafkaError._SSL, KafkaError._TRANSPORT) and _TLS_ALERT.search(text):
+            return (
+                f"the broker rejected this client's TLS handshake: {text}; "
+                "check KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION"
+            )
+        if code == KafkaError._SSL:
+            return f"SSL handshake failed: {text}; check KAFKA_SECURITY_PROTOCOL and the KAFKA_SSL_* settings"
+    return None
+
+
 def _describe(exc: BaseException) -> str:
     error = exc.args[0] if exc.args else None
     if isinstance(error, KafkaError):
@@ -143,11 +207,13 @@ class KafkaSink:
         *,
         extra: Mapping[str, Any] | None = None,
         producer_factory: Callable[..., Producer] = Producer,
+        dead_letters: DeadLetterFile | None = None,
     ) -> None:
         self.topic = topic
         self.bootstrap = bootstrap
         self.delivered = 0
         self.failed = 0
+        self.dead_letters = dead_letters
         self._down = False
         self._producer = producer_factory(
             {**producer_config(bootstrap, extra), "error_cb": self._on_error},
@@ -164,6 +230,7 @@ class KafkaSink:
                 self._producer.poll(BUFFER_FULL_WAIT_S)
             except KafkaException as exc:
                 self.failed += 1
+                self._dead_letter(topic or self.topic, key, value, _describe(exc))
                 raise DeliveryError(f"cannot produce event {key}: {_describe(exc)}") from None
         self._producer.poll(0)
 
@@ -181,6 +248,7 @@ class KafkaSink:
                 self._produce_retrying(value, key)
             except KafkaException as exc:
                 self.failed += 1
+                self._dead_letter(topic, key.decode(), value, _describe(exc))
                 raise DeliveryError(f"cannot produce event {key.decode()}: {_describe(exc)}") from None
         self._producer.poll(0)
 
@@ -205,10 +273,12 @@ class KafkaSink:
         return int(self._producer.flush(timeout_s))
 
     def close(self) -> None:
-        """Fail whatever is still unconfirmed (its delivery reports say so), then stop."""
+        """Fail whatever is still unconfirmed (its delivery reports say so), then close the dead-letter file."""
         if len(self._producer):
             self._producer.purge()
             self._producer.flush(0)
+        if self.dead_letters is not None:
+            self.dead_letters.close()
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         key = msg.key()
@@ -221,6 +291,19 @@ class KafkaSink:
             return
         self.failed += 1
         log.error("Delivery failed for customer_id=%s: %s: %s", customer_id, err.name(), err.str())
+        if self.dead_letters is not None:
+            value = msg.value()
+            self._dead_letter(
+                msg.topic() or self.topic,
+                customer_id,
+                value if isinstance(value, bytes) else b"",
+                f"{err.name()}: {err.str()}",
+            )
+
+    def _dead_letter(self, topic: str, customer_id: str, value: bytes, error: str) -> None:
+        """Keep an event Kafka did not take in the dead-letter file, if there is one."""
+        if self.dead_letters is not None:
+            self.dead_letters.write(topic, customer_id, bytes(value), error)
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:

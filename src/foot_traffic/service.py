@@ -18,7 +18,7 @@ import datetime as dt
 import heapq
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,17 +83,35 @@ def day_events(root: int, plan: DayPlan, store_id: str | None = None) -> Iterato
         yield from batch_events(plan, batch, store_id)
 
 
-def timeline(store: StoreRun, root: int, start_us: int) -> Iterator[Item]:
-    """A store's plan lines and encoded batches from ``start_us`` on, in time order, day after day."""
+def timeline(store: StoreRun, root: int, start_us: int, resume: ResumeAfter | None = None) -> Iterator[Item]:
+    """A store's plan lines and batches from ``start_us`` on, in time order, day after day.
+
+    ``start_us`` is the run's start (it decides the first day's mid-day plan); with
+    ``resume``, the sequence picks up right after the event at (date, index).
+    """
     model = store.model
-    date = local_date(start_us, model.tz)
-    plan = plan_day(model, root, date, now_us=start_us)
+    first = local_date(start_us, model.tz)
+    date = first if resume is None else resume.date
+    skip = 0 if resume is None else resume.index + 1
     while True:
+        plan = plan_day(model, root, date, now_us=start_us if date == first else None)
         yield max(plan.start_us, start_us), PLAN, plan
         for batch in day_batches(root, plan):
-            yield int(batch.entries_us[0]), VISIT, Visits(plan, batch, store.store_id)
+            if skip >= len(batch):
+                skip -= len(batch)
+                continue
+            part = batch.slice(skip, len(batch)) if skip else batch
+            skip = 0
+            yield int(part.entries_us[0]), VISIT, Visits(plan, part, store.store_id)
         date += dt.timedelta(days=1)
-        plan = plan_day(model, root, date)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeAfter:
+    """A position in a store's sequence: the event at ``index`` among the events of ``date``."""
+
+    date: dt.date
+    index: int
 
 
 def _one_by_one(items: Iterator[Item]) -> Iterator[tuple[int, int, DayPlan | EncodedBatch, int]]:
@@ -122,6 +140,8 @@ class Service:
         until_us: int | None = None,
         sensor_topic: str | None = None,
         progress: Callable[[int, int], None] | None = None,
+        start_us: int | None = None,
+        resume: Mapping[str | None, ResumeAfter] | None = None,
     ) -> None:
         self.stores = [StoreRun(stores)] if isinstance(stores, Model) else list(stores)
         self.root = root
@@ -132,6 +152,8 @@ class Service:
         self.until_us = until_us
         self.sensor_topic = sensor_topic
         self.progress = progress
+        self.start_us = start_us
+        self.resume = dict(resume or {})
         self.counters = Counters()
         self._exits: list[tuple[int, int, EncodedBatch, int]] = []
         self._exit_seq = 0
@@ -140,8 +162,8 @@ class Service:
     def run(self) -> Counters:
         """Run until the stop flag is set or ``until`` is reached; return the counters."""
         self._log_events = log.isEnabledFor(logging.INFO)
-        start = self.clock.now_us()
-        streams = [timeline(store, self.root, start) for store in self.stores]
+        start = self.clock.now_us() if self.start_us is None else self.start_us
+        streams = [timeline(store, self.root, start, self.resume.get(store.store_id)) for store in self.stores]
         if len(streams) == 1 and self.sensor_topic is None:
             self._run_batches(streams[0])
         else:

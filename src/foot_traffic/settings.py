@@ -18,9 +18,20 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from foot_traffic.calendar import EMPTY_CALENDAR, Calendar, CalendarFileError, load_calendar_file
+from foot_traffic.deadletter import DEFAULT_DEAD_LETTER_FILE
 from foot_traffic.errors import ConfigError
 from foot_traffic.grid import UTC, datetime_to_us
 from foot_traffic.plan import ARRIVAL_MODELS, DAILY_TOTAL_MODELS, Model
+from foot_traffic.security import (
+    ENDPOINT_IDENTIFICATIONS,
+    NO_PROPERTIES,
+    SASL_MECHANISMS,
+    SECURITY_PROTOCOLS,
+    ProducerProperties,
+    Secret,
+    readable_file,
+)
+from foot_traffic.security import check as check_security
 from foot_traffic.stores import Store, StoresFileError, load_stores_file
 from foot_traffic.weights import DEFAULT_WEIGHTS, WeightsFileError, WeightTable, load_weights_file
 
@@ -96,18 +107,28 @@ def _broker(raw: str) -> str:
     for part in parts:
         address = part.split("://", 1)[1] if "://" in part else part
         host, sep, port = address.rpartition(":")
-        if not sep or not _HOST.match(host) or not port.isdigit() or not 1 <= int(port) <= 65535:
+        # fullmatch: "$" would accept a trailing newline; isascii: isdigit accepts "²" and "١٢"
+        if (
+            not sep
+            or not _HOST.fullmatch(host)
+            or not (port.isascii() and port.isdigit())
+            or not 1 <= int(port) <= 65535
+        ):
             raise ValueError(expected)
     return ",".join(parts)
 
 
 def _topic(raw: str) -> str:
-    if not _TOPIC.match(raw) or raw in {".", ".."}:
+    if not _TOPIC.fullmatch(raw) or raw in {".", ".."}:
         raise ValueError("1 to 249 characters among letters, digits, '.', '_' and '-'")
     return raw
 
 
 def _seed(raw: str) -> str:
+    try:
+        raw.encode("utf-8")  # bytes that are not UTF-8 reach os.environ and argv as lone surrogates
+    except UnicodeEncodeError:
+        raise ValueError("text in UTF-8") from None
     return raw
 
 
@@ -126,20 +147,39 @@ def _speed(raw: str) -> float | None:
 
 def _instant(raw: str) -> dt.datetime:
     try:
-        return dt.datetime.fromisoformat(raw.strip())
+        moment = dt.datetime.fromisoformat(raw.strip())
     except ValueError:
         raise ValueError("an ISO-8601 date or instant such as 2025-08-12 or 2025-08-12T15:30:00+02:00") from None
+    # a day's plan needs the dates and UTC offsets on either side to exist: datetime ends at years 1 and 9999
+    if not 2 <= moment.year <= 9998:
+        raise ValueError("an ISO-8601 date or instant in the years 2 to 9998")
+    return moment
 
 
 def _zone(raw: str) -> ZoneInfo:
     try:
         return ZoneInfo(raw.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of the database, such as America
         raise ValueError("an IANA time zone name such as UTC or Europe/Rome") from None
 
 
 def _path(raw: str) -> Path:
-    return Path(raw).expanduser()
+    try:
+        return Path(raw).expanduser()
+    except RuntimeError:  # "~someone" with no such user
+        raise ValueError("a file path whose ~user is a known user") from None
+
+
+def _output_file(raw: str) -> Path:
+    """A file to append to: not a directory, in a directory that exists."""
+    path = _path(raw)
+    try:
+        usable = not path.is_dir() and path.parent.is_dir()
+    except OSError:  # is_dir() raises on a name too long or a permission denied, not only answers False
+        usable = False
+    if not usable:
+        raise ValueError("a file path (not a directory) in an existing directory")
+    return path
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +192,7 @@ class Spec:
     default: str | None
     help: str
     aliases: tuple[str, ...] = ()
+    secret: bool = False
 
     @property
     def flag(self) -> str:
@@ -312,6 +353,28 @@ SPECS: tuple[Spec, ...] = (
         "If set, also send an entry event at entry_time and an exit event at exit_time to this topic.",
     ),
     Spec(
+        "exactly_once",
+        "EXACTLY_ONCE",
+        _bool,
+        "0",
+        "If true: transactional producer; a restart after a crash resumes the same plan with no gap and no "
+        "duplicate (consumers read with isolation.level=read_committed).",
+    ),
+    Spec(
+        "transactional_id",
+        "KAFKA_TRANSACTIONAL_ID",
+        _seed,
+        None,
+        "Transactional id of EXACTLY_ONCE runs. Default: foot-traffic-<KAFKA_TOPIC>.",
+    ),
+    Spec(
+        "commit_interval_ms",
+        "COMMIT_INTERVAL_MS",
+        _int_in(1, 600_000),
+        "200",
+        "EXACTLY_ONCE: longest time a transaction stays open before it is committed.",
+    ),
+    Spec(
         "connect_timeout_seconds",
         "KAFKA_CONNECT_TIMEOUT_SECONDS",
         _number(0, 3600, low_open=True),
@@ -324,6 +387,81 @@ SPECS: tuple[Spec, ...] = (
         _number(0, 3600),
         "30",
         "Longest wait for outstanding deliveries at shutdown.",
+    ),
+    Spec(
+        "security_protocol",
+        "KAFKA_SECURITY_PROTOCOL",
+        _choice(SECURITY_PROTOCOLS, upper=True),
+        "PLAINTEXT",
+        "Protocol to the brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (SASL login over TLS).",
+    ),
+    Spec(
+        "sasl_mechanism",
+        "KAFKA_SASL_MECHANISM",
+        _choice(SASL_MECHANISMS, upper=True),
+        None,
+        "SASL_* protocols: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+    ),
+    Spec("sasl_username", "KAFKA_SASL_USERNAME", str, None, "SASL_* protocols: the user name."),
+    Spec(
+        "sasl_password",
+        "KAFKA_SASL_PASSWORD",
+        Secret,
+        None,
+        "SASL_* protocols: the password (a secret: never shown).",
+        secret=True,
+    ),
+    Spec(
+        "ssl_ca_location",
+        "KAFKA_SSL_CA_LOCATION",
+        readable_file,
+        None,
+        "SSL/SASL_SSL: PEM file of the CA certificate(s) that sign the brokers' certificates. "
+        "Default: the system's trust store.",
+    ),
+    Spec(
+        "ssl_certificate_location",
+        "KAFKA_SSL_CERTIFICATE_LOCATION",
+        readable_file,
+        None,
+        "SSL/SASL_SSL: PEM file of this client's certificate (brokers that require client authentication).",
+    ),
+    Spec(
+        "ssl_key_location",
+        "KAFKA_SSL_KEY_LOCATION",
+        readable_file,
+        None,
+        "SSL/SASL_SSL: PEM file of this client's private key (with KAFKA_SSL_CERTIFICATE_LOCATION).",
+    ),
+    Spec(
+        "ssl_key_password",
+        "KAFKA_SSL_KEY_PASSWORD",
+        Secret,
+        None,
+        "SSL/SASL_SSL: password of an encrypted private key (a secret: never shown).",
+        secret=True,
+    ),
+    Spec(
+        "ssl_endpoint_identification",
+        "KAFKA_SSL_ENDPOINT_IDENTIFICATION",
+        _choice(ENDPOINT_IDENTIFICATIONS),
+        "https",
+        "SSL/SASL_SSL: https checks that the broker's certificate names the host connected to; none does not.",
+    ),
+    Spec(
+        "delivery_timeout_ms",
+        "KAFKA_DELIVERY_TIMEOUT_MS",
+        _int_in(1000, 2_147_483_647),
+        "120000",
+        "Longest time an event may wait for Kafka's confirmation (message.timeout.ms); "
+        "after it, the event goes to DEAD_LETTER_FILE.",
+    ),
+    Spec(
+        "dead_letter_file",
+        "DEAD_LETTER_FILE",
+        _output_file,
+        DEFAULT_DEAD_LETTER_FILE,
+        "JSON-lines file that receives every event Kafka could not confirm (created on the first one).",
     ),
 )
 """Every setting, in the order the README documents them."""
@@ -354,6 +492,18 @@ class Settings:
     topic_replication_factor: int = 1
     connect_timeout_seconds: float = 10.0
     flush_timeout_seconds: float = 30.0
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: Secret | None = None
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: Secret | None = None
+    ssl_endpoint_identification: str = "https"
+    producer_properties: ProducerProperties = NO_PROPERTIES
+    delivery_timeout_ms: int = 120_000
+    dead_letter_file: Path = Path(DEFAULT_DEAD_LETTER_FILE)
     speed: float | None = None
     start: dt.datetime | None = None
     until: dt.datetime | None = None
@@ -364,6 +514,9 @@ class Settings:
     calendar_file: Path | None = None
     stores_file: Path | None = None
     exit_events_topic: str | None = None
+    exactly_once: bool = False
+    transactional_id: str | None = None
+    commit_interval_ms: int = 200
     weights: WeightTable = field(default=DEFAULT_WEIGHTS, repr=False)
     calendar: Calendar = field(default=EMPTY_CALENDAR, repr=False)
     stores: tuple[Store, ...] = field(default=(), repr=False)
@@ -431,16 +584,22 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, str | None] | None
         try:
             values[spec.name] = spec.parse(raw)
         except ValueError as exc:
-            problems.append(f"{source}={raw!r}: expected {exc}")
+            problems.append(f"{source}={'***' if spec.secret else raw!r}: expected {exc}")
     if "speed" in values and values["speed"] is None:
         values["speed_is_max"] = True
     _load_files(values, flags, problems)
+    check_security(values, env, flags, problems, SPECS)
     tz = values.get("timezone", UTC)
     start, until = values.get("start"), values.get("until")
     if isinstance(start, dt.datetime) and isinstance(until, dt.datetime) and _to_us(until, tz) <= _to_us(start, tz):
         problems.append(f"UNTIL={until.isoformat()!r}: expected an instant after START={start.isoformat()!r}")
+    if values.get("exactly_once") and values.get("sink", "kafka") != "kafka":
+        problems.append(f"EXACTLY_ONCE=true with SINK={values['sink']!r}: expected SINK=kafka")
+    if values.get("exactly_once") and values.get("exit_events_topic") is not None:
+        problems.append("EXACTLY_ONCE=true with EXIT_EVENTS_TOPIC: expected one or the other (not supported together)")
     if "base_daily_customers" not in values and "default_daily_customers" in values:
         values["base_daily_customers"] = values["default_daily_customers"]
+    _check_peak_total(values, flags, problems)
     if problems:
         raise ConfigError(problems)
     return Settings(**values)
@@ -451,6 +610,34 @@ _FILES: tuple[tuple[str, str, Callable[[Path], Any], type[ValueError]], ...] = (
     ("calendar_file", "calendar", load_calendar_file, CalendarFileError),
     ("stores_file", "stores", load_stores_file, StoresFileError),
 )
+
+
+def _check_peak_total(values: dict[str, Any], flags: Mapping[str, str | None], problems: list[str]) -> None:
+    """Reject calendar multipliers and store scales that lift a day's mean total beyond MAX_DAILY_CUSTOMERS.
+
+    The daily counts are capped because a bigger day cannot be simulated in a day; a multiplier of 1e300
+    would otherwise pass validation and exhaust memory when the day is sampled.
+    """
+    count = values.get("daily_customers")
+    if count is None:
+        count = values.get("base_daily_customers", 0)
+    calendar: Calendar = values.get("calendar", EMPTY_CALENDAR)
+    stores: tuple[Store, ...] = values.get("stores", ())
+    multiplier = max([1.0, *(override.multiplier for override in calendar.dates.values())])
+    scale = max((store.scale for store in stores), default=1.0)
+    peak = count * multiplier * scale
+    if peak <= MAX_DAILY_CUSTOMERS:
+        return
+    culprits = [name for name, factor in (("calendar_file", multiplier), ("stores_file", scale)) if factor > 1]
+    named = []
+    for name in culprits:
+        spec = SPECS_BY_NAME[name]
+        source = (spec.aliases or (spec.flag,))[0] if flags.get(name) is not None else spec.env
+        named.append(f"{source}={str(values[name])!r}")
+    problems.append(
+        f"{' and '.join(named)}: expected multipliers and scales that keep a day's mean total within "
+        f"{MAX_DAILY_CUSTOMERS}; {count} customers × {multiplier:g} × {scale:g} = {peak:g}"
+    )
 
 
 def _load_files(values: dict[str, Any], flags: Mapping[str, str | None], problems: list[str]) -> None:

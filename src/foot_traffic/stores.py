@@ -170,6 +170,8 @@ def load_stores_file(path: Path) -> tuple[Store, ...]:
         raw = path.read_bytes()
     except OSError as exc:
         raise StoresFileError(f"cannot read it: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL in the path, or a name the file system cannot encode
+        raise StoresFileError(f"cannot read it: {exc}") from None
     try:
         if path.suffix.lower() == ".toml":
             data: object = tomllib.loads(raw.decode("utf-8"))
@@ -177,6 +179,11 @@ def load_stores_file(path: Path) -> tuple[Store, ...]:
             data = json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise StoresFileError(f"cannot parse it: {exc}") from None
+    except RecursionError:
+        raise StoresFileError("cannot parse it: nested too deeply") from None
     if not isinstance(data, Mapping):
         raise StoresFileError("expected a table (TOML) or an object (JSON) at the top level")
-    return stores_from_mapping(data, path.parent)
+    try:
+        return stores_from_mapping(data, path.parent)
+    except RecursionError:  # a value nested almost as deep as the parser allows, shown in a message
+        raise StoresFileError("cannot parse it: nested too deeply") from None

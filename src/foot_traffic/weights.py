@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -76,7 +77,8 @@ def _parse_row(name: str, row: object, n_slots: int) -> tuple[float, ...]:
         raise WeightsFileError(f"weights.{name} has {len(row)} values; expected {n_slots}, one per slot")
     values: list[float] = []
     for i, w in enumerate(row):
-        if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
+        # a range check, not math.isfinite: a JSON integer beyond the float range would raise OverflowError
+        if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w <= sys.float_info.max:
             raise WeightsFileError(f"weights.{name}[{i}] is {w!r}; expected a finite number >= 0")
         values.append(float(w))
     return tuple(values)
@@ -113,6 +115,8 @@ def table_from_mapping(data: Mapping[str, Any]) -> WeightTable:
     rows = tuple(_parse_row(d, weights[d], len(grid)) for d in WEEKDAYS)
     if not any(any(w > 0 for w in row) for row in rows):
         raise WeightsFileError("every weight is 0; expected at least one positive weight")
+    if not math.isfinite(sum(sum(row) for row in rows)):
+        raise WeightsFileError("the weights add up to more than the largest float; expected smaller weights")
     return WeightTable(grid, rows)
 
 
@@ -122,6 +126,8 @@ def load_weights_file(path: Path) -> WeightTable:
         raw = path.read_bytes()
     except OSError as exc:
         raise WeightsFileError(f"cannot read it: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL in the path, or a name the file system cannot encode
+        raise WeightsFileError(f"cannot read it: {exc}") from None
     try:
         if path.suffix.lower() == ".toml":
             data: object = tomllib.loads(raw.decode("utf-8"))
@@ -129,6 +135,11 @@ def load_weights_file(path: Path) -> WeightTable:
             data = json.loads(raw)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise WeightsFileError(f"cannot parse it: {exc}") from None
+    except RecursionError:
+        raise WeightsFileError("cannot parse it: nested too deeply") from None
     if not isinstance(data, Mapping):
         raise WeightsFileError("expected a table (TOML) or an object (JSON) at the top level")
-    return table_from_mapping(data)
+    try:
+        return table_from_mapping(data)
+    except RecursionError:  # a value nested almost as deep as the parser allows, shown in a message
+        raise WeightsFileError("cannot parse it: nested too deeply") from None

@@ -81,6 +81,10 @@ def test_disable_variation_true_words(word: str) -> None:
         ("KAFKA_TOPIC_REPLICATION_FACTOR", "x", "integer between 1"),
         ("KAFKA_CONNECT_TIMEOUT_SECONDS", "0", "number in (0"),
         ("KAFKA_FLUSH_TIMEOUT_SECONDS", "-2", "[0, 3600]"),
+        ("KAFKA_DELIVERY_TIMEOUT_MS", "999", "integer between 1000"),
+        ("KAFKA_DELIVERY_TIMEOUT_MS", "2m", "integer between 1000"),
+        ("DEAD_LETTER_FILE", "/nonexistent-dir/dl.jsonl", "in an existing directory"),
+        ("DEAD_LETTER_FILE", "/", "not a directory"),
         ("SPEED", "0", "or max"),
         ("SPEED", "fastest", "or max"),
         ("START", "yesterday", "ISO-8601"),
@@ -90,6 +94,13 @@ def test_disable_variation_true_words(word: str) -> None:
         ("DAILY_TOTALS", "normal", "uniform, gamma-poisson"),
         ("DAILY_DISPERSION", "-1", "[0, 10]"),
         ("EXIT_EVENTS_TOPIC", "bad topic!", "letters, digits"),
+        ("KAFKA_SECURITY_PROTOCOL", "TLS", "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
+        ("KAFKA_SASL_MECHANISM", "GSSAPI", "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"),
+        ("KAFKA_SASL_USERNAME", "alice", "KAFKA_SECURITY_PROTOCOL SASL_SSL or SASL_PLAINTEXT"),
+        ("KAFKA_SSL_CA_LOCATION", "/nonexistent/ca.pem", "a readable file, but there is no such file"),
+        ("KAFKA_SSL_CERTIFICATE_LOCATION", "/", "a readable file, but it is a directory"),
+        ("KAFKA_SSL_KEY_LOCATION", "/nonexistent/client.key", "a readable file"),
+        ("KAFKA_SSL_ENDPOINT_IDENTIFICATION", "http", "https, none"),
     ],
 )
 def test_bad_values_name_the_variable_value_and_expectation(variable: str, value: str, expected: str) -> None:
@@ -121,6 +132,8 @@ def test_every_setting_is_validated_and_documented() -> None:
         "KAFKA_TOPIC_REPLICATION_FACTOR",
         "KAFKA_CONNECT_TIMEOUT_SECONDS",
         "KAFKA_FLUSH_TIMEOUT_SECONDS",
+        "KAFKA_DELIVERY_TIMEOUT_MS",
+        "DEAD_LETTER_FILE",
     }
     covered |= {
         "SPEED",
@@ -138,6 +151,11 @@ def test_every_setting_is_validated_and_documented() -> None:
         "CALENDAR_FILE",
         "STORES_FILE",
     }  # any string is a seed; files have their own tests
+    covered |= {"EXACTLY_ONCE", "COMMIT_INTERVAL_MS"}
+    free_form |= {"KAFKA_TRANSACTIONAL_ID"}  # any string is a valid transactional id
+    covered |= {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SSL_CA_LOCATION"}
+    covered |= {"KAFKA_SSL_CERTIFICATE_LOCATION", "KAFKA_SSL_KEY_LOCATION", "KAFKA_SSL_ENDPOINT_IDENTIFICATION"}
+    covered |= {"KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD"}  # secrets: masked, see tests/unit/test_security.py
     assert {s.env for s in SPECS} == covered | free_form
     readme = (ROOT / "README.md").read_text()
     for spec in SPECS:

@@ -1,0 +1,159 @@
+"""Crash-safe exactly-once delivery: SIGKILL at any moment, restart, and the topic holds the plan once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from foot_traffic.exactly_once import RunRecord, state_topic
+from foot_traffic.grid import local_date
+from foot_traffic.plan import plan_day
+from foot_traffic.randomness import root_entropy
+from foot_traffic.service import day_events
+from foot_traffic.settings import load_settings
+from tests.integration.conftest import ROOT, ProducerProcess, base_env
+
+Start = Callable[..., ProducerProcess]
+BACKFILL = ["--speed", "20000", "--start", "2025-08-12", "--until", "2025-08-13"]
+
+
+def committed(broker: str, topic: str) -> list[bytes]:
+    """Every committed record of a single-partition topic, read as a read_committed consumer would."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker,
+            "group.id": f"ft-test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    values: list[bytes] = []
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        while True:
+            msg = consumer.poll(10)
+            assert msg is not None, "the consumer stalled before the end of the topic"
+            error = msg.error()
+            if error is not None:
+                assert error.code() == KafkaError._PARTITION_EOF, error.str()
+                return values
+            value = msg.value()
+            assert isinstance(value, bytes)
+            values.append(value)
+    finally:
+        consumer.close()
+
+
+def emitted(process: ProducerProcess) -> int:
+    """Per-event log lines so far."""
+    return len(process.lines_with("Emitted customer_id="))
+
+
+def reached(process: ProducerProcess, count: int) -> bool:
+    """Whether the process has logged at least ``count`` emitted events."""
+    return emitted(process) >= count
+
+
+@pytest.mark.kafka
+def test_sigkill_at_any_moment_then_restart_leaves_every_event_once(
+    broker: str, topic: str, producer_process: Start
+) -> None:
+    """Three SIGKILLs during an accelerated run, then a run to the end: the topic equals the plan, once."""
+    env = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic, EXACTLY_ONCE="1", DAILY_CUSTOMERS="30000", SEED="eo")
+    for threshold in (300, 1500, 4000):
+        process = producer_process(BACKFILL, env)
+        process.wait_for(functools.partial(reached, process, threshold), 90, f"{threshold} emitted events")
+        process.proc.kill()
+        process.finish(30)
+    final = producer_process(BACKFILL, env)
+    assert final.finish(180) == 0
+    assert final.lines_with("Resuming after customer_id=")
+    expected = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "foot_traffic",
+            "run",
+            "--sink",
+            "stdout",
+            "--speed",
+            "max",
+            "--start",
+            "2025-08-12",
+            "--until",
+            "2025-08-13",
+            "--daily-customers",
+            "30000",
+            "--seed",
+            "eo",
+            "--log-level",
+            "WARNING",
+        ],
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+        env=base_env(),
+    ).stdout.splitlines()
+    values = committed(broker, topic)
+    assert len(values) == len(expected) == 30000
+    assert values == expected
+
+
+@pytest.mark.kafka
+def test_real_time_crash_and_restart_continue_the_same_plan(broker: str, topic: str, producer_process: Start) -> None:
+    """In real time, a SIGKILLed run restarted resumes the recorded run: committed events are a gapless prefix."""
+    env = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic, EXACTLY_ONCE="1", DAILY_CUSTOMERS="20000000", SEED="rt")
+    first = producer_process([], env)
+    first.wait_for(lambda: emitted(first) >= 300, 90, "300 emitted events")
+    first.proc.kill()
+    first.finish(30)
+    second = producer_process([], env)
+    second.wait_for(lambda: emitted(second) >= 300, 90, "300 more emitted events")
+    assert second.stop(signal.SIGTERM) == 0
+    assert second.lines_with("Resuming after customer_id=")
+    (record_value,) = committed(broker, state_topic(topic))
+    record = RunRecord.decode(record_value)
+    settings = load_settings({"DAILY_CUSTOMERS": "20000000", "SEED": "rt"})
+    root = root_entropy(record.seed)
+    date = local_date(record.start_us)
+    plans = [
+        plan_day(settings.model(), root, date, now_us=record.start_us),
+        plan_day(settings.model(), root, date + dt.timedelta(days=1)),
+    ]
+    values = committed(broker, topic)
+    expected = []
+    for plan in plans:
+        for event in day_events(root, plan):
+            expected.append(event.encode())
+            if len(expected) == len(values):
+                break
+        if len(expected) == len(values):
+            break
+    assert len(values) >= 600 - 300  # the second run alone committed at least what it emitted before SIGTERM
+    assert values == expected
+    assert len({json.loads(v)["customer_id"] for v in values}) == len(values)
+
+
+@pytest.mark.kafka
+def test_restart_with_other_settings_is_refused(broker: str, topic: str, producer_process: Start) -> None:
+    """A topic written by one configuration refuses another: exit 2 and a message naming what differs."""
+    env = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic, EXACTLY_ONCE="1", DAILY_CUSTOMERS="1000", SEED="a")
+    assert producer_process(["--speed", "max", *BACKFILL[2:]], env).finish(120) == 0
+    other = producer_process(BACKFILL, {**env, "DAILY_CUSTOMERS": "2000"})
+    assert other.finish(120) == 2
+    assert other.lines_with(f"KAFKA_TOPIC={topic!r}: it holds a run of other settings")
+    seed = producer_process(BACKFILL, {**env, "SEED": "b"})
+    assert seed.finish(120) == 2
+    assert seed.lines_with("SEED='b': expected the SEED of the run in the topic, 'a'")
+    assert len(committed(broker, topic)) == 1000
