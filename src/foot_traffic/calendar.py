@@ -43,16 +43,15 @@ what is expected, e.g. ``dates."2025-12-24".hours=['09:00']: expected ...``.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Final, Literal
 
+from foot_traffic.documents import build, read_document
 from foot_traffic.grid import MINUTES_PER_DAY, WEEKDAYS
 
 CLOSED: Final = "closed"
@@ -276,35 +275,6 @@ def calendar_from_mapping(data: Mapping[str, object]) -> Calendar:
     return Calendar(weekday_hours, dates)
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise CalendarFileError(f"cannot parse it: the key {key!r} appears twice in one object")
-        result[key] = value
-    return result
-
-
 def load_calendar_file(path: Path) -> Calendar:
     """Read a TOML (``.toml``) or JSON (any other suffix) calendar file."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CalendarFileError(f"cannot read it: {exc.strerror or exc}") from None
-    except ValueError as exc:  # a NUL in the path, or a name the file system cannot encode
-        raise CalendarFileError(f"cannot read it: {exc}") from None
-    try:
-        if path.suffix.lower() == ".toml":
-            data: object = tomllib.loads(raw.decode("utf-8"))
-        else:
-            data = json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CalendarFileError(f"cannot parse it: {exc}") from None
-    except RecursionError:
-        raise CalendarFileError("cannot parse it: nested too deeply") from None
-    if not isinstance(data, Mapping):
-        raise CalendarFileError("expected a table (TOML) or an object (JSON) at the top level")
-    try:
-        return calendar_from_mapping(data)
-    except RecursionError:  # a value nested almost as deep as the parser allows, shown in a message
-        raise CalendarFileError("cannot parse it: nested too deeply") from None
+    return build(read_document(path, CalendarFileError), calendar_from_mapping, CalendarFileError)

@@ -27,15 +27,14 @@ the key path, the value and what is expected, e.g.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from foot_traffic.documents import build, read_document
 from foot_traffic.weights import WeightsFileError, WeightTable, load_weights_file
 
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -155,35 +154,7 @@ def stores_from_mapping(data: Mapping[str, object], folder: Path) -> tuple[Store
     return stores
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise StoresFileError(f"cannot parse it: the key {key!r} appears twice in one object")
-        result[key] = value
-    return result
-
-
 def load_stores_file(path: Path) -> tuple[Store, ...]:
     """Read a TOML (``.toml``) or JSON (any other suffix) stores file, in file order."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise StoresFileError(f"cannot read it: {exc.strerror or exc}") from None
-    except ValueError as exc:  # a NUL in the path, or a name the file system cannot encode
-        raise StoresFileError(f"cannot read it: {exc}") from None
-    try:
-        if path.suffix.lower() == ".toml":
-            data: object = tomllib.loads(raw.decode("utf-8"))
-        else:
-            data = json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StoresFileError(f"cannot parse it: {exc}") from None
-    except RecursionError:
-        raise StoresFileError("cannot parse it: nested too deeply") from None
-    if not isinstance(data, Mapping):
-        raise StoresFileError("expected a table (TOML) or an object (JSON) at the top level")
-    try:
-        return stores_from_mapping(data, path.parent)
-    except RecursionError:  # a value nested almost as deep as the parser allows, shown in a message
-        raise StoresFileError("cannot parse it: nested too deeply") from None
+    data = read_document(path, StoresFileError)
+    return build(data, lambda d: stores_from_mapping(d, path.parent), StoresFileError)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from foot_traffic.documents import build, read_document
 from foot_traffic.grid import DEFAULT_GRID, MINUTES_PER_DAY, WEEKDAYS, SlotGrid
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -122,24 +121,4 @@ def table_from_mapping(data: Mapping[str, Any]) -> WeightTable:
 
 def load_weights_file(path: Path) -> WeightTable:
     """Read a TOML (``.toml``) or JSON (any other suffix) weights file."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise WeightsFileError(f"cannot read it: {exc.strerror or exc}") from None
-    except ValueError as exc:  # a NUL in the path, or a name the file system cannot encode
-        raise WeightsFileError(f"cannot read it: {exc}") from None
-    try:
-        if path.suffix.lower() == ".toml":
-            data: object = tomllib.loads(raw.decode("utf-8"))
-        else:
-            data = json.loads(raw)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise WeightsFileError(f"cannot parse it: {exc}") from None
-    except RecursionError:
-        raise WeightsFileError("cannot parse it: nested too deeply") from None
-    if not isinstance(data, Mapping):
-        raise WeightsFileError("expected a table (TOML) or an object (JSON) at the top level")
-    try:
-        return table_from_mapping(data)
-    except RecursionError:  # a value nested almost as deep as the parser allows, shown in a message
-        raise WeightsFileError("cannot parse it: nested too deeply") from None
+    return build(read_document(path, WeightsFileError), table_from_mapping, WeightsFileError)

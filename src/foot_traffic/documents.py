@@ -1,0 +1,53 @@
+"""Reading the TOML or JSON documents behind WEIGHTS_FILE, CALENDAR_FILE and STORES_FILE."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def read_document(path: Path, error: type[ValueError]) -> Mapping[str, object]:
+    """Parse a ``.toml`` file as TOML and any other as JSON; raise ``error`` saying what is wrong.
+
+    Duplicate keys in a JSON object are refused, as TOML refuses them.
+    """
+
+    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        result: dict[str, object] = {}
+        for key, value in pairs:
+            if key in result:
+                raise error(f"cannot parse it: the key {key!r} appears twice in one object")
+            result[key] = value
+        return result
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read it: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL in the path, or a name the file system cannot encode
+        raise error(f"cannot read it: {exc}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            data: object = tomllib.loads(raw.decode("utf-8"))
+        else:
+            data = json.loads(raw, object_pairs_hook=no_duplicates)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"cannot parse it: {exc}") from None
+    except RecursionError:
+        raise error("cannot parse it: nested too deeply") from None
+    if not isinstance(data, Mapping):
+        raise error("expected a table (TOML) or an object (JSON) at the top level")
+    return data
+
+
+def build(data: Mapping[str, object], builder: Callable[[Mapping[str, object]], T], error: type[ValueError]) -> T:
+    """Run a document's builder, turning a value nested too deeply to describe into ``error``."""
+    try:
+        return builder(data)
+    except RecursionError:  # a value nested almost as deep as the parser allows, shown in a message
+        raise error("cannot parse it: nested too deeply") from None
