@@ -631,13 +631,17 @@ def _check_peak_total(values: dict[str, Any], flags: Mapping[str, str | None], p
     culprits = [name for name, factor in (("calendar_file", multiplier), ("stores_file", scale)) if factor > 1]
     named = []
     for name in culprits:
-        spec = SPECS_BY_NAME[name]
-        source = (spec.aliases or (spec.flag,))[0] if flags.get(name) is not None else spec.env
-        named.append(f"{source}={str(values[name])!r}")
+        named.append(f"{_source(name, flags)}={str(values[name])!r}")
     problems.append(
         f"{' and '.join(named)}: expected multipliers and scales that keep a day's mean total within "
         f"{MAX_DAILY_CUSTOMERS}; {count} customers × {multiplier:g} × {scale:g} = {peak:g}"
     )
+
+
+def _source(name: str, flags: Mapping[str, str | None]) -> str:
+    """How a file setting was given: its (first) flag when set by flag, else its variable."""
+    spec = SPECS_BY_NAME[name]
+    return (spec.aliases or (spec.flag,))[0] if flags.get(name) is not None else spec.env
 
 
 def _load_files(values: dict[str, Any], flags: Mapping[str, str | None], problems: list[str]) -> None:
@@ -646,9 +650,7 @@ def _load_files(values: dict[str, Any], flags: Mapping[str, str | None], problem
         path = values.get(name)
         if not isinstance(path, Path):
             continue
-        spec = SPECS_BY_NAME[name]
-        source = (spec.aliases or (spec.flag,))[0] if flags.get(name) is not None else spec.env
         try:
             values[target] = loader(path)
         except error as exc:
-            problems.append(f"{source}={str(path)!r}: {exc}")
+            problems.append(f"{_source(name, flags)}={str(path)!r}: {exc}")
