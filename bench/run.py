@@ -451,6 +451,24 @@ How each figure is taken (bench/run.py):
 - e: peak resident set size of the process (getrusage of the child): a whole 10 M-customer day
   in backfill to the null sink, and 8 s of a real-time run planning such a day.
 - f: CPU time of a real-time run with 100 customers a day, over a stretch without events.
+
+What bounds the figures (profiles with cProfile; the machine is a shared 2-core VM whose speed
+varies by up to 40 % from one run to the next, so a figure near its target can land on either
+side of it):
+
+- generation (b): whole-process figures include about 0.25 s of start-up (imports, first plan);
+  the steady state is that much faster. Of the rest, about 60 % is memory traffic in the
+  vectorised encoder: filling each line from its template, writing the varying byte positions
+  (customer id, two timestamps, duration), transposing the 8-byte words into consecutive lines
+  and cutting the padding, i.e. about four passes over ~250 bytes per event; sampling
+  (numpy, PCG64) takes about 10 %, the loop and the sink the remainder.
+- backfill to Kafka (a): one Python `produce()` call and one delivery-report callback per
+  event (confluent-kafka has no callback-free batch path; `produce_batch` measured no faster
+  once librdkafka batching was tuned); the broker shares the two cores.
+  `ProducerPerformance` (JVM, default batching) is the slower of the two here.
+- real-time lateness (c): the rare outliers (≈10 ms) are the sampling of the next chunk of
+  16,384 arrivals and garbage collection; p99 is bound by the operating system's timer
+  wake-up.
 """
 
 
