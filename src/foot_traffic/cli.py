@@ -28,6 +28,7 @@ from foot_traffic.event import format_instant
 from foot_traffic.grid import UTC, datetime_to_us
 from foot_traffic.plan import DayPlan, plan_day
 from foot_traffic.progress import Progress
+from foot_traffic.schema import EVENT_SCHEMA
 from foot_traffic.service import ResumeAfter, Service, StoreRun
 from foot_traffic.settings import SPECS, Settings, load_settings
 from foot_traffic.sinks import MemorySink, Sink, StdoutSink
@@ -96,12 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--now", help="apply the mid-day start rule at this ISO-8601 instant.")
     plan.add_argument("--json", action="store_true", help="one JSON object per day per line.")
     _add_settings(plan)
+    commands.add_parser(
+        "schema",
+        help="print the JSON Schema of the events",
+        epilog="examples:\n  foot-traffic schema > foot-traffic-event.schema.json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``foot-traffic`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "schema":
+        print(json.dumps(EVENT_SCHEMA, indent=2, ensure_ascii=False))
+        return 0
     flags = {spec.name: getattr(args, spec.name) for spec in SPECS}
     try:
         settings = load_settings(os.environ, flags)

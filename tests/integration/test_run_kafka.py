@@ -11,8 +11,10 @@ from collections.abc import Callable
 
 import pytest
 from confluent_kafka.admin import AdminClient
+from jsonschema import Draft202012Validator
 
 from foot_traffic.grid import DEFAULT_GRID, WEEKDAYS
+from foot_traffic.schema import EVENT_SCHEMA
 from tests.integration.conftest import ProducerProcess, base_env, consume_all, free_port, topic_exists
 
 FIELDS = ["event_type", "customer_id", "entry_time", "exit_time", "trip_duration_minutes", "weekday", "time_slot"]
@@ -39,7 +41,8 @@ def summary(process: ProducerProcess) -> tuple[int, int, int, int]:
 
 
 def assert_event_shape(event: dict[str, object]) -> None:
-    """The specification's schema, field by field."""
+    """The specification's schema, field by field, and the shipped JSON Schema."""
+    Draft202012Validator(EVENT_SCHEMA).validate(event)
     assert list(event) == FIELDS
     assert event["event_type"] == "foot_traffic"
     assert isinstance(event["customer_id"], str)
