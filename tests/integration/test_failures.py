@@ -23,11 +23,10 @@ from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # type: ignore[attr-defined]
 
 from tests.integration.conftest import ROOT, ProducerProcess, base_env, consume_all, free_port
+from tests.integration.test_run_kafka import emitted_ids, summary
 
 KAFKA_SH = ROOT / "scripts" / "kafka.sh"
 CLUSTER_SH = ROOT / "scripts" / "kafka-cluster.sh"
-EMITTED = re.compile(r"Emitted customer_id=([0-9a-f-]{36}) ")
-SUMMARY = re.compile(r"Summary: planned=(\d+) emitted=(\d+) delivered=(\d+) failed=(\d+)")
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
 FAST = "20000000"  # customers per day: about 230 events per second in real time
 DOWN, UP, FAILED = "are down", "reachable again", "Delivery failed"
@@ -167,20 +166,6 @@ class Tally:
     def emitted(self) -> int:
         """Per-event log lines so far."""
         return self["Emitted customer_id="]
-
-
-def emitted_ids(process: ProducerProcess) -> list[str]:
-    """customer_ids of the per-event log lines, in order."""
-    return [m.group(1) for line in process.stderr if (m := EMITTED.search(line))]
-
-
-def summary(process: ProducerProcess) -> tuple[int, int, int, int]:
-    """planned, emitted, delivered and failed of the summary line."""
-    (line,) = process.lines_with("Summary:")
-    match = SUMMARY.search(line)
-    assert match, line
-    planned, emitted, delivered, failed = (int(g) for g in match.groups())
-    return planned, emitted, delivered, failed
 
 
 def warnings_and_errors(process: ProducerProcess) -> list[str]:
