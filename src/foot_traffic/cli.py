@@ -22,6 +22,8 @@ from types import FrameType
 
 from foot_traffic import __version__, exactly_once, kafka_sink, logs, randomness, security
 from foot_traffic.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock, RealClock
+from foot_traffic.completion import SHELLS
+from foot_traffic.completion import script as completion_script
 from foot_traffic.deadletter import DeadLetterFile
 from foot_traffic.errors import ConfigError, DeliveryError, FootTrafficError
 from foot_traffic.event import format_instant
@@ -45,6 +47,12 @@ EXAMPLES = {
         "examples:\n"
         "  foot-traffic plan --date 2025-08-12 --days 7 --seed demo\n"
         "  foot-traffic plan --date 2025-08-12 --now 2025-08-12T15:30:00+00:00 --json\n"
+    ),
+    "completion": (
+        "examples:\n"
+        '  eval "$(foot-traffic completion bash)"          # in ~/.bashrc\n'
+        '  foot-traffic completion zsh > "${fpath[1]}/_foot-traffic"\n'
+        "  foot-traffic completion fish > ~/.config/fish/completions/foot-traffic.fish\n"
     ),
 }
 
@@ -103,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  foot-traffic schema > foot-traffic-event.schema.json\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    completion = commands.add_parser(
+        "completion",
+        help="print the shell completion script for bash, zsh or fish",
+        epilog=EXAMPLES["completion"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    completion.add_argument("shell", choices=SHELLS, help="the shell: bash, zsh or fish.")
     return parser
 
 
@@ -111,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "schema":
         print(json.dumps(EVENT_SCHEMA, indent=2, ensure_ascii=False))
+        return 0
+    if args.command == "completion":
+        sys.stdout.write(completion_script(args.shell, build_parser()))
         return 0
     flags = {spec.name: getattr(args, spec.name) for spec in SPECS}
     try:

@@ -91,14 +91,23 @@ def _bool(raw: str) -> bool:
     raise ValueError("one of 1/0, true/false, yes/no, on/off")
 
 
-def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        word = raw.strip().upper() if upper else raw.strip().lower()
-        if word not in options:
-            raise ValueError(f"one of {', '.join(options)}")
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """Parser of a setting that takes one word of a fixed list (case-insensitive)."""
+
+    options: tuple[str, ...]
+    upper: bool = False
+
+    def __call__(self, raw: str) -> str:
+        """The word, in the list's case; ValueError naming the choices otherwise."""
+        word = raw.strip().upper() if self.upper else raw.strip().lower()
+        if word not in self.options:
+            raise ValueError(f"one of {', '.join(self.options)}")
         return word
 
-    return parse
+
+def _choice(options: tuple[str, ...], *, upper: bool = False) -> Choice:
+    return Choice(options, upper)
 
 
 def _broker(raw: str) -> str:
@@ -180,6 +189,13 @@ def _output_file(raw: str) -> Path:
     if not usable:
         raise ValueError("a file path (not a directory) in an existing directory")
     return path
+
+
+FILE_PARSERS: frozenset[Callable[[str], Any]] = frozenset({_path, _output_file, readable_file})
+"""Parsers whose settings name a file (shell completion offers file names for them)."""
+
+BOOL_PARSER: Callable[[str], bool] = _bool
+"""Parser of the on/off settings."""
 
 
 @dataclass(frozen=True, slots=True)
