@@ -14,8 +14,11 @@ USER app
 WORKDIR /home/app
 ENV KAFKA_BROKER=kafka:9092 \
     KAFKA_TOPIC=foot_traffic \
-    PYTHONUNBUFFERED=1
-# The process is healthy while it runs; a failed start-up exits non-zero.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=60s CMD ["python", "-c", "import os; os.kill(1, 0)"]
+    PYTHONUNBUFFERED=1 \
+    METRICS_HOST=0.0.0.0
+# With METRICS_PORT set, healthy while /healthz answers 200 (503 while connecting, after a long
+# Kafka outage, or while stopping); without it, healthy while the process runs. A failed start-up
+# exits non-zero either way.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s CMD ["python", "-c", "import os, urllib.request as u; p = os.environ.get('METRICS_PORT'); h = os.environ.get('METRICS_HOST') or '127.0.0.1'; h = {'0.0.0.0': '127.0.0.1', '::': '[::1]'}.get(h, f'[{h}]' if ':' in h else h); u.urlopen(f'http://{h}:{p}/healthz', timeout=4) if p else os.kill(1, 0)"]
 ENTRYPOINT ["foot-traffic"]
 CMD ["run"]

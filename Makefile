@@ -10,9 +10,11 @@ STAMP := $(VENV)/.installed
 KAFKA := bash scripts/kafka.sh
 KAFKA_CLUSTER := bash scripts/kafka-cluster.sh
 LOCAL_BROKER := 127.0.0.1:9092
+REGISTRY := bash scripts/registry.sh
+LOCAL_REGISTRY := http://127.0.0.1:8081/apis/ccompat/v7
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test unit integration lint format typecheck bench kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down clean
+.PHONY: help setup run test unit integration lint format typecheck bench kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down registry-fetch registry-up registry-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -33,6 +35,15 @@ kafka-up: kafka-fetch ## start the local broker on 127.0.0.1:9092 (no-op when up
 
 kafka-down: ## stop the local broker
 	$(KAFKA) down
+
+registry-fetch: ## fetch the local schema registry (Apicurio Registry, once)
+	$(REGISTRY) fetch
+
+registry-up: registry-fetch ## start the local schema registry on 127.0.0.1:8081 (no-op when up)
+	$(REGISTRY) up
+
+registry-down: ## stop the local schema registry (its schemas are kept in memory only)
+	$(REGISTRY) down
 
 kafka-cluster-up: kafka-fetch ## start a local 3-node KRaft cluster on 127.0.0.1:39092,39192,39292
 	$(KAFKA_CLUSTER) up
@@ -58,10 +69,11 @@ typecheck: $(STAMP) ## mypy --strict
 unit: $(STAMP) ## unit tests only (no Kafka)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-test: setup lint typecheck ## the whole suite against a local broker it starts and stops
+test: setup registry-fetch lint typecheck ## the whole suite against a local broker and schema registry it starts and stops
 	$(KAFKA) up
-	FOOT_TRAFFIC_TEST_BROKER=$(LOCAL_BROKER) $(BIN)/python -m pytest $(PYTEST_ARGS); \
-	rc=$$?; $(KAFKA) down; exit $$rc
+	$(REGISTRY) up || { rc=$$?; $(KAFKA) down; exit $$rc; }
+	FOOT_TRAFFIC_TEST_BROKER=$(LOCAL_BROKER) FOOT_TRAFFIC_TEST_REGISTRY=$(LOCAL_REGISTRY) $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	rc=$$?; $(REGISTRY) down; $(KAFKA) down; exit $$rc
 
 bench: setup ## benchmarks against the local broker; writes docs/benchmarks.md
 	$(KAFKA) up
@@ -70,4 +82,5 @@ bench: setup ## benchmarks against the local broker; writes docs/benchmarks.md
 clean: ## remove the virtual environment, caches and Kafka state
 	-$(KAFKA) down
 	-$(KAFKA_CLUSTER) down
-	rm -rf $(VENV) .kafka build dist .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
+	-$(REGISTRY) down
+	rm -rf $(VENV) .kafka .registry build dist .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

@@ -1,4 +1,4 @@
-"""The ``foot-traffic`` command line: ``run`` streams events, ``plan`` prints the plan.
+"""The ``foot-traffic`` command line: ``run`` streams events, ``plan`` prints the plan, ``config`` the settings.
 
 Exit status: 0 success; 1 some events were not delivered; 2 invalid input
 (nothing started, nothing sent); 3 Kafka unreachable or topic unusable;
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
-from foot_traffic import __version__, exactly_once, kafka_sink, logs, randomness, security
+from foot_traffic import __version__, effective, exactly_once, kafka_sink, logs, metrics, randomness, registry, security
 from foot_traffic.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock, RealClock
 from foot_traffic.completion import SHELLS
 from foot_traffic.completion import script as completion_script
@@ -30,6 +30,8 @@ from foot_traffic.event import format_instant
 from foot_traffic.grid import UTC, datetime_to_us
 from foot_traffic.plan import DayPlan, plan_day
 from foot_traffic.progress import Progress
+from foot_traffic.report import add_arguments as add_report_arguments
+from foot_traffic.report import main as report_main
 from foot_traffic.schema import EVENT_SCHEMA
 from foot_traffic.service import ResumeAfter, Service, StoreRun
 from foot_traffic.settings import SPECS, Settings, load_settings
@@ -48,11 +50,23 @@ EXAMPLES = {
         "  foot-traffic plan --date 2025-08-12 --days 7 --seed demo\n"
         "  foot-traffic plan --date 2025-08-12 --now 2025-08-12T15:30:00+00:00 --json\n"
     ),
+    "config": (
+        "examples:\n"
+        "  foot-traffic config --config foot-traffic.toml\n"
+        "  KAFKA_BROKER=broker:9092 foot-traffic config --daily-customers 500 --json\n"
+    ),
     "completion": (
         "examples:\n"
         '  eval "$(foot-traffic completion bash)"          # in ~/.bashrc\n'
         '  foot-traffic completion zsh > "${fpath[1]}/_foot-traffic"\n'
         "  foot-traffic completion fish > ~/.config/fish/completions/foot-traffic.fish\n"
+    ),
+    "report": (
+        "examples:\n"
+        "  foot-traffic report --broker localhost:9092 --topic foot_traffic --seed demo\n"
+        "  foot-traffic report --input week.jsonl --seed demo --start 2025-08-11 --until 2025-08-18 --format html\n"
+        "  foot-traffic run --sink stdout --speed max --start 2025-08-11 --until 2025-08-12"
+        " | foot-traffic report --input -\n"
     ),
 }
 
@@ -105,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--now", help="apply the mid-day start rule at this ISO-8601 instant.")
     plan.add_argument("--json", action="store_true", help="one JSON object per day per line.")
     _add_settings(plan)
+    config = commands.add_parser(
+        "config",
+        help="print every setting, its value and where it came from (secrets as ***)",
+        epilog=EXAMPLES["config"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    config.add_argument("--json", action="store_true", help="one JSON object: each setting's value and origin.")
+    _add_settings(config)
     commands.add_parser(
         "schema",
         help="print the JSON Schema of the events",
@@ -118,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     completion.add_argument("shell", choices=SHELLS, help="the shell: bash, zsh or fish.")
+    report = commands.add_parser(
+        "report",
+        help="check events (Kafka or a JSON-lines file) against the model; write a summary and plots",
+        description="Check events against the model the settings describe; write a summary and plots. "
+        "Exit status: 0 the events fit, 1 a check failed, 2 bad input, 3 Kafka unreachable.",
+        epilog=EXAMPLES["report"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_report_arguments(report)
+    _add_settings(report)
     return parser
 
 
@@ -132,19 +164,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     flags = {spec.name: getattr(args, spec.name) for spec in SPECS}
     try:
+        if args.command == "config":
+            sys.stdout.write(effective.show(os.environ, flags, as_json=args.json))
+            return 0
         settings = load_settings(os.environ, flags)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"foot-traffic: error: {problem}", file=sys.stderr)
         return exc.exit_status
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     try:
-        if args.command == "plan":
-            return _plan(settings, args)
-        return _run(settings)
+        return _command(settings, args)
     except FootTrafficError as exc:
         log.error("%s", exc)
         return exc.exit_status
+
+
+def _command(settings: Settings, args: argparse.Namespace) -> int:
+    """Run a command that needs the settings: plan, report or run."""
+    if args.command == "plan":
+        return _plan(settings, args)
+    if args.command == "report":
+        return report_main(settings, args)
+    return _run(settings)
 
 
 def _parse_plan_args(args: argparse.Namespace) -> tuple[dt.date, int, int | None]:
@@ -247,6 +289,8 @@ def make_clock(settings: Settings, start_us: int | None = None) -> Clock:
 def _progress(settings: Settings, clock: Clock) -> Progress | None:
     if not sys.stderr.isatty() or isinstance(clock, RealClock) or not settings.speed_is_max:
         return None
+    if settings.log_format == "json":  # a line redrawn in place would break the one-object-a-line stream
+        return None
     until = settings.until_us
     end: int | Callable[[], int] = until if until is not None else RealClock().now_us
     return Progress(sys.stderr, clock.now_us(), end, settings.timezone)
@@ -263,12 +307,16 @@ class _Output:
     clock_start: int | None = None
 
 
-def _open_output(settings: Settings) -> _Output:
-    """Open the sink: stdout, null, or Kafka (checked, topics created; transactional with EXACTLY_ONCE)."""
+def _open_output(settings: Settings, recorder: metrics.Recorder = metrics.NO_METRICS) -> _Output:
+    """Open the sink: stdout, null, or Kafka (checked, topics created; transactional with EXACTLY_ONCE).
+
+    With SCHEMA_REGISTRY_URL the registry is reached first, so nothing touches Kafka when it is not.
+    """
     if settings.sink == "stdout":
         return _Output(StdoutSink(sys.stdout.buffer))
     if settings.sink == "null":
         return _Output(MemorySink(keep=False))
+    serializer = registry.connect(settings) if settings.schema_registry_url is not None else None
     topics = [settings.topic]
     if settings.exit_events_topic is not None:
         topics.append(settings.exit_events_topic)
@@ -290,9 +338,13 @@ def _open_output(settings: Settings) -> _Output:
                 settings.topic,
                 extra={**client, "message.timeout.ms": settings.delivery_timeout_ms},
                 dead_letters=DeadLetterFile(settings.dead_letter_file),
+                serializer=serializer,
+                metrics=recorder,
             )
         )
-    prepared = exactly_once.prepare(settings, lambda: store_runs(settings), client, RealClock().now_us())
+    prepared = exactly_once.prepare(
+        settings, lambda: store_runs(settings), client, RealClock().now_us(), serializer=serializer, metrics=recorder
+    )
     simulated = settings.speed_is_max or settings.speed is not None
     return _Output(
         prepared.sink,
@@ -304,7 +356,13 @@ def _open_output(settings: Settings) -> _Output:
 
 
 def _run(settings: Settings) -> int:
-    output = _open_output(settings)
+    """Run with metrics served from before the connection to Kafka until the end, when METRICS_PORT is set."""
+    with metrics.served(settings.metrics_port, settings.metrics_host, settings.health_unreachable_seconds) as recorder:
+        return _run_with(settings, recorder)
+
+
+def _run_with(settings: Settings, recorder: metrics.Recorder) -> int:
+    output = _open_output(settings, recorder)
     sink = output.sink
     seed = settings.seed if output.seed is None else output.seed
     if seed is None:
@@ -326,6 +384,7 @@ def _run(settings: Settings) -> int:
         progress=progress,
         start_us=output.plan_start,
         resume=output.resume,
+        metrics=recorder,
     )
     _install_signal_handlers(stop)
     target = {"stdout": "standard output", "null": "nowhere (null sink)"}.get(
@@ -333,6 +392,7 @@ def _run(settings: Settings) -> int:
     )
     log.info("Producing to %s", target)
     error: DeliveryError | None = None
+    recorder.running(clock, sink.pending if isinstance(sink, kafka_sink.KafkaSink) else None)
     try:
         try:
             service.run()
@@ -340,6 +400,7 @@ def _run(settings: Settings) -> int:
             error = exc
             log.error("%s", exc)
         finally:
+            recorder.stopping()
             if progress is not None:
                 progress.close()
         pending = sink.flush(settings.flush_timeout_seconds)

@@ -87,6 +87,11 @@ class AcceleratedClock:
         self._speed = speed
         self._origin: int | None = None
 
+    @property
+    def speed(self) -> float:
+        """Simulated seconds per real second."""
+        return self._speed
+
     def now_us(self) -> int:
         """Return the simulated instant."""
         real_ns = time.monotonic_ns()

@@ -11,10 +11,11 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def read_document(path: Path, error: type[ValueError]) -> Mapping[str, object]:
+def read_document(path: Path, error: type[ValueError], *, toml: bool | None = None) -> Mapping[str, object]:
     """Parse a ``.toml`` file as TOML and any other as JSON; raise ``error`` saying what is wrong.
 
-    Duplicate keys in a JSON object are refused, as TOML refuses them.
+    ``toml=True`` reads the file as TOML whatever its name. Duplicate keys in a
+    JSON object are refused, as TOML refuses them.
     """
 
     def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
@@ -32,7 +33,7 @@ def read_document(path: Path, error: type[ValueError]) -> Mapping[str, object]:
     except ValueError as exc:  # a NUL in the path, or a name the file system cannot encode
         raise error(f"cannot read it: {exc}") from None
     try:
-        if path.suffix.lower() == ".toml":
+        if toml or (toml is None and path.suffix.lower() == ".toml"):
             data: object = tomllib.loads(raw.decode("utf-8"))
         else:
             data = json.loads(raw, object_pairs_hook=no_duplicates)

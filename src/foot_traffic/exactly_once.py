@@ -37,7 +37,8 @@ from foot_traffic import randomness
 from foot_traffic.encoding import EncodedBatch
 from foot_traffic.errors import ConfigError, DeliveryError, KafkaUnavailableError
 from foot_traffic.grid import datetime_to_us, local_date
-from foot_traffic.kafka_sink import KafkaSink, _admin_config, _describe
+from foot_traffic.kafka_sink import KafkaSink, ValueSerializer, _admin_config, _describe
+from foot_traffic.metrics import NO_METRICS, Recorder
 from foot_traffic.plan import plan_day
 from foot_traffic.service import ResumeAfter, StoreRun, day_events
 from foot_traffic.settings import Settings
@@ -182,13 +183,17 @@ def resume_points(
     stores: list[StoreRun],
     root: int,
     start_us: int,
+    serializer: ValueSerializer | None = None,
 ) -> dict[str | None, ResumePoint]:
-    """For each store, where its committed sequence ends (stores with nothing committed are absent)."""
+    """For each store, where its committed sequence ends (stores with nothing committed are absent).
+
+    With a ``serializer``, the topic's values are in its framing and are decoded with it.
+    """
     latest: dict[str | None, tuple[int, str]] = {}
     for record in _tail(bootstrap, topic, extra, timeout_s).values():
         if record is None:
             continue
-        event = json.loads(record[1])
+        event = json.loads(record[1] if serializer is None else _plain(serializer, topic, record[1]))
         store_id = event.get("store_id")
         entry = datetime_to_us(dt.datetime.fromisoformat(event["entry_time"]))
         if store_id not in latest or entry > latest[store_id][0]:
@@ -215,6 +220,19 @@ def resume_points(
     return points
 
 
+def _plain(serializer: ValueSerializer, topic: str, value: bytes) -> bytes:
+    """A framed value's plain JSON; a ConfigError when the topic holds something else."""
+    try:
+        return serializer.plain(value)
+    except ValueError as exc:
+        raise ConfigError(
+            [
+                f"KAFKA_TOPIC={topic!r}: its last event cannot be decoded ({exc}); expected a topic written by this "
+                "same configuration (SCHEMA_REGISTRY_URL, SCHEMA_REGISTRY_FORMAT), or a new topic"
+            ]
+        ) from None
+
+
 class TransactionalKafkaSink(KafkaSink):
     """A KafkaSink that produces in transactions committed every ``commit_interval_s``."""
 
@@ -229,8 +247,16 @@ class TransactionalKafkaSink(KafkaSink):
         extra: Mapping[str, Any] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         timeout_s: float = 30.0,
+        serializer: ValueSerializer | None = None,
+        metrics: Recorder = NO_METRICS,
     ) -> None:
-        super().__init__(bootstrap, topic, extra={**(extra or {}), "transactional.id": transactional_id})
+        super().__init__(
+            bootstrap,
+            topic,
+            extra={**(extra or {}), "transactional.id": transactional_id},
+            serializer=serializer,
+            metrics=metrics,
+        )
         self._interval = commit_interval_s
         self._monotonic = monotonic
         self._timeout = timeout_s
@@ -340,8 +366,13 @@ def prepare(
     stores: Callable[[], list[StoreRun]],
     extra: Mapping[str, Any] | None,
     now_us: int,
+    serializer: ValueSerializer | None = None,
+    *,
+    metrics: Recorder = NO_METRICS,
 ) -> Prepared:
     """Read the topic's run record, check it matches, find where to resume, and open the transactional sink.
+
+    With a ``serializer`` (the schema registry's), events are produced in its framing and read back with it.
 
     Raises ConfigError when the topic holds a run of other settings, SEED or START.
     """
@@ -374,7 +405,16 @@ def prepare(
     root = randomness.root_entropy(seed)
     runs = stores()
     points = (
-        resume_points(settings.broker, settings.topic, extra, timeout, stores=runs, root=root, start_us=start)
+        resume_points(
+            settings.broker,
+            settings.topic,
+            extra,
+            timeout,
+            stores=runs,
+            root=root,
+            start_us=start,
+            serializer=serializer,
+        )
         if record
         else {}
     )
@@ -395,6 +435,8 @@ def prepare(
         run_record=new_record,
         extra=extra,
         timeout_s=max(timeout, 10.0),
+        serializer=serializer,
+        metrics=metrics,
     )
     clock_start = max((p.entry_us for p in points.values()), default=start)
     return Prepared(seed, start, {k: p.after for k, p in points.items()}, clock_start, sink)

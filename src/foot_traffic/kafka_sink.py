@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -21,12 +21,16 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from foot_traffic.deadletter import DeadLetterFile
 from foot_traffic.encoding import ID_AT, EncodedBatch
 from foot_traffic.errors import DeliveryError, KafkaRefusedError, KafkaUnavailableError
+from foot_traffic.metrics import NO_METRICS, Recorder, Tally, visit_labels
 
 log = logging.getLogger(__name__)
 _client_log = logging.getLogger("foot_traffic.librdkafka")
 
 BUFFER_FULL_WAIT_S = 0.1
 """Poll interval while the local queue is full."""
+
+DeliveryReport = Callable[[KafkaError | None, Message], None]
+"""A produce call's delivery callback."""
 
 
 def producer_config(bootstrap: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -197,8 +201,24 @@ def _describe(exc: BaseException) -> str:
     return str(exc)
 
 
+class ValueSerializer(Protocol):
+    """Turns an event's plain JSON into the bytes its topic receives (e.g. a schema registry's framing), and back."""
+
+    def __call__(self, value: bytes) -> bytes:
+        """The bytes to produce for one event; DeliveryError if the event cannot be serialised."""
+        ...
+
+    def plain(self, value: bytes) -> bytes:
+        """The plain JSON of a produced value; ValueError if it is not one of these events."""
+        ...
+
+
 class KafkaSink:
-    """Produces events to one topic, key = customer_id, and accounts for every delivery report."""
+    """Produces events to one topic, key = customer_id, and accounts for every delivery report.
+
+    With a ``serializer``, the main topic's events are produced as it frames them, one call per event;
+    dead letters keep the plain JSON.
+    """
 
     def __init__(
         self,
@@ -208,13 +228,18 @@ class KafkaSink:
         extra: Mapping[str, Any] | None = None,
         producer_factory: Callable[..., Producer] = Producer,
         dead_letters: DeadLetterFile | None = None,
+        serializer: ValueSerializer | None = None,
+        metrics: Recorder = NO_METRICS,
     ) -> None:
         self.topic = topic
         self.bootstrap = bootstrap
         self.delivered = 0
         self.failed = 0
         self.dead_letters = dead_letters
+        self.serializer = serializer
         self._down = False
+        self._metrics = metrics
+        self._reports: dict[tuple[str | None, str], DeliveryReport] = {}
         self._producer = producer_factory(
             {**producer_config(bootstrap, extra), "error_cb": self._on_error},
             logger=_client_log,
@@ -222,9 +247,14 @@ class KafkaSink:
 
     def send(self, key: str, value: bytes, topic: str | None = None) -> None:
         """Queue one event for ``topic`` (default: the sink's); wait for room while the local queue is full."""
+        wire = self._serialize(topic or self.topic, key, value)
+        report: DeliveryReport = self._on_delivery
+        if self._metrics.enabled and (topic or self.topic) == self.topic:
+            labels = visit_labels(value)  # about a microsecond: only the event-by-event paths come here
+            report = report if labels is None else self._report(*labels)
         while True:
             try:
-                self._producer.produce(topic or self.topic, value, key.encode(), on_delivery=self._on_delivery)
+                self._producer.produce(topic or self.topic, wire, key.encode(), on_delivery=report)
                 break
             except BufferError:
                 self._producer.poll(BUFFER_FULL_WAIT_S)
@@ -236,7 +266,12 @@ class KafkaSink:
 
     def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
         """Queue events [start, stop) of a batch, key = customer_id; wait for room while the queue is full."""
-        produce, topic, report = self._producer.produce, self.topic, self._on_delivery
+        if self.serializer is not None:
+            # one serializer call per event; KafkaSink's own send, so a subclass's per-event hooks stay per batch
+            for i in range(start, stop):
+                KafkaSink.send(self, batch.key(i).decode(), batch.value(i))
+            return
+        produce, topic, report = self._producer.produce, self.topic, self._report(batch.store_id, batch.time_slot)
         step = batch.width + 1
         lines, width, id_at = batch.lines, batch.width, ID_AT
         for offset in range(start * step, stop * step, step):
@@ -245,17 +280,57 @@ class KafkaSink:
                 produce(topic, value, key, on_delivery=report)
             except BufferError:
                 self._producer.poll(BUFFER_FULL_WAIT_S)
-                self._produce_retrying(value, key)
+                self._produce_retrying(value, key, report)
             except KafkaException as exc:
                 self.failed += 1
                 self._dead_letter(topic, key.decode(), value, _describe(exc))
                 raise DeliveryError(f"cannot produce event {key.decode()}: {_describe(exc)}") from None
         self._producer.poll(0)
 
-    def _produce_retrying(self, value: bytes, key: bytes) -> None:
+    def _serialize(self, topic: str, key: str, value: bytes) -> bytes:
+        """The bytes to produce: the serializer's for the main topic, else the plain JSON."""
+        if self.serializer is None or topic != self.topic:
+            return value
+        try:
+            return self.serializer(value)
+        except DeliveryError as exc:
+            self.failed += 1
+            self._dead_letter(topic, key, value, str(exc))
+            raise
+
+    def _report(self, store_id: str | None, slot: str) -> DeliveryReport:
+        """The delivery callback of a (store, slot)'s events: the plain one, or one that also counts them."""
+        if not self._metrics.enabled:
+            return self._on_delivery
+        found = self._reports.get((store_id, slot))
+        if found is None:
+            found = self._reports[store_id, slot] = self._counting(self._metrics.tally(store_id, slot))
+        return found
+
+    def _counting(self, tally: Tally) -> DeliveryReport:
+        """A delivery callback that counts in ``tally`` too, as cheap as the plain one.
+
+        A confirmation while Kafka is up is all there is to count, so it skips the
+        plain callback (which would read the message); anything else goes through it.
+        """
+        on_delivery = self._on_delivery
+
+        def report(err: KafkaError | None, msg: Message) -> None:
+            if err is None:
+                tally.delivered += 1
+                if not self._down:
+                    self.delivered += 1
+                    return
+            else:
+                tally.failed += 1
+            on_delivery(err, msg)
+
+        return report
+
+    def _produce_retrying(self, value: bytes, key: bytes, report: DeliveryReport) -> None:
         while True:
             try:
-                self._producer.produce(self.topic, value, key, on_delivery=self._on_delivery)
+                self._producer.produce(self.topic, value, key, on_delivery=report)
                 return
             except BufferError:
                 self._producer.poll(BUFFER_FULL_WAIT_S)
@@ -287,18 +362,29 @@ class KafkaSink:
             self.delivered += 1
             if self._down:
                 self._down = False
+                self._metrics.broker_up()
                 log.warning("Kafka at %s is reachable again; deliveries resumed", self.bootstrap)
             return
         self.failed += 1
         log.error("Delivery failed for customer_id=%s: %s: %s", customer_id, err.name(), err.str())
         if self.dead_letters is not None:
             value = msg.value()
+            topic = msg.topic() or self.topic
             self._dead_letter(
-                msg.topic() or self.topic,
+                topic,
                 customer_id,
-                value if isinstance(value, bytes) else b"",
+                self._plain(topic, value if isinstance(value, bytes) else b""),
                 f"{err.name()}: {err.str()}",
             )
+
+    def _plain(self, topic: str, value: bytes) -> bytes:
+        """The plain JSON of a produced value (a serialised one decoded; as it is if that fails)."""
+        if self.serializer is None or topic != self.topic or not value:
+            return value
+        try:
+            return self.serializer.plain(value)
+        except ValueError:
+            return value
 
     def _dead_letter(self, topic: str, customer_id: str, value: bytes, error: str) -> None:
         """Keep an event Kafka did not take in the dead-letter file, if there is one."""
@@ -309,6 +395,7 @@ class KafkaSink:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
             if not self._down:
                 self._down = True
+                self._metrics.broker_down()
                 log.warning("All Kafka brokers at %s are down; events are kept and retried", self.bootstrap)
             return
         if err.fatal():

@@ -181,11 +181,15 @@ def check(
     flags: Mapping[str, str | None],
     problems: list[str],
     specs: Sequence[_SpecLike],
+    *,
+    in_file: Mapping[str, str] | None = None,
 ) -> None:
     """Check the security settings together, read KAFKA_PRODUCER_*, and try the result on librdkafka.
 
     Sets ``values["producer_properties"]``; appends one line per problem, naming
     the variable (or flag), its value ('***' for a secret) and what is expected.
+    ``in_file`` names the configuration file of each setting read from one, by name
+    (by variable for a KAFKA_PRODUCER_* one).
     """
     by_name = {spec.name: spec for spec in specs}
     known = {spec.env for spec in specs}
@@ -203,7 +207,8 @@ def check(
         return MASK if isinstance(value, Secret) else repr(str(value))
 
     def quoted(name: str) -> str:
-        return f"{source(name)}={shown(name)}"
+        where = f" (in {in_file[name]})" if in_file and name in in_file else ""
+        return f"{source(name)}={shown(name)}{where}"
 
     before = len(problems)
     invalid = {name for name, _ in LIBRDKAFKA_NAMES if given(name) and name not in values}
@@ -242,7 +247,7 @@ def check(
             for n in tls
             if n in values
         )
-    passthrough, origins = _read_passthrough(env, known, problems)
+    passthrough, origins = _read_passthrough(env, known, problems, in_file or {})
     values["producer_properties"] = passthrough
     if protocol in (None, "PLAINTEXT") and not passthrough:
         return
@@ -255,7 +260,7 @@ def check(
 
 
 def _read_passthrough(
-    env: Mapping[str, str], known: set[str], problems: list[str]
+    env: Mapping[str, str], known: set[str], problems: list[str], in_file: Mapping[str, str]
 ) -> tuple[ProducerProperties, dict[str, tuple[str, str]]]:
     """The KAFKA_PRODUCER_* properties, and for each the variable=value that set it (as an error shows it)."""
     props: dict[str, str] = {}
@@ -267,7 +272,8 @@ def _read_passthrough(
         if not variable.startswith(PRODUCER_PREFIX) or raw == "":
             continue
         prop = property_name(variable)
-        quoted = f"{variable}={MASK if is_sensitive(prop) else repr(raw)}"
+        where = f" (in {in_file[variable]})" if variable in in_file else ""
+        quoted = f"{variable}={MASK if is_sensitive(prop) else repr(raw)}{where}"
         if not _PROPERTY.match(prop):
             problems.append(
                 f"{quoted}: expected KAFKA_PRODUCER_ followed by a librdkafka property name "

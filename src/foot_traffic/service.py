@@ -28,6 +28,7 @@ from foot_traffic.clock import Clock
 from foot_traffic.encoding import EncodedBatch, encode_batch
 from foot_traffic.event import Event, batch_events, format_instant, sensor_event
 from foot_traffic.grid import local_date
+from foot_traffic.metrics import NO_METRICS, Recorder
 from foot_traffic.plan import DayPlan, Model, plan_day
 from foot_traffic.sinks import Sink
 
@@ -142,6 +143,7 @@ class Service:
         progress: Callable[[int, int], None] | None = None,
         start_us: int | None = None,
         resume: Mapping[str | None, ResumeAfter] | None = None,
+        metrics: Recorder = NO_METRICS,
     ) -> None:
         self.stores = [StoreRun(stores)] if isinstance(stores, Model) else list(stores)
         self.root = root
@@ -154,6 +156,7 @@ class Service:
         self.progress = progress
         self.start_us = start_us
         self.resume = dict(resume or {})
+        self.metrics = metrics
         self.counters = Counters()
         self._exits: list[tuple[int, int, EncodedBatch, int]] = []
         self._exit_seq = 0
@@ -233,10 +236,12 @@ class Service:
                     format_instant(event.entry_us, event.tz),
                     event.time_slot,
                 )
+        self.metrics.emitted_sampled(visits.store_id, visits.plan.labels[visits.batch.slot], visits.batch, start, stop)
 
     def _send(self, batch: EncodedBatch, start: int, stop: int) -> None:
         self.sink.send_batch(batch, start, stop)
         self.counters.emitted += stop - start
+        self.metrics.emitted(batch, start, stop)
         if self._log_events:
             for i in range(start, stop):
                 log.info(
@@ -248,11 +253,13 @@ class Service:
 
     def _log_plan(self, plan: DayPlan) -> None:
         prefix = ""
+        store_id = self.stores[0].store_id
         if len(self.stores) > 1:
             store_id = next(s.store_id for s in self.stores if s.model.store_key == plan.store_key)
             prefix = f"[store {store_id}] "
         log.info("%s%s", prefix, plan.log_line())
         self.counters.planned += plan.total
+        self.metrics.planned(store_id, plan.labels, plan.counts)
 
     def _sensor(self, kind: str, batch: EncodedBatch, index: int) -> None:
         assert self.sensor_topic is not None  # noqa: S101 - only called with a sensor topic
@@ -261,6 +268,7 @@ class Service:
         value = sensor_event(kind, customer_id, format_instant(instant, batch.tz), batch.store_id)
         self.sink.send(customer_id, value, self.sensor_topic)
         self.counters.sensor_emitted += 1
+        self.metrics.sensor_emitted(batch.store_id, kind)
 
     def _emit_exit(self) -> None:
         _, _, batch, index = heapq.heappop(self._exits)
@@ -288,6 +296,7 @@ class Service:
             if self.stop.is_set():
                 return False
             now = self.clock.now_us()
+            self.metrics.clock_at(now)
             if now >= deadline_us:
                 return True
             self.sink.poll()

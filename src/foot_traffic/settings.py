@@ -1,7 +1,8 @@
 """Settings: one frozen object built once from the environment and command-line flags.
 
-Every setting has an environment variable and a flag; a flag overrides the
-variable, which overrides the default. An empty variable counts as unset.
+Every setting has an environment variable and a flag, and may be a key of the
+configuration file CONFIG_FILE: a flag overrides the variable, which overrides
+the file, which overrides the default. An empty variable counts as unset.
 Every problem is reported at once, each naming the setting, the value and
 what is expected.
 """
@@ -9,22 +10,29 @@ what is expected.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from foot_traffic.calendar import EMPTY_CALENDAR, Calendar, CalendarFileError, load_calendar_file
+from foot_traffic.config_file import ConfigFile, Vocabulary, read_config_file
 from foot_traffic.deadletter import DEFAULT_DEAD_LETTER_FILE
 from foot_traffic.errors import ConfigError
 from foot_traffic.grid import UTC, datetime_to_us
 from foot_traffic.plan import ARRIVAL_MODELS, DAILY_TOTAL_MODELS, Model
+from foot_traffic.registry import FORMATS as REGISTRY_FORMATS
+from foot_traffic.registry import check as check_registry
+from foot_traffic.registry import parse_url as registry_url
+from foot_traffic.registry import parse_user_info as registry_user_info
 from foot_traffic.security import (
     ENDPOINT_IDENTIFICATIONS,
     NO_PROPERTIES,
+    PRODUCER_PREFIX,
     SASL_MECHANISMS,
     SECURITY_PROTOCOLS,
     ProducerProperties,
@@ -44,6 +52,7 @@ _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _SINKS = ("kafka", "stdout", "null")
+LOG_FORMATS = ("text", "json")
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
@@ -189,6 +198,24 @@ def _output_file(raw: str) -> Path:
     if not usable:
         raise ValueError("a file path (not a directory) in an existing directory")
     return path
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _listen_host(raw: str) -> str:
+    """An address to listen on: an IPv4 or IPv6 address (brackets optional), or a host name."""
+    host = raw.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    labels = host.split(".")
+    if host.isascii() and all(_HOST_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit():
+        return host
+    raise ValueError("an IP address to listen on, such as 127.0.0.1, 0.0.0.0 or ::, or a host name")
 
 
 FILE_PARSERS: frozenset[Callable[[str], Any]] = frozenset({_path, _output_file, readable_file})
@@ -479,6 +506,58 @@ SPECS: tuple[Spec, ...] = (
         DEFAULT_DEAD_LETTER_FILE,
         "JSON-lines file that receives every event Kafka could not confirm (created on the first one).",
     ),
+    Spec(
+        "config_file",
+        "CONFIG_FILE",
+        _path,
+        None,
+        "TOML file of settings keyed by their variables' names (below the environment and the flags).",
+        ("--config",),
+    ),
+    Spec("log_format", "LOG_FORMAT", _choice(LOG_FORMATS), "text", "Log lines: text, or json (one object a line)."),
+    Spec(
+        "schema_registry_url",
+        "SCHEMA_REGISTRY_URL",
+        registry_url,
+        None,
+        "Schema registry (Confluent-compatible API) URL; if set, events are registry-framed. Unset: plain JSON.",
+    ),
+    Spec(
+        "schema_registry_format",
+        "SCHEMA_REGISTRY_FORMAT",
+        _choice(REGISTRY_FORMATS),
+        "json",
+        "SCHEMA_REGISTRY_URL: json (JSON Schema) or avro (Avro record), both in the Confluent wire format.",
+    ),
+    Spec(
+        "schema_registry_basic_auth_user_info",
+        "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+        registry_user_info,
+        None,
+        "SCHEMA_REGISTRY_URL: user:password for HTTP basic authentication (a secret: never shown).",
+        secret=True,
+    ),
+    Spec(
+        "metrics_port",
+        "METRICS_PORT",
+        _int_in(1, 65535),
+        None,
+        "If set, serve Prometheus metrics on /metrics and a health check on /healthz at this TCP port.",
+    ),
+    Spec(
+        "metrics_host",
+        "METRICS_HOST",
+        _listen_host,
+        "127.0.0.1",
+        "METRICS_PORT: the address to listen on; 0.0.0.0 (or ::) for every interface, as in a container.",
+    ),
+    Spec(
+        "health_unreachable_seconds",
+        "HEALTH_UNREACHABLE_SECONDS",
+        _number(0, 86_400, low_open=True),
+        "60",
+        "METRICS_PORT: /healthz answers 503 once Kafka has been unreachable this long with events waiting.",
+    ),
 )
 """Every setting, in the order the README documents them."""
 
@@ -533,6 +612,14 @@ class Settings:
     exactly_once: bool = False
     transactional_id: str | None = None
     commit_interval_ms: int = 200
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    health_unreachable_seconds: float = 60.0
+    schema_registry_url: str | None = None
+    schema_registry_format: str = "json"
+    schema_registry_basic_auth_user_info: Secret | None = None
+    config_file: Path | None = None
+    log_format: str = "text"
     weights: WeightTable = field(default=DEFAULT_WEIGHTS, repr=False)
     calendar: Calendar = field(default=EMPTY_CALENDAR, repr=False)
     stores: tuple[Store, ...] = field(default=(), repr=False)
@@ -579,32 +666,102 @@ def _to_us(moment: dt.datetime, tz: dt.tzinfo) -> int:
     return datetime_to_us(moment if moment.tzinfo else moment.replace(tzinfo=tz))
 
 
+OriginKind = Literal["flag", "environment", "config file", "default", "unset"]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a setting's value comes from: a flag, the environment, the configuration file, its default, nowhere."""
+
+    kind: OriginKind
+    detail: str = ""
+    """The flag, or the configuration file's path."""
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.detail}" if self.detail else self.kind
+
+
+UNSET = Origin("unset")
+DEFAULT = Origin("default")
+ENVIRONMENT = Origin("environment")
+
+_VOCABULARY = Vocabulary(
+    known=frozenset(spec.env for spec in SPECS),
+    secret=frozenset(spec.env for spec in SPECS if spec.secret),
+    paths=frozenset(spec.env for spec in SPECS if spec.parse in FILE_PARSERS),
+    reserved=SPECS_BY_NAME["config_file"].env,
+)
+"""The keys a configuration file may hold, and which of them are secrets or paths."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Layers:
+    """The places a setting's value may come from, highest precedence first."""
+
+    env: Mapping[str, str]
+    flags: Mapping[str, str | None]
+    config: ConfigFile | None = None
+
+    def pick(self, spec: Spec) -> tuple[Origin, str, str] | None:
+        """The text a setting receives, its origin, and how a message quotes it; None when unset."""
+        flag_value = self.flags.get(spec.name)
+        if flag_value is not None:
+            return Origin("flag", spec.flag), flag_value, f"{spec.flag}={_shown(spec, flag_value)}"
+        if self.env.get(spec.env, "") != "":
+            raw = self.env[spec.env]
+            return ENVIRONMENT, raw, f"{spec.env}={_shown(spec, raw)}"
+        entry = None if self.config is None else self.config.entries.get(spec.env)
+        if self.config is not None and entry is not None:
+            origin = Origin("config file", str(self.config.path))
+            return origin, entry.raw, f"{spec.env}={entry.shown}{self.config.where}"
+        if spec.default is not None:
+            return DEFAULT, spec.default, f"default={_shown(spec, spec.default)}"
+        return None
+
+    def merged(self) -> Mapping[str, str]:
+        """The environment with the file's settings beneath it, as the checks of several settings read it."""
+        if self.config is None:
+            return self.env
+        beneath = {variable: entry.raw for variable, entry in self.config.entries.items()}
+        return beneath | {variable: raw for variable, raw in self.env.items() if raw != ""}
+
+
+def _shown(spec: Spec, raw: str) -> str:
+    return "'***'" if spec.secret else repr(raw)
+
+
 def load_settings(env: Mapping[str, str], flags: Mapping[str, str | None] | None = None) -> Settings:
     """Build the settings from an environment mapping and flag values (by setting name).
 
     Raises ConfigError listing every invalid setting.
     """
+    return resolve(env, flags)[0]
+
+
+def resolve(
+    env: Mapping[str, str], flags: Mapping[str, str | None] | None = None
+) -> tuple[Settings, dict[str, Origin]]:
+    """Build the settings and say where each came from, by variable (KAFKA_PRODUCER_* ones included).
+
+    A flag beats its variable, which beats CONFIG_FILE, which beats the default.
+    Raises ConfigError listing every invalid setting.
+    """
     flags = flags or {}
     values: dict[str, Any] = {}
+    origins: dict[str, Origin] = {}
     problems: list[str] = []
+    _read(SPECS_BY_NAME["config_file"], _Layers(env, flags), values, origins, problems)
+    layers = _Layers(env, flags, _read_config(values, origins, problems))
     for spec in SPECS:
-        flag_value = flags.get(spec.name)
-        if flag_value is not None:
-            source, raw = spec.flag, flag_value
-        elif env.get(spec.env, "") != "":
-            source, raw = spec.env, env[spec.env]
-        elif spec.default is not None:
-            source, raw = "default", spec.default
-        else:
-            continue
-        try:
-            values[spec.name] = spec.parse(raw)
-        except ValueError as exc:
-            problems.append(f"{source}={'***' if spec.secret else raw!r}: expected {exc}")
+        if spec.name != "config_file":
+            _read(spec, layers, values, origins, problems)
     if "speed" in values and values["speed"] is None:
         values["speed_is_max"] = True
-    _load_files(values, flags, problems)
-    check_security(values, env, flags, problems, SPECS)
+    _load_files(values, origins, problems)
+    env = layers.merged()
+    origins.update(_passthrough_origins(layers))
+    check_security(values, env, flags, problems, SPECS, in_file=_in_file(origins))
+    check_registry(values, problems, in_file=_in_file(origins))
     tz = values.get("timezone", UTC)
     start, until = values.get("start"), values.get("until")
     if isinstance(start, dt.datetime) and isinstance(until, dt.datetime) and _to_us(until, tz) <= _to_us(start, tz):
@@ -615,10 +772,53 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, str | None] | None
         problems.append("EXACTLY_ONCE=true with EXIT_EVENTS_TOPIC: expected one or the other (not supported together)")
     if "base_daily_customers" not in values and "default_daily_customers" in values:
         values["base_daily_customers"] = values["default_daily_customers"]
-    _check_peak_total(values, flags, problems)
+        origins[SPECS_BY_NAME["base_daily_customers"].env] = DEFAULT
+    _check_peak_total(values, origins, problems)
     if problems:
         raise ConfigError(problems)
-    return Settings(**values)
+    return Settings(**values), origins
+
+
+def _read(spec: Spec, layers: _Layers, values: dict[str, Any], origins: dict[str, Origin], problems: list[str]) -> None:
+    """Parse one setting from the highest layer that gives it, recording its origin or what is wrong."""
+    picked = layers.pick(spec)
+    if picked is None:
+        origins[spec.env] = UNSET
+        return
+    origins[spec.env], raw, quoted = picked
+    try:
+        values[spec.name] = spec.parse(raw)
+    except ValueError as exc:
+        problems.append(f"{quoted}: expected {exc}")
+
+
+def _read_config(values: dict[str, Any], origins: dict[str, Origin], problems: list[str]) -> ConfigFile | None:
+    """Read the configuration file CONFIG_FILE names, if any, reporting what is wrong with it."""
+    path = values.get("config_file")
+    if not isinstance(path, Path):
+        return None
+    config, found = read_config_file(path, _quote("config_file", repr(str(path)), origins), _VOCABULARY)
+    problems.extend(found)
+    return config
+
+
+def _in_file(origins: Mapping[str, Origin]) -> dict[str, str]:
+    """The configuration file of each setting read from one: by name, by variable for KAFKA_PRODUCER_* ones."""
+    names = {spec.env: spec.name for spec in SPECS}
+    return {names.get(v, v): origin.detail for v, origin in origins.items() if origin.kind == "config file"}
+
+
+def _passthrough_origins(layers: _Layers) -> dict[str, Origin]:
+    """Where each KAFKA_PRODUCER_* property came from: the environment or the configuration file."""
+    origins: dict[str, Origin] = {}
+    config = layers.config
+    for variable, raw in sorted(layers.merged().items()):
+        if variable.startswith(PRODUCER_PREFIX) and raw != "":
+            if config is None or layers.env.get(variable, "") != "":
+                origins[variable] = ENVIRONMENT
+            else:
+                origins[variable] = Origin("config file", str(config.path))
+    return origins
 
 
 _FILES: tuple[tuple[str, str, Callable[[Path], Any], type[ValueError]], ...] = (
@@ -628,7 +828,7 @@ _FILES: tuple[tuple[str, str, Callable[[Path], Any], type[ValueError]], ...] = (
 )
 
 
-def _check_peak_total(values: dict[str, Any], flags: Mapping[str, str | None], problems: list[str]) -> None:
+def _check_peak_total(values: dict[str, Any], origins: Mapping[str, Origin], problems: list[str]) -> None:
     """Reject calendar multipliers and store scales that lift a day's mean total beyond MAX_DAILY_CUSTOMERS.
 
     The daily counts are capped because a bigger day cannot be simulated in a day; a multiplier of 1e300
@@ -647,20 +847,24 @@ def _check_peak_total(values: dict[str, Any], flags: Mapping[str, str | None], p
     culprits = [name for name, factor in (("calendar_file", multiplier), ("stores_file", scale)) if factor > 1]
     named = []
     for name in culprits:
-        named.append(f"{_source(name, flags)}={str(values[name])!r}")
+        named.append(_quote(name, repr(str(values[name])), origins))
     problems.append(
         f"{' and '.join(named)}: expected multipliers and scales that keep a day's mean total within "
         f"{MAX_DAILY_CUSTOMERS}; {count} customers × {multiplier:g} × {scale:g} = {peak:g}"
     )
 
 
-def _source(name: str, flags: Mapping[str, str | None]) -> str:
-    """How a file setting was given: its (first) flag when set by flag, else its variable."""
+def _quote(name: str, shown: str, origins: Mapping[str, Origin]) -> str:
+    """How a message names a file setting and its value: its (first) flag, its variable, or its key in the file."""
     spec = SPECS_BY_NAME[name]
-    return (spec.aliases or (spec.flag,))[0] if flags.get(name) is not None else spec.env
+    origin = origins.get(spec.env, UNSET)
+    if origin.kind == "flag":
+        return f"{(spec.aliases or (spec.flag,))[0]}={shown}"
+    where = f" (in {origin.detail})" if origin.kind == "config file" else ""
+    return f"{spec.env}={shown}{where}"
 
 
-def _load_files(values: dict[str, Any], flags: Mapping[str, str | None], problems: list[str]) -> None:
+def _load_files(values: dict[str, Any], origins: Mapping[str, Origin], problems: list[str]) -> None:
     """Read the weights, calendar and stores files the settings name, reporting what is wrong with them."""
     for name, target, loader, error in _FILES:
         path = values.get(name)
@@ -669,4 +873,4 @@ def _load_files(values: dict[str, Any], flags: Mapping[str, str | None], problem
         try:
             values[target] = loader(path)
         except error as exc:
-            problems.append(f"{_source(name, flags)}={str(path)!r}: {exc}")
+            problems.append(f"{_quote(name, repr(str(path)), origins)}: {exc}")

@@ -23,6 +23,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # type: ignore[attr-defined]
 
 from tests.integration.conftest import ROOT, ProducerProcess, base_env, consume_all, free_port
+from tests.integration.test_metrics import healthz, poll
 from tests.integration.test_run_kafka import emitted_ids, summary
 
 KAFKA_SH = ROOT / "scripts" / "kafka.sh"
@@ -226,6 +227,49 @@ def test_broker_outage_loses_nothing_and_is_logged_once(
     keys = [r.key for r in consume_all(outage_broker.address, topic)]
     assert len(set(keys)) == len(keys), "no duplicates"
     assert keys == ids, "every emitted event exactly once, in order"
+
+
+def test_healthz_turns_503_past_the_unreachable_threshold_and_200_when_kafka_returns(
+    outage_broker: OwnBroker, topic: str, producer_process: Start, tmp_path: Path
+) -> None:
+    """/healthz: 200 while running, 503 once the broker has been down longer than the threshold, 200 once it is back."""
+    threshold = 5.0
+    outage_broker.up()
+    port = free_port()
+    env = base_env(
+        KAFKA_BROKER=outage_broker.address,
+        KAFKA_TOPIC=topic,
+        DAILY_CUSTOMERS=FAST,
+        SEED="health",
+        KAFKA_TOPIC_REPLICATION_FACTOR="1",
+        DEAD_LETTER_FILE=str(tmp_path / "dead-letters.jsonl"),
+        METRICS_PORT=str(port),
+        HEALTH_UNREACHABLE_SECONDS=f"{threshold:g}",
+    )
+    process = producer_process([], env)
+    tally = Tally(process, DOWN, UP)
+    process.wait_for(lambda: tally.emitted >= 200, 90, "200 emitted events")
+    assert healthz(port) == (200, "ok: running")
+
+    outage_broker.kill()
+    process.wait_for(lambda: tally[DOWN] >= 1, 30, "the outage warning")
+    seen_down = time.monotonic()
+    answer = healthz(port)
+    assert answer is not None
+    assert answer[0] == 200, "still healthy below the threshold"
+    assert answer[1].startswith("ok: running; Kafka unreachable for ")
+    _, reason = poll(process, lambda: h if (h := healthz(port)) and h[0] == 503 else None, 30, "a 503")
+    assert time.monotonic() - seen_down >= threshold - 1.0, "not before the threshold (the line is read late)"
+    assert reason.startswith("unhealthy: Kafka unreachable for ")
+    assert f"more than HEALTH_UNREACHABLE_SECONDS={threshold:g}; " in reason
+    assert reason.endswith(" event(s) waiting")
+
+    outage_broker.up()
+    process.wait_for(lambda: tally[UP] >= 1, 120, "the recovery line")
+    assert healthz(port) == (200, "ok: running")
+    assert process.stop() == 0
+    assert summary(process)[3] == 0
+    assert all(LOG_LINE.match(line) for line in process.stderr), "the HTTP server writes nothing to standard error"
 
 
 def test_outage_longer_than_the_delivery_timeout_fills_the_dead_letter_file(

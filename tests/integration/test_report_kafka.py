@@ -1,0 +1,111 @@
+"""``foot-traffic report`` on topics of the real local broker: a backfilled week passes, skewed extra events fail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from confluent_kafka import Producer
+
+from foot_traffic.event import Event
+from foot_traffic.grid import DEFAULT_GRID, datetime_to_us
+from tests.integration.conftest import ROOT, ProducerProcess, base_env, free_port
+
+Start = Callable[..., ProducerProcess]
+RANGE = ["--start", "2025-08-11", "--until", "2025-08-18"]
+BACKFILL = ["--speed", "max", *RANGE]
+VOLUME = {"SEED": "report", "BASE_DAILY_CUSTOMERS": "2000", "LOG_LEVEL": "WARNING"}
+
+
+def report(env: dict[str, str], output: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``foot-traffic report`` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "foot_traffic", "report", "--output", str(output), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=180,
+        check=False,
+    )
+
+
+def backfill(producer_process: Start, env: dict[str, str], *extra: str) -> None:
+    """Backfill the week into the env's topic; the producer must exit 0."""
+    process = producer_process([*BACKFILL, *extra], env)
+    assert process.finish(180) == 0, "\n".join(process.stderr[-20:])
+
+
+def long_visits_on_wednesday(broker: str, topic: str, count: int) -> None:
+    """Produce ``count`` extra, well-formed visits into Wednesday's 10:00–13:59 slot, each lasting 60 minutes."""
+    rng = np.random.default_rng(11)
+    date = dt.date(2025, 8, 13)
+    start, end = DEFAULT_GRID.boundaries_us(date)[2:4]
+    producer = Producer({"bootstrap.servers": broker})
+    for i in range(count):
+        entry = int(rng.integers(start, end))
+        event = Event(f"00000000-0000-4000-8000-{i:012d}", entry, 60, "Wednesday", DEFAULT_GRID.labels[2])
+        producer.produce(topic, event.encode(), key=event.customer_id)
+    assert producer.flush(30) == 0
+
+
+@pytest.mark.kafka
+def test_backfilled_week_passes_and_skewed_extra_events_fail(
+    broker: str, topic: str, producer_process: Start, tmp_path: Path
+) -> None:
+    """A week backfilled into a 3-partition topic passes (exit 0); the same week plus skewed events exits 1."""
+    env = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic, KAFKA_TOPIC_PARTITIONS="3", **VOLUME)
+    backfill(producer_process, env)
+    done = report(env, tmp_path / "good", *RANGE)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("foot-traffic report: PASS (5 checks over ")
+    summary = (tmp_path / "good" / "report.md").read_text()
+    assert f"Kafka topic `{topic}` on `{broker}`" in summary
+    assert "7 whole day(s) and 0 partial day(s)" in summary
+    assert "| exact plan, 7 whole day(s) | 0 of 42 slot counts differ |" in summary
+
+    skewed = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=f"{topic}-skewed", **VOLUME)
+    backfill(producer_process, skewed)
+    long_visits_on_wednesday(broker, f"{topic}-skewed", 400)
+    done = report(skewed, tmp_path / "bad", *RANGE)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.startswith("foot-traffic report: FAIL: Counts per date and slot, Visit durations")
+    assert "| 2025-08-13 | Wednesday | whole day |" in (tmp_path / "bad" / "report.md").read_text()
+
+
+@pytest.mark.kafka
+def test_transactional_topic_is_read_to_its_end_offsets(
+    broker: str, topic: str, producer_process: Start, tmp_path: Path
+) -> None:
+    """An exactly-once backfill (transaction markers take offsets, never delivered) is read whole and passes."""
+    env = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic, EXACTLY_ONCE="1", **VOLUME)
+    backfill(producer_process, env, "--start", "2025-08-14", "--daily-customers", "3000")
+    done = report(env, tmp_path / "out", "--start", "2025-08-14", "--daily-customers", "3000")
+    assert done.returncode == 0, done.stderr
+    assert "checks over 12,000 events" in done.stdout
+
+
+@pytest.mark.kafka
+def test_missing_topic_exits_2(broker: str, topic: str, tmp_path: Path) -> None:
+    """A topic that does not exist is bad input: exit 2 naming it, nothing written."""
+    done = report(base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic), tmp_path / "out")
+    assert done.returncode == 2
+    assert f"KAFKA_TOPIC='{topic}': no such topic on {broker}; expected an existing topic" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.kafka
+def test_unreachable_kafka_exits_3(tmp_path: Path) -> None:
+    """Nothing listening at KAFKA_BROKER: exit 3 after MAX_RETRIES attempts, naming the broker."""
+    address = f"127.0.0.1:{free_port()}"
+    env = base_env(KAFKA_BROKER=address, MAX_RETRIES="1", KAFKA_CONNECT_TIMEOUT_SECONDS="1")
+    started = datetime_to_us(dt.datetime.now(dt.UTC))
+    done = report(env, tmp_path / "out")
+    assert done.returncode == 3, done.stderr
+    assert f"cannot reach Kafka at {address} after 1 attempt(s)" in done.stderr
+    assert datetime_to_us(dt.datetime.now(dt.UTC)) - started < 30_000_000

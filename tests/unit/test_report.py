@@ -1,0 +1,595 @@
+"""``foot-traffic report``: the producer's own data pass, each kind of skewed data fails its check, bad input exits 2.
+
+Data come from the service with a memory sink and a fixed SEED over a simulated
+week, so every assertion is deterministic; the skews are large enough that the
+check they target fails for any seed, and small enough to leave the others alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from confluent_kafka import KafkaError
+
+from foot_traffic.cli import main, store_runs
+from foot_traffic.clock import ManualClock
+from foot_traffic.event import format_instant
+from foot_traffic.grid import DEFAULT_GRID, US_PER_MINUTE, UTC, WEEKDAYS, datetime_to_us
+from foot_traffic.randomness import root_entropy
+from foot_traffic.report import analyse
+from foot_traffic.report_checks import Check, judge
+from foot_traffic.report_checks import Test as Row
+from foot_traffic.report_input import (
+    Chunk,
+    Events,
+    EventsInputError,
+    batch_records,
+    file_chunks,
+    kafka_chunk,
+    read_events,
+)
+from foot_traffic.service import Service
+from foot_traffic.settings import SPECS, load_settings
+from foot_traffic.sinks import MemorySink
+
+SEED = "report"
+WEEK = {"START": "2025-08-11", "UNTIL": "2025-08-18"}
+VOLUME = {"BASE_DAILY_CUSTOMERS": "3000"}
+PNG = b"\x89PNG\r\n\x1a\n"
+Event = dict[str, Any]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run each test with none of the settings' variables set."""
+    for spec in SPECS:
+        monkeypatch.delenv(spec.env, raising=False)
+
+
+def produce(env: dict[str, str]) -> list[bytes]:
+    """The JSON lines a backfill over START–UNTIL emits with these settings and SEED."""
+    settings = load_settings({"SEED": SEED, **env})
+    assert settings.start_us is not None
+    assert settings.until_us is not None
+    sink = MemorySink()
+    clock = ManualClock(settings.start_us)
+    until = settings.until_us
+    Service(store_runs(settings), root_entropy(SEED), sink, clock, poll_s=0.5, until_us=until).run()
+    return [value for _, value in sink.records]
+
+
+def read(lines: list[bytes]) -> Events:
+    """Parse JSON lines as the report does."""
+    return read_events([Chunk(b"\n".join(lines), lambda i, before: f"line {before + i + 1}")])
+
+
+def verdicts(lines: list[bytes], env: dict[str, str]) -> dict[str, str]:
+    """Each check's verdict on these lines under these settings, at the default alpha."""
+    analysis = analyse(load_settings(env), read(lines))
+    return judge(analysis.checks, 0.001).checks
+
+
+def decode(lines: list[bytes]) -> list[Event]:
+    """JSON lines as dicts."""
+    return [json.loads(line) for line in lines]
+
+
+def encode(events: list[Event]) -> list[bytes]:
+    """Compact JSON in the producer's field order (so the report's fast path reads it)."""
+    return [json.dumps(e, ensure_ascii=False, separators=(",", ":")).encode() for e in events]
+
+
+def entry_us(event: Event) -> int:
+    """The event's entry instant."""
+    return datetime_to_us(dt.datetime.fromisoformat(event["entry_time"]))
+
+
+def moved(event: Event, entry: int | None = None, duration: int | None = None) -> Event:
+    """The event with another entry instant and/or duration, every dependent field kept consistent (UTC)."""
+    entry = entry_us(event) if entry is None else entry
+    duration = event["trip_duration_minutes"] if duration is None else duration
+    moment = dt.datetime.fromtimestamp(entry / 1e6, UTC)
+    slot = DEFAULT_GRID.index_at_minute(moment.hour * 60 + moment.minute)
+    return {
+        **event,
+        "entry_time": format_instant(entry),
+        "exit_time": format_instant(entry + duration * US_PER_MINUTE),
+        "trip_duration_minutes": duration,
+        "weekday": WEEKDAYS[moment.weekday()],
+        "time_slot": DEFAULT_GRID.labels[slot],
+    }
+
+
+def slot_start(event: Event) -> int:
+    """The instant the event's slot begins."""
+    date = dt.date.fromisoformat(event["entry_time"][:10])
+    return DEFAULT_GRID.boundaries_us(date)[DEFAULT_GRID.labels.index(event["time_slot"])]
+
+
+def in_slot(event: Event, date: str, slot: int) -> bool:
+    """Whether the event entered on this date (UTC), in this slot."""
+    return bool(event["entry_time"].startswith(date) and event["time_slot"] == DEFAULT_GRID.labels[slot])
+
+
+@pytest.fixture(scope="module")
+def week() -> list[bytes]:
+    """A week of the specification's model, about 21,000 events."""
+    return produce({**WEEK, **VOLUME})
+
+
+EXACT = {"SEED": SEED, **WEEK, **VOLUME}
+"""The producer's settings: counts compared with the plan exactly."""
+LAWS = dict(VOLUME)
+"""No SEED, no range: counts compared with what the model implies given each day's total."""
+ALL_PASS = dict.fromkeys(("counts", "positions", "durations", "weekdays", "consistency"), "pass")
+
+
+def test_producer_week_passes_exactly(week: list[bytes]) -> None:
+    """The producer's week passes every check against the exact plan."""
+    assert verdicts(week, EXACT) == ALL_PASS
+
+
+def test_producer_week_passes_without_seed(week: list[bytes]) -> None:
+    """Without SEED and range, the counts fit the largest-remainder split of each day's total."""
+    assert verdicts(week, LAWS) == ALL_PASS
+
+
+@pytest.mark.parametrize("model", ["poisson", "smooth"])
+@pytest.mark.parametrize("exact", [True, False])
+def test_other_arrival_models_pass(model: str, exact: bool) -> None:
+    """Poisson and smooth weeks pass, exactly with SEED and by the chi-square given each day's total without."""
+    env = {**WEEK, **VOLUME, "ARRIVAL_MODEL": model}
+    lines = produce(env)
+    given = {**env, "SEED": SEED} if exact else {"ARRIVAL_MODEL": model, **VOLUME}
+    assert verdicts(lines, given) == ALL_PASS
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"DAILY_TOTALS": "gamma-poisson"},
+        {"DAILY_CUSTOMERS": "2500"},
+        {"DISABLE_DAILY_VARIATION": "1"},
+        {"TIMEZONE": "Europe/Rome"},
+    ],
+)
+def test_other_day_laws_and_zones_pass(extra: dict[str, str]) -> None:
+    """Other day-to-day laws, fixed totals and a local time zone pass, with and without SEED."""
+    env = {**WEEK, **VOLUME, **extra}
+    lines = produce(env)
+    assert verdicts(lines, {**env, "SEED": SEED}) == ALL_PASS
+    assert verdicts(lines, {**VOLUME, **extra}) == ALL_PASS
+
+
+def test_several_stores_calendar_and_hours_pass(tmp_path: Path) -> None:
+    """Two stores (one in its own zone) with a calendar of opening hours and a closed day pass; checked per store."""
+    stores = tmp_path / "stores.toml"
+    stores.write_text('[[store]]\nid = "a"\n[[store]]\nid = "b"\nscale = 0.5\ntimezone = "America/New_York"\n')
+    calendar = tmp_path / "calendar.toml"
+    calendar.write_text('[hours]\nMonday = ["09:00", "20:00"]\nSunday = "closed"\n[dates]\n"2025-08-13" = 1.5\n')
+    env = {**WEEK, **VOLUME, "STORES_FILE": str(stores), "CALENDAR_FILE": str(calendar)}
+    lines = produce(env)
+    assert {e["store_id"] for e in decode(lines)} == {"a", "b"}
+    assert verdicts(lines, {**env, "SEED": SEED}) == ALL_PASS
+    assert verdicts(lines, {**VOLUME, "STORES_FILE": str(stores), "CALENDAR_FILE": str(calendar)}) == ALL_PASS
+    # the same events read against a single-store configuration name stores it does not know
+    assert verdicts(lines, {**VOLUME, "CALENDAR_FILE": str(calendar)})["consistency"] == "FAIL"
+
+
+@pytest.mark.parametrize("model", ["uniform", "poisson", "smooth"])
+def test_partial_days_pass(model: str) -> None:
+    """A run that starts and stops mid-day passes, with its START/UNTIL and SEED, and with neither."""
+    env = {"START": "2025-08-12T15:30", "UNTIL": "2025-08-15T11:00", "ARRIVAL_MODEL": model, **VOLUME}
+    lines = produce(env)
+    assert verdicts(lines, {**env, "SEED": SEED}) == ALL_PASS
+    assert verdicts(lines, {"ARRIVAL_MODEL": model, **VOLUME}) == ALL_PASS
+
+
+def test_a_range_cutting_days_passes(week: list[bytes]) -> None:
+    """A range that cuts a whole week's first and last days compares only what it covers, and passes."""
+    env = {**EXACT, "START": "2025-08-12T09:17", "UNTIL": "2025-08-15T13:30"}
+    analysis = analyse(load_settings(env), read(week))
+    assert judge(analysis.checks, 0.001).checks == ALL_PASS
+    assert (analysis.whole_days, analysis.partial_days) == (2, 2)
+    assert analysis.in_range < analysis.events
+
+
+def skewed(week: list[bytes], change: Callable[[list[Event]], list[Event]]) -> list[bytes]:
+    """The week's lines after a change to its events."""
+    return encode(change(decode(week)))
+
+
+def to_slot_starts(events: list[Event]) -> list[Event]:
+    """Every tenth arrival moved to within a second of its slot's start."""
+    return [moved(e, slot_start(e) + i % 1_000_000) if i % 10 == 0 else e for i, e in enumerate(events)]
+
+
+def sixty_minutes(events: list[Event]) -> list[Event]:
+    """Every visit lasting 60 minutes."""
+    return [moved(e, duration=60) for e in events]
+
+
+def between_slots(events: list[Event]) -> list[Event]:
+    """Ten of Wednesday's 10:00–13:59 arrivals moved to random instants of 14:00–16:59."""
+    rng = np.random.default_rng(7)
+    start, end = DEFAULT_GRID.boundaries_us(dt.date(2025, 8, 13))[3:5]
+    picked = [i for i, e in enumerate(events) if in_slot(e, "2025-08-13", 2)][:10]
+    result = list(events)
+    for i in picked:
+        result[i] = moved(events[i], int(rng.integers(start, end)))
+    return result
+
+
+def without_a_slot(events: list[Event]) -> list[Event]:
+    """Thursday's 14:00–16:59 visits dropped."""
+    return [e for e in events if not in_slot(e, "2025-08-14", 3)]
+
+
+def more_saturdays(events: list[Event]) -> list[Event]:
+    """Saturday's visits plus a copy of every third one (new customer ids)."""
+    copies = [
+        {**e, "customer_id": f"{i:08x}-0000-4000-8000-000000000000"}
+        for i, e in enumerate(events)
+        if e["weekday"] == "Saturday" and i % 3 == 0
+    ]
+    return events + copies
+
+
+def wrong_weekdays(events: list[Event]) -> list[Event]:
+    """One Monday visit labelled Sunday."""
+    return [{**e, "weekday": "Sunday"} if i == 5 else e for i, e in enumerate(events)]
+
+
+@pytest.mark.parametrize(
+    ("change", "failing", "env"),
+    [
+        (to_slot_starts, "positions", EXACT),
+        (sixty_minutes, "durations", EXACT),
+        (between_slots, "counts", EXACT),
+        (between_slots, "counts", LAWS),
+        (without_a_slot, "counts", EXACT),
+        (more_saturdays, "weekdays", LAWS),
+        (wrong_weekdays, "consistency", EXACT),
+    ],
+)
+def test_skewed_data_fail_their_check(
+    week: list[bytes], change: Callable[[list[Event]], list[Event]], failing: str, env: dict[str, str]
+) -> None:
+    """Each kind of skew fails the check that looks for it; the positions and durations of the rest still pass."""
+    result = verdicts(skewed(week, change), env)
+    assert result[failing] == "FAIL"
+    untouched = {"to_slot_starts": "durations", "sixty_minutes": "positions"}.get(change.__name__, "durations")
+    assert result[untouched] == "pass"
+    if change in (to_slot_starts, sixty_minutes, between_slots):
+        assert [key for key, verdict in result.items() if verdict == "FAIL"] == [failing]
+
+
+def test_poisson_counts_moved_between_slots_fail_the_chi_square() -> None:
+    """Without SEED, poisson slot counts skewed towards one slot fail the chi-square given each day's total."""
+    env = {**WEEK, **VOLUME, "ARRIVAL_MODEL": "poisson"}
+    events = decode(produce(env))
+    rng = np.random.default_rng(3)
+    result = []
+    for i, event in enumerate(events):
+        if event["time_slot"] == DEFAULT_GRID.labels[2] and i % 5 == 0:  # a fifth of 10:00–13:59 to 14:00–16:59
+            start, end = DEFAULT_GRID.boundaries_us(dt.date.fromisoformat(event["entry_time"][:10]))[3:5]
+            result.append(moved(event, int(rng.integers(start, end))))
+        else:
+            result.append(event)
+    got = verdicts(encode(result), {"ARRIVAL_MODEL": "poisson", **VOLUME})
+    assert got["counts"] == "FAIL"
+    assert got["positions"] == got["durations"] == got["consistency"] == "pass"
+
+
+def test_bonferroni_shares_alpha_between_statistical_tests() -> None:
+    """Three p-values are each held to alpha / 3; exact conditions and skipped tests do not count."""
+    tests = (
+        Row("a", "", p_value=0.0005),
+        Row("b", "", p_value=0.5),
+        Row("c", "", p_value=0.9),
+        Row("exact", "", condition="holds", passed=True),
+        Row("none", "", skipped="no data"),
+    )
+    passing = judge([Check("k", "K", "", tests)], 0.001)
+    assert passing.level == pytest.approx(0.001 / 3)
+    assert passing.passed
+    failing = judge([Check("k", "K", "", (Row("a", "", p_value=0.0003), *tests[1:]))], 0.001)
+    assert failing.checks == {"k": "FAIL"}
+    assert failing.verdicts[("k", "none")] == "skipped"
+    assert not judge([Check("k", "K", "", (Row("x", "", condition="c", passed=False),))], 0.5).passed
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+
+def columns(events: Events) -> list[tuple[int, ...]]:
+    """Every event as a sorted, comparable row."""
+    labels = [events.labels[i] for i in events.label.tolist()]
+    rows = zip(events.entry_us.tolist(), events.duration_min.tolist(), labels, events.local_day.tolist(), strict=True)
+    return sorted((e, d, hash(label), day) for e, d, label, day in rows)
+
+
+def test_fast_and_json_paths_read_the_same_events(week: list[bytes]) -> None:
+    """Lines in any other JSON layout (spaces, other key order) read exactly as the producer's own layout."""
+    fast = read(week[:3000])
+    other = [json.dumps(dict(reversed(list(e.items())))).encode() for e in decode(week[:3000])]
+    slow = read(other)
+    assert len(fast) == len(slow) == 3000
+    assert columns(fast) == columns(slow)
+    assert fast.stats.weekday_mismatch == slow.stats.weekday_mismatch == 0
+    assert fast.stats.exit_mismatch == slow.stats.exit_mismatch == 0
+
+
+def test_blank_lines_and_sensor_events_are_skipped_and_counted() -> None:
+    """Blank lines and entry/exit sensor events are counted, not read as visits."""
+    settings = load_settings({"START": "2025-08-11", "UNTIL": "2025-08-12", "DAILY_CUSTOMERS": "50", "SEED": SEED})
+    assert settings.start_us is not None
+    sink = MemorySink()
+    clock = ManualClock(settings.start_us)
+    service = Service(settings.model(), 1, sink, clock, poll_s=0.5, until_us=settings.until_us, sensor_topic="x")
+    service.run()
+    visits, sensors = [v for _, v in sink.records], [v for _, v in sink.other["x"]]
+    assert len(visits) == 50
+    assert len(sensors) > 50
+    events = read([*visits[:10], b"", b"   ", *sensors, *visits[10:]])
+    assert len(events) == 50
+    assert events.stats.sensor == len(sensors)
+    assert events.stats.blank == 2
+
+
+def test_file_chunks_cut_at_line_ends_and_name_lines(tmp_path: Path) -> None:
+    """Blocks end at newlines whatever their size, and a bad line is named by its number in the file."""
+    lines = produce({"START": "2025-08-11", "UNTIL": "2025-08-12", "DAILY_CUSTOMERS": "300"})
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with path.open("rb") as stream:
+        assert len(read_events(file_chunks(stream, "f", block_bytes=1000))) == 300
+    path.write_bytes(b"\n".join([*lines[:250], b'{"event_type":"foot_traffic"', *lines[250:]]))
+    with path.open("rb") as stream, pytest.raises(EventsInputError, match=r"^f line 251: not JSON"):
+        read_events(file_chunks(stream, "f", block_bytes=1000))
+
+
+# --- the command -------------------------------------------------------------------------------------
+
+
+def report(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lines: list[bytes], *args: str
+) -> tuple[int, str, str, Path]:
+    """Run ``foot-traffic report`` in process on these lines; return status, stdout, stderr and the output folder."""
+    source = tmp_path / "events.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "out"
+    status = main(["report", "--input", str(source), "--output", str(out), "--log-level", "WARNING", *args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err, out
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height of a PNG, from its header."""
+    data = path.read_bytes()
+    assert data[:8] == PNG
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+ARGS = ("--seed", SEED, "--start", WEEK["START"], "--until", WEEK["UNTIL"], "--base-daily-customers", "3000")
+
+
+def test_report_writes_markdown_with_tables_and_real_pngs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, week: list[bytes]
+) -> None:
+    """A passing week: exit 0, a PASS line, a Markdown table per check, and four real PNG plots."""
+    status, out, err, folder = report(capsys, tmp_path, week, *ARGS)
+    assert status == 0, err
+    assert out.startswith(f"foot-traffic report: PASS (5 checks over {len(week):,} events, alpha 0.001); details in")
+    assert err == ""
+    summary = (folder / "report.md").read_text()
+    assert summary.startswith("# foot-traffic report: PASS")
+    assert summary.count("| Test | Statistic | p-value | Threshold | Verdict |") == 5
+    for title in ("Counts per date and slot", "Arrival positions inside slots", "Visit durations"):
+        assert f"| {title} |" in summary
+        assert f"## {title}" in summary
+    assert "| 2025-08-13 | Wednesday | whole day |" in summary
+    assert "alpha / 3 = 0.000333 (Bonferroni)" in summary
+    names = ("arrivals-per-hour.png", "weekday-totals.png", "durations.png", "occupancy.png")
+    for name in names:
+        assert f"]({name})" in summary
+        assert (folder / name).stat().st_size > 10_000
+        assert png_size(folder / name) == (900, 450)
+
+
+def test_report_html_and_failing_exit_status(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, week: list[bytes]
+) -> None:
+    """HTML holds the same tables; skewed data give exit 1 and a FAIL line naming the check."""
+    lines = skewed(week, sixty_minutes)
+    status, out, _, folder = report(capsys, tmp_path, lines, *ARGS, "--format", "html", "--alpha", "0.01")
+    assert status == 1
+    assert out.startswith("foot-traffic report: FAIL: Visit durations (1 of 5 checks over")
+    page = (folder / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("<th>Test</th><th>Statistic</th><th>p-value</th><th>Threshold</th><th>Verdict</th>") == 5
+    assert '<td class="FAIL">FAIL</td>' in page
+    assert '<img src="durations.png"' in page
+    assert "alpha = 0.01 " in page
+    assert png_size(folder / "durations.png") == (900, 450)
+
+
+def test_partial_range_is_said_in_the_output(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, week: list[bytes]
+) -> None:
+    """The summary says which range was compared, how many days were partial, and what was skipped."""
+    args = ("--seed", SEED, "--start", "2025-08-12T09:17", "--until", "2025-08-15T13:30", "--base-daily-customers")
+    status, _, _, folder = report(capsys, tmp_path, week, *args, "3000")
+    assert status == 0
+    summary = (folder / "report.md").read_text()
+    assert "from 2025-08-12T09:17:00+00:00 to 2025-08-15T13:30:00+00:00 (exclusive)" in summary
+    assert "2 whole day(s) and 2 partial day(s)" in summary
+    assert "| 2025-08-12 | Tuesday | partial (4 slots compared) |" in summary
+    assert "outside the range" in summary
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--format", "pdf"), "--format='pdf': expected md or html"),
+        (("--alpha", "2"), "--alpha='2': expected a number between 0 and 1 (exclusive)"),
+        (("--alpha", "often"), "--alpha='often': expected a number between 0 and 1"),
+        (("--arrival-model", "chaotic"), "--arrival-model='chaotic': expected one of uniform, poisson, smooth"),
+        (("--start", "noon"), "--start='noon': expected an ISO-8601 date or instant"),
+    ],
+)
+def test_bad_options_exit_2_with_a_clear_message(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, week: list[bytes], args: tuple[str, ...], message: str
+) -> None:
+    """A bad option value: exit 2, one error line naming it, its value and what is expected, nothing written."""
+    status, out, err, folder = report(capsys, tmp_path, week[:100], *args)
+    assert status == 2
+    assert out == ""
+    assert f"foot-traffic: error: {message}" in err
+    assert not folder.exists()
+
+
+BAD_LINES = [
+    (b'{"event_type":"foot_traffic","customer_id":', "line 3: not JSON (Expecting value)"),
+    (b"[1, 2]", "line 3: [1, 2]; expected a JSON object"),
+    (b'{"temperature": 21}', "line 3: event_type=None; expected 'foot_traffic'"),
+    (b'{"event_type":"foot_traffic","customer_id":"x"}', "line 3: entry_time=None; expected a string"),
+]
+
+
+@pytest.mark.parametrize(("bad", "message"), BAD_LINES)
+def test_bad_lines_exit_2_naming_the_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, week: list[bytes], bad: bytes, message: str
+) -> None:
+    """A line that is not a foot_traffic event: exit 2, naming the file, the line and what is expected."""
+    status, out, err, _ = report(capsys, tmp_path, [week[0], week[1], bad, week[2]])
+    assert status == 2
+    assert out == ""
+    assert err.startswith("foot-traffic: error: --input=")
+    assert message in err
+
+
+def test_wrongly_typed_fields_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, week: list[bytes]) -> None:
+    """A duration that is not an integer, or a time without an offset, is bad input too."""
+    event = decode(week[:1])[0]
+    for change, message in [
+        ({"trip_duration_minutes": "40"}, "trip_duration_minutes='40'; expected an integer"),
+        ({"entry_time": "2025-08-11T10:00:00"}, "entry_time='2025-08-11T10:00:00'; expected an ISO-8601 instant"),
+    ]:
+        status, _, err, _ = report(capsys, tmp_path, encode([{**event, **change}]))
+        assert status == 2
+        assert message in err
+
+
+def test_missing_file_empty_file_and_file_as_output_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, week: list[bytes]
+) -> None:
+    """No such input, an input with no event, or an output that is a file: exit 2 with a clear message."""
+    assert main(["report", "--input", str(tmp_path / "nope.jsonl")]) == 2
+    assert f"--input='{tmp_path / 'nope.jsonl'}': expected a readable file" in capsys.readouterr().err
+    status, _, err, _ = report(capsys, tmp_path, [b""])
+    assert status == 2
+    assert "no foot_traffic event to check" in err
+    status, _, err, _ = report(capsys, tmp_path, week[:10], "--output", str(tmp_path / "events.jsonl"))
+    assert status == 2
+    assert "expected a folder" in err
+
+
+def test_missing_extra_exits_2_telling_how_to_install(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, week: list[bytes]
+) -> None:
+    """Without scipy (or matplotlib) the report exits 2 with one line naming the extra to install."""
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)
+    status, out, err, _ = report(capsys, tmp_path, week[:10])
+    assert status == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "pip install 'foot-traffic[report]'" in err
+
+
+@pytest.fixture
+def week_file(tmp_path: Path, week: list[bytes]) -> Path:
+    """The week as a JSON-lines file."""
+    path = tmp_path / "week.jsonl"
+    path.write_bytes(b"\n".join(week) + b"\n")
+    return path
+
+
+def test_standard_input_and_no_traceback(tmp_path: Path, week_file: Path) -> None:
+    """In a real process: events on standard input pass; a malformed line gives exit 2 and no traceback."""
+    command = [sys.executable, "-m", "foot_traffic", "report", "--input", "-", "--output", str(tmp_path / "o"), *ARGS]
+    with week_file.open("rb") as stdin:
+        done = subprocess.run(command, stdin=stdin, capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().startswith("foot-traffic report: PASS")
+    bad = subprocess.run(command, input=b"{oops\n", capture_output=True, timeout=120, check=False)
+    assert bad.returncode == 2
+    assert bad.stdout == b""
+    assert bad.stderr.decode().splitlines() == [
+        "foot-traffic: error: --input='-' line 1: not JSON (Expecting property name enclosed in double quotes); "
+        "expected one foot_traffic event per line"
+    ]
+
+
+class FakeMessage:
+    """The part of confluent_kafka.Message the reader uses."""
+
+    def __init__(self, partition: int, offset: int, value: bytes | None, error: object = None) -> None:
+        self._partition, self._offset, self._value, self._error = partition, offset, value, error
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def error(self) -> object:
+        return self._error
+
+
+class EndOfPartition:
+    """A _PARTITION_EOF error as the consumer reports it."""
+
+    def code(self) -> int:
+        return int(KafkaError._PARTITION_EOF)
+
+
+@pytest.mark.parametrize("with_eof", [False, True])
+def test_kafka_records_stop_at_the_end_offsets_captured_at_start(with_eof: bool) -> None:
+    """Records written after reading began (offset >= end) are left out, and each partition is done at its end."""
+    ends = {0: 3, 1: 5}
+    messages = [FakeMessage(0, offset, f"p0-{offset}".encode()) for offset in range(5)]
+    messages += [FakeMessage(1, offset, f"p1-{offset}".encode()) for offset in range(2)]
+    if with_eof:
+        messages.append(FakeMessage(1, 2, None, EndOfPartition()))
+    pending = {0, 1}
+    values, kept = batch_records(messages, "t", ends, pending)
+    assert values == [b"p0-0", b"p0-1", b"p0-2", b"p1-0", b"p1-1"]
+    assert [m.offset() for m in kept] == [0, 1, 2, 0, 1]
+    assert pending == (set() if with_eof else {1})
+
+
+def test_kafka_values_in_registry_json_framing_read_as_plain_events(week: list[bytes]) -> None:
+    """A magic byte and a 4-byte schema id before the JSON are dropped; a newline inside a value is refused."""
+    framed = [b"\x00\x00\x00\x00\x07" + line for line in week[:100]]
+    messages = [FakeMessage(0, offset, value) for offset, value in enumerate(framed)]
+    events = read_events([kafka_chunk("t", framed, messages)])
+    assert columns(events) == columns(read(week[:100]))
+    with pytest.raises(
+        EventsInputError, match=r"^KAFKA_TOPIC='t' partition 0 offset 1: a record value holds a newline"
+    ):
+        kafka_chunk("t", [b"{}", b"{\n}"], [FakeMessage(0, 0, b"{}"), FakeMessage(0, 1, b"{\n}")])
