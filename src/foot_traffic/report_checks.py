@@ -26,6 +26,7 @@ import numpy.typing as npt
 from scipy import stats
 
 from foot_traffic.arrivals import DURATION_MIXTURE
+from foot_traffic.event import format_instant
 from foot_traffic.grid import US_PER_MINUTE, WEEKDAYS, local_date
 from foot_traffic.plan import DayPlan, Model, largest_remainder, plan_day
 from foot_traffic.report_input import Events, EventsInputError
@@ -46,6 +47,8 @@ DURATIONS = np.arange(10, 76)
 """Every duration the model allows, in minutes."""
 OCCUPANCY_STEP_MIN = 5
 """Minutes between two points of the occupancy curve."""
+DUPLICATE_EXAMPLES = 5
+"""Customer ids listed of each kind of duplicate (those of the earliest entries)."""
 
 OUT, PARTIAL, FULL = 0, 1, 2
 """How much of a cell's open time the range covers: none, part, all (or the cell has no open time)."""
@@ -337,6 +340,7 @@ def analyse(events: Events, stores: Sequence[StoreModel], scope: Scope) -> Analy
         durations_check(durations),
         weekday_check(layouts, placed, whole),
         consistency_check(events, layouts, placed, owner, in_range),
+        uniqueness_check(events, in_range),
     )
     return Analysis(
         start_us=start,
@@ -852,6 +856,100 @@ def consistency_check(
             "TIMEZONE (or the store's zone), exit_time, the store, and the opening hours of CALENDAR_FILE."
         ),
         tests=tests,
+    )
+
+
+def _shared_rows(words: npt.NDArray[np.uint64], in_range: Bools) -> I64:
+    """Rows in the range whose word is also another in-range row's: the only ones whose id can repeat.
+
+    Sorting one 64-bit word per event (8 bytes each) finds the words seen twice; the
+    rows holding them are then found block by block.
+    """
+    ordered = words[in_range]
+    ordered.sort()
+    twice = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    del ordered
+    if not twice.size:
+        return np.empty(0, dtype=np.int64)
+    parts = []
+    for first in range(0, words.size, PLACE_BLOCK):
+        block = words[first : first + PLACE_BLOCK]
+        hit = twice[np.minimum(np.searchsorted(twice, block), twice.size - 1)] == block
+        parts.append(np.flatnonzero(hit & in_range[first : first + PLACE_BLOCK]) + first)
+    return np.concatenate(parts).astype(np.int64)
+
+
+def uniqueness_check(events: Events, in_range: Bools) -> Check:
+    """Every in-range event under its own customer_id: repeated visits and ids shared by different visits."""
+    rows = _shared_rows(events.customer[:, 0], in_range)
+    fields: tuple[npt.NDArray[np.integer], ...] = (
+        events.local_day,
+        events.label,
+        events.store,
+        events.duration_min,
+        events.entry_us,
+    )
+    high, low = events.customer[rows, 0], events.customer[rows, 1]
+    rows = rows[np.lexsort((rows, *(f[rows] for f in fields), low, high))]  # by id, then visit, then row read
+    high, low = events.customer[rows, 0], events.customer[rows, 1]
+    visit = [f[rows] for f in fields]
+    same_id = np.zeros(rows.size, dtype=bool)
+    same_id[1:] = (high[1:] == high[:-1]) & (low[1:] == low[:-1])
+    same_visit = same_id.copy()
+    for column in visit:
+        same_visit[1:] &= column[1:] == column[:-1]
+    extra = int(np.count_nonzero(same_id))
+    repeated = int(np.count_nonzero(same_visit))
+    shared = extra - repeated
+    starts = np.flatnonzero(~same_id)
+    sizes = np.diff(np.append(starts, rows.size))
+    visits = np.add.reduceat((~same_visit).astype(np.int64), starts) if starts.size else starts
+    earliest = np.minimum.reduceat(visit[-1], starts) if starts.size else starts
+    several = np.flatnonzero(sizes > 1)
+    examples: list[tuple[str, ...]] = []
+    for collision in (False, True):
+        groups = several[(visits[several] > 1) == collision]
+        for g in groups[np.argsort(earliest[groups], kind="stable")][:DUPLICATE_EXAMPLES].tolist():
+            at = slice(int(starts[g]), int(starts[g] + sizes[g]))
+            key = events.customer[rows[at][0]].tobytes()
+            entries = visit[-1][at][~same_visit[at]].tolist()
+            times = ", ".join(format_instant(us) for us in entries[:3]) + (", …" if len(entries) > 3 else "")
+            kind = "different visits" if collision else "same visit repeated"
+            examples.append((events.customer_id(key), kind, str(int(sizes[g])), str(int(visits[g])), times))
+    in_range_count = int(np.count_nonzero(in_range))
+    tests = (
+        Test(
+            "no visit read twice (same customer_id, entry_time, duration, store and slot)",
+            f"{repeated} repeated event(s)",
+            condition="none repeated",
+            passed=repeated == 0,
+        ),
+        Test(
+            "no customer_id shared by different visits",
+            f"{shared} event(s) under the id of another visit",
+            condition="none shared",
+            passed=shared == 0,
+        ),
+    )
+    note = (
+        f"{in_range_count:,} event(s) in the range carry {in_range_count - extra:,} distinct customer ids; "
+        f"{several.size:,} id(s) appear more than once, on {extra:,} extra event(s)."
+    )
+    header = ("customer_id", "Kind", "Events", "Different visits", "Entry times (UTC)")
+    caption = f"Examples: up to {DUPLICATE_EXAMPLES} ids of each kind, earliest entry first"
+    return Check(
+        key="uniqueness",
+        title="Uniqueness of customer ids",
+        description=(
+            "The producer writes every visit once, under a customer_id drawn for it (a random UUID), so no id may "
+            "appear on two events in the range. An event whose customer_id, entry_time, duration, store and slot "
+            "are all those of an earlier one is the same visit read again (a replayed dead-letter file, an "
+            "at-least-once consumer or pipeline); different visits under one id are a collision (ids not drawn "
+            "per visit). Ids that are not UUIDs are compared by a 128-bit BLAKE2b digest."
+        ),
+        tests=tests,
+        tables=(Table(header, tuple(examples), caption),) if examples else (),
+        notes=(note,),
     )
 
 

@@ -11,13 +11,19 @@ A line that is not JSON, not an object, or not a ``foot_traffic`` event with
 fields of the schema's types is bad input (exit status 2), named by its line
 number or its partition and offset. Blank lines and ``entry``/``exit`` sensor
 events are skipped and counted.
+
+Each customer_id is kept as a 16-byte key: a canonical lowercase RFC 4122 UUID
+(what the producer writes) as its own 16 bytes, any other text as a 128-bit
+BLAKE2b digest whose variant bits are cleared, so that it never equals a UUID's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -29,6 +35,7 @@ import numpy.typing as npt
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from foot_traffic.errors import FootTrafficError, KafkaUnavailableError
+from foot_traffic.event import format_uuid
 from foot_traffic.grid import WEEKDAYS, datetime_to_us
 
 log = logging.getLogger(__name__)
@@ -38,6 +45,8 @@ I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
 I16 = npt.NDArray[np.int16]
 U8 = npt.NDArray[np.uint8]
+Keys = npt.NDArray[np.uint64]
+"""Customer id keys: one row of two 64-bit words (16 bytes) per event."""
 
 BLOCK_BYTES = 4 << 20
 """Bytes of a file read at once; a block's temporaries stay within a few tens of MB."""
@@ -55,6 +64,13 @@ _SENSOR_TYPES = ("entry", "exit")
 _STRING_FIELDS = ("customer_id", "entry_time", "exit_time", "weekday", "time_slot")
 _DURATION_CLIP = (-1, 32_767)
 """Durations are kept as 16-bit integers; anything outside 10..75 fails the check whatever its value."""
+ID_TEXTS = 65_536
+"""Customer ids that are not UUIDs whose text is kept (the first ones read), to name them in the report."""
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+_UUID_DASHES = [8, 13, 18, 23]
+_UUID_VARIANT = 19
+"""Where a canonical UUID has its dashes, and its variant digit (8, 9, a or b)."""
+_UUID_HEX = [i for i in range(36) if i not in _UUID_DASHES]
 
 # The producer's layout: literal text, then a field of fixed width, and so on up to the weekday.
 _TS = 32  # 2025-08-12T17:52:24.442703+00:00
@@ -139,12 +155,31 @@ class Events:
     store: I16
     label: I16
     local_day: I32
+    customer: Keys
+    """Each event's customer_id as a 16-byte key (see the module's docstring)."""
     store_ids: tuple[str | None, ...]
     labels: tuple[str, ...]
     stats: ReadStats
+    id_texts: Mapping[bytes, str] = field(default_factory=dict)
+    """The text of customer ids that are not UUIDs, by key (the first ID_TEXTS of them)."""
 
     def __len__(self) -> int:
         return int(self.entry_us.shape[0])
+
+    def customer_id(self, key: bytes) -> str:
+        """The customer_id a key stands for (a digest's hex when its text was not kept)."""
+        if key[8] & 0xC0 == 0x80:
+            return format_uuid(key)
+        return self.id_texts.get(key, f"(not a UUID; BLAKE2b digest {key.hex()})")
+
+
+def id_key(text: str) -> bytes:
+    """The 16-byte key of a customer_id: a canonical lowercase RFC 4122 UUID's bytes, else a digest of the text."""
+    if _UUID.fullmatch(text):
+        return bytes.fromhex(text.replace("-", ""))
+    digest = bytearray(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest())
+    digest[8] &= 0x3F  # variant bits 00: never a key of the first kind
+    return bytes(digest)
 
 
 _DTYPES = (np.int64, np.int16, np.int16, np.int16, np.int32)
@@ -159,6 +194,14 @@ class _Columns:
     parts: list[tuple[npt.NDArray[Any], ...]] = field(default_factory=list)
     stores: dict[str | None, int] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
+    id_texts: dict[bytes, str] = field(default_factory=dict)
+
+    def customer_key(self, text: str) -> bytes:
+        """The key of a customer_id (:func:`id_key`), keeping the text of the first ID_TEXTS ids that are not UUIDs."""
+        key = id_key(text)
+        if key[8] & 0xC0 != 0x80 and len(self.id_texts) < ID_TEXTS:
+            self.id_texts.setdefault(key, text)
+        return key
 
     def store_code(self, store_id: str | None) -> int:
         """The code of a store id (None: no store_id field), assigned on first sight."""
@@ -168,12 +211,12 @@ class _Columns:
         """The code of a time_slot label, assigned on first sight."""
         return self.labels.setdefault(label, len(self.labels))
 
-    def add(self, *columns: npt.ArrayLike) -> None:
-        """Append events given as (entry_us, duration_min, store, label, local_day) columns."""
+    def add(self, *columns: npt.ArrayLike, customer: Keys) -> None:
+        """Append events given as (entry_us, duration_min, store, label, local_day) columns and their id keys."""
         entry, duration, store, label, day = columns
         duration = np.clip(np.asarray(duration, dtype=np.int64), *_DURATION_CLIP)
         values = (entry, duration, store, label, day)
-        self.parts.append(tuple(np.asarray(v, dtype=t) for v, t in zip(values, _DTYPES, strict=True)))
+        self.parts.append((*(np.asarray(v, dtype=t) for v, t in zip(values, _DTYPES, strict=True)), customer))
 
     def events(self) -> Events:
         """Every event added, as one array per column."""
@@ -181,7 +224,20 @@ class _Columns:
             np.concatenate([part[k] for part in self.parts]) if self.parts else np.empty(0, dtype=t)
             for k, t in enumerate(_DTYPES)
         )
-        return Events(entry, duration, store, label, day, tuple(self.stores), tuple(self.labels), self.stats)
+        keys = [part[len(_DTYPES)] for part in self.parts]
+        customer = np.concatenate(keys) if keys else np.empty((0, 2), dtype=np.uint64)
+        return Events(
+            entry,
+            duration,
+            store,
+            label,
+            day,
+            customer,
+            tuple(self.stores),
+            tuple(self.labels),
+            self.stats,
+            self.id_texts,
+        )
 
 
 def read_events(chunks: Iterable[Chunk]) -> Events:
@@ -224,7 +280,9 @@ def _parse_chunk(chunk: Chunk, columns: _Columns) -> None:
     ]
     rows = [row for row in parsed if row is not None]
     if rows:
-        columns.add(*(np.array(column, dtype=np.int64) for column in zip(*rows, strict=True)))
+        *values, keys = zip(*rows, strict=True)
+        customer = np.frombuffer(b"".join(keys), dtype=np.uint64).reshape(-1, 2)
+        columns.add(*(np.array(column, dtype=np.int64) for column in values), customer=customer)
 
 
 def _rows(padded: U8, starts: I64, width: int) -> U8:
@@ -258,8 +316,25 @@ def _parse_fast(padded: U8, starts: I64, length: int, columns: _Columns) -> npt.
     stats = columns.stats
     stats.weekday_mismatch += int(np.count_nonzero(weekday != (day + 3) % 7))  # 1970-01-01 was a Thursday
     stats.exit_mismatch += int(np.count_nonzero(exit_[picked] - entry[picked] != duration[picked] * _MINUTE_US))
-    columns.add(entry[picked], duration[picked], store, label, day)
+    customer = _id_keys(ids[picked], columns)
+    columns.add(entry[picked], duration[picked], store, label, day, customer=customer)
     return ok
+
+
+def _id_keys(ids: U8, columns: _Columns) -> Keys:
+    """The keys of 36-character ids, one per row: canonical UUIDs packed here, the rare others one by one.
+
+    A hex digit c is worth (c & 15) + 9 × (bit 6 of c); two digits make a byte, the first its high nibble.
+    """
+    hex_digits = ids[:, _UUID_HEX]
+    canonical = (((hex_digits - np.uint8(ord("0"))) <= 9) | ((hex_digits - np.uint8(ord("a"))) <= 5)).all(axis=1)
+    canonical &= (ids[:, _UUID_DASHES] == ord("-")).all(axis=1)
+    canonical &= np.isin(ids[:, _UUID_VARIANT], np.frombuffer(b"89ab", dtype=np.uint8))
+    value = (hex_digits & np.uint8(15)) + np.uint8(9) * (hex_digits >> np.uint8(6))
+    packed = np.ascontiguousarray((value[:, 0::2] << np.uint8(4)) | value[:, 1::2])
+    for i in np.flatnonzero(~canonical).tolist():
+        packed[i] = np.frombuffer(columns.customer_key(ids[i].tobytes().decode("ascii")), dtype=np.uint8)
+    return packed.view(np.uint64)
 
 
 def _tails(padded: U8, starts: I64, width: int, columns: _Columns) -> tuple[I64, npt.NDArray[np.bool_]]:
@@ -331,8 +406,8 @@ def _decode_tail(tail: bytes, columns: _Columns) -> tuple[int, int, int] | None:
     return weekday, columns.store_code(fields.get("store_id")), columns.label_code(fields["time_slot"])
 
 
-_Row = tuple[int, int, int, int, int]
-"""One event as (entry_us, duration_min, store, label, local_day)."""
+_Row = tuple[int, int, int, int, int, bytes]
+"""One event as (entry_us, duration_min, store, label, local_day, customer_id key)."""
 
 
 def _parse_slow(line: bytes, where: str, columns: _Columns) -> _Row | None:
@@ -382,7 +457,8 @@ def _event_row(event: Mapping[str, Any], where: str, columns: _Columns) -> _Row:
     stats.weekday_mismatch += weekday != WEEKDAYS[entry.weekday()]
     stats.exit_mismatch += datetime_to_us(exit_) - entry_us != duration * _MINUTE_US
     clipped = min(max(duration, _DURATION_CLIP[0]), _DURATION_CLIP[1])
-    return entry_us, clipped, columns.store_code(store_id), columns.label_code(event["time_slot"]), day
+    store, label = columns.store_code(store_id), columns.label_code(event["time_slot"])
+    return entry_us, clipped, store, label, day, columns.customer_key(event["customer_id"])
 
 
 def _instant(text: str, name: str, where: str) -> dt.datetime:

@@ -63,7 +63,7 @@ def test_backfilled_week_passes_and_skewed_extra_events_fail(
     backfill(producer_process, env)
     done = report(env, tmp_path / "good", *RANGE)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("foot-traffic report: PASS (5 checks over ")
+    assert done.stdout.startswith("foot-traffic report: PASS (6 checks over ")
     summary = (tmp_path / "good" / "report.md").read_text()
     assert f"Kafka topic `{topic}` on `{broker}`" in summary
     assert "7 whole day(s) and 0 partial day(s)" in summary

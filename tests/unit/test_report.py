@@ -130,7 +130,7 @@ EXACT = {"SEED": SEED, **WEEK, **VOLUME}
 """The producer's settings: counts compared with the plan exactly."""
 LAWS = dict(VOLUME)
 """No SEED, no range: counts compared with what the model implies given each day's total."""
-ALL_PASS = dict.fromkeys(("counts", "positions", "durations", "weekdays", "consistency"), "pass")
+ALL_PASS = dict.fromkeys(("counts", "positions", "durations", "weekdays", "consistency", "uniqueness"), "pass")
 
 
 def test_producer_week_passes_exactly(week: list[bytes]) -> None:
@@ -273,6 +273,73 @@ def test_skewed_data_fail_their_check(
         assert [key for key, verdict in result.items() if verdict == "FAIL"] == [failing]
 
 
+def uniqueness(lines: list[bytes], env: dict[str, str]) -> tuple[dict[str, str], Check]:
+    """Each check's verdict, and the uniqueness check itself."""
+    analysis = analyse(load_settings(env), read(lines))
+    (check,) = (c for c in analysis.checks if c.key == "uniqueness")
+    return judge(analysis.checks, 0.001).checks, check
+
+
+def test_uniqueness_passes_the_producer_week(week: list[bytes]) -> None:
+    """The producer's ids are all distinct: both conditions hold with no example listed."""
+    result, check = uniqueness(week, EXACT)
+    assert result == ALL_PASS
+    assert [t.statistic for t in check.tests] == ["0 repeated event(s)", "0 event(s) under the id of another visit"]
+    assert check.tables == ()
+    assert f"carry {len(week):,} distinct customer ids" in check.notes[0]
+
+
+def test_repeated_lines_fail_uniqueness_as_repeats(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, week: list[bytes]
+) -> None:
+    """Lines read twice (a replayed dead-letter file): the uniqueness check counts them as repeats and names them.
+
+    The extra events also change the slot counts, so the exact plan fails too; the
+    positions, durations, weekday totals and fields still fit.
+    """
+    picked = [week[i] for i in (10, 5000, 12000)] + [week[5000]]  # one of them read three times
+    result, check = uniqueness(week + picked, EXACT)
+    assert result["uniqueness"] == result["counts"] == "FAIL"
+    assert result["positions"] == result["durations"] == result["weekdays"] == result["consistency"] == "pass"
+    assert [t.statistic for t in check.tests] == ["4 repeated event(s)", "0 event(s) under the id of another visit"]
+    assert "3 id(s) appear more than once, on 4 extra event(s)" in check.notes[0]
+    (examples,) = check.tables
+    repeated = sorted((entry_us(e), e["customer_id"]) for e in decode([week[i] for i in (10, 5000, 12000)]))
+    copies = {decode([week[5000]])[0]["customer_id"]: "3"}
+    assert [row[:4] for row in examples.rows] == [
+        (i, "same visit repeated", copies.get(i, "2"), "1") for _, i in repeated
+    ]  # earliest entry first
+    status, out, _, folder = report(capsys, tmp_path, week + picked, *ARGS)
+    assert status == 1
+    assert out.startswith("foot-traffic report: FAIL: Counts per date and slot, Uniqueness of customer ids (2 of 6")
+    summary = (folder / "report.md").read_text()
+    assert "| no visit read twice (same customer_id, entry_time, duration, store and slot) | 4 repeated" in summary
+    assert f"| {repeated[0][1]} | same visit repeated |" in summary
+
+
+def test_colliding_ids_fail_uniqueness_only(week: list[bytes]) -> None:
+    """Different visits given one id (and ids that are not UUIDs) fail the uniqueness check, and nothing else."""
+
+    def collide(events: list[Event]) -> list[Event]:
+        result = [
+            {**e, "customer_id": events[0]["customer_id"]} if i in (7, 900, 3000) else e for i, e in enumerate(events)
+        ]
+        result[20]["customer_id"] = result[40]["customer_id"] = "visit-20"  # not UUIDs: read by the slow path
+        upper = result[60]["customer_id"].upper()  # a UUID in capitals is another id
+        result[61]["customer_id"] = upper
+        return result
+
+    result, check = uniqueness(skewed(week, collide), EXACT)
+    assert [key for key, verdict in result.items() if verdict == "FAIL"] == ["uniqueness"]
+    assert [t.statistic for t in check.tests] == ["0 repeated event(s)", "4 event(s) under the id of another visit"]
+    (examples,) = check.tables
+    first = json.loads(week[0])["customer_id"]
+    assert [row[:4] for row in examples.rows] == [
+        (first, "different visits", "4", "4"),
+        ("visit-20", "different visits", "2", "2"),
+    ]
+
+
 def test_poisson_counts_moved_between_slots_fail_the_chi_square() -> None:
     """Without SEED, poisson slot counts skewed towards one slot fail the chi-square given each day's total."""
     env = {**WEEK, **VOLUME, "ARRIVAL_MODEL": "poisson"}
@@ -391,12 +458,13 @@ def test_report_writes_markdown_with_tables_and_real_pngs(
     """A passing week: exit 0, a PASS line, a Markdown table per check, and four real PNG plots."""
     status, out, err, folder = report(capsys, tmp_path, week, *ARGS)
     assert status == 0, err
-    assert out.startswith(f"foot-traffic report: PASS (5 checks over {len(week):,} events, alpha 0.001); details in")
+    assert out.startswith(f"foot-traffic report: PASS (6 checks over {len(week):,} events, alpha 0.001); details in")
     assert err == ""
     summary = (folder / "report.md").read_text()
     assert summary.startswith("# foot-traffic report: PASS")
-    assert summary.count("| Test | Statistic | p-value | Threshold | Verdict |") == 5
-    for title in ("Counts per date and slot", "Arrival positions inside slots", "Visit durations"):
+    assert summary.count("| Test | Statistic | p-value | Threshold | Verdict |") == 6
+    titles = ("Counts per date and slot", "Arrival positions inside slots", "Visit durations")
+    for title in (*titles, "Uniqueness of customer ids"):
         assert f"| {title} |" in summary
         assert f"## {title}" in summary
     assert "| 2025-08-13 | Wednesday | whole day |" in summary
@@ -415,10 +483,10 @@ def test_report_html_and_failing_exit_status(
     lines = skewed(week, sixty_minutes)
     status, out, _, folder = report(capsys, tmp_path, lines, *ARGS, "--format", "html", "--alpha", "0.01")
     assert status == 1
-    assert out.startswith("foot-traffic report: FAIL: Visit durations (1 of 5 checks over")
+    assert out.startswith("foot-traffic report: FAIL: Visit durations (1 of 6 checks over")
     page = (folder / "report.html").read_text()
     assert page.startswith("<!DOCTYPE html>")
-    assert page.count("<th>Test</th><th>Statistic</th><th>p-value</th><th>Threshold</th><th>Verdict</th>") == 5
+    assert page.count("<th>Test</th><th>Statistic</th><th>p-value</th><th>Threshold</th><th>Verdict</th>") == 6
     assert '<td class="FAIL">FAIL</td>' in page
     assert '<img src="durations.png"' in page
     assert "alpha = 0.01 " in page
