@@ -30,9 +30,9 @@
 #   scripts/kafka.sh (KAFKA_HOME_DIR, KAFKA_PORT, KAFKA_CONTROLLER_PORT,
 #   KAFKA_NODE_ID and KAFKA_QUORUM_VOTERS are set per node by this script)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 KAFKA_SH="$SCRIPT_DIR/kafka.sh"
 
 KAFKA_CLUSTER_DIR="${KAFKA_CLUSTER_DIR:-$REPO_ROOT/.kafka/cluster}"
@@ -41,9 +41,6 @@ KAFKA_HOST="${KAFKA_HOST:-127.0.0.1}"
 export KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 USER_EXTRA="${KAFKA_EXTRA_PROPERTIES:-}"
 NODES=(1 2 3)
-
-log() { echo "kafka-cluster.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
 
 if ! [[ "$KAFKA_CLUSTER_PORT" =~ ^[0-9]+$ ]] || ((KAFKA_CLUSTER_PORT < 1024 || KAFKA_CLUSTER_PORT > 65000)); then
     die "KAFKA_CLUSTER_PORT=$KAFKA_CLUSTER_PORT: expected a port between 1024 and 65000"
@@ -159,6 +156,6 @@ case "${1:-}" in
     down) shift; cmd_down "$@" ;;
     status) shift; cmd_status "$@" ;;
     bootstrap) shift; read -ra ns <<<"$(nodes_from_args "$@")"; bootstrap "${ns[@]}" ;;
-    -h|--help|help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' ;;
-    *) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2 ;;
+    -h|--help|help) usage ;;
+    *) usage >&2; exit 2 ;;
 esac

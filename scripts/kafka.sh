@@ -42,9 +42,9 @@
 #   KAFKA_START_TIMEOUT     seconds `up` waits for the broker (default 60)
 #   JAVA_HOME               java is $JAVA_HOME/bin/java if set, else `java`
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 KAFKA_CONF_DIR="$REPO_ROOT/kafka"
 POM="$KAFKA_CONF_DIR/pom.xml"
 
@@ -64,67 +64,23 @@ KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 KAFKA_OPTS="${KAFKA_OPTS:-}"
 KAFKA_TOOL_OPTS="${KAFKA_TOOL_OPTS:--Xmx256m}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
-if [[ -n "${JAVA_HOME:-}" ]]; then JAVA="$JAVA_HOME/bin/java"; else JAVA=java; fi
 
 DATA_DIR="$KAFKA_HOME_DIR/data"
 LOGS_DIR="$KAFKA_HOME_DIR/logs"
 PID_FILE="$KAFKA_HOME_DIR/kafka.pid"
 PROPS="$KAFKA_HOME_DIR/server.properties"
-STAMP="$KAFKA_LIB_DIR/.fetched"
+BROKER_CMDLINE='kafka\.Kafka'  # grep pattern of the broker's command line
 CP="$KAFKA_LIB_DIR/*"
 # short-lived JVMs: start fast rather than run fast
 QUICK_JVM=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto)
 
-log() { echo "kafka.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
-
-pom_hash() { sha256sum "$POM" | cut -d' ' -f1; }
-
-fetched() { [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(pom_hash)" ]]; }
-
 cmd_fetch() {
-    fetched && return 0
-    command -v mvn >/dev/null || die "mvn not found (apt-get install maven)"
-    mkdir -p "$(dirname "$KAFKA_LIB_DIR")"
-    # serialise concurrent fetches (several brokers started at once)
-    exec 9>"$KAFKA_LIB_DIR.lock"
-    flock 9
-    if ! fetched; then
-        local tmp="$KAFKA_LIB_DIR.tmp.$$"
-        rm -rf "$tmp"
-        log "fetching Kafka jars with Maven into $KAFKA_LIB_DIR"
-        mkdir -p "$tmp"
-        if ! mvn -q -B -f "$POM" dependency:copy-dependencies \
-                -Dkafka.lib.dir="$tmp" -Dstyle.color=never >"$tmp.log" 2>&1; then
-            cat "$tmp.log" >&2
-            rm -rf "$tmp" "$tmp.log"
-            die "mvn dependency:copy-dependencies failed"
-        fi
-        rm -f "$tmp.log"
-        ls "$tmp"/kafka_2.13-*.jar "$tmp"/kafka-tools-*.jar >/dev/null 2>&1 \
-            || { rm -rf "$tmp"; die "fetch incomplete: no kafka jars in $tmp"; }
-        pom_hash >"$tmp/.fetched"
-        rm -rf "$KAFKA_LIB_DIR"
-        mv "$tmp" "$KAFKA_LIB_DIR"
-    fi
-    exec 9>&-
-}
-
-# true if something accepts TCP connections on host:port
-port_open() {
-    timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
+    maven_fetch "$POM" "$KAFKA_LIB_DIR" "Kafka jars" dependency:copy-dependencies kafka.lib.dir \
+        "kafka jars" 'kafka_2.13-*.jar' 'kafka-tools-*.jar'
 }
 
 # pid from the pid file if that process is alive and is a Kafka broker
-broker_pid() {
-    local pid
-    [[ -f "$PID_FILE" ]] || return 1
-    pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
-    echo "$pid"
-}
+broker_pid() { live_pid "$PID_FILE" "$BROKER_CMDLINE"; }
 
 write_props() {
     local quorum
@@ -171,15 +127,15 @@ serves_requests() {
         --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" "${cfg[@]}" --list >/dev/null 2>&1
 }
 
+broker_ready() { port_open "$KAFKA_HOST" "$KAFKA_PORT" && serves_requests; }
+
 show_logs() {
-    log "--- tail of $LOGS_DIR/kafka.out ---"
-    tail -n 30 "$LOGS_DIR/kafka.out" >&2 2>/dev/null || true
-    log "--- tail of $LOGS_DIR/server.log ---"
-    tail -n 40 "$LOGS_DIR/server.log" >&2 2>/dev/null || true
+    show_tail "$LOGS_DIR/kafka.out" 30
+    show_tail "$LOGS_DIR/server.log" 40
 }
 
 cmd_up() {
-    local pid start deadline
+    local pid start
     if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
         echo "kafka already up on $KAFKA_HOST:$KAFKA_PORT"
         return 0
@@ -193,74 +149,32 @@ cmd_up() {
         format_storage
         port_open "$KAFKA_HOST" "$KAFKA_CONTROLLER_PORT" \
             && die "controller port $KAFKA_HOST:$KAFKA_CONTROLLER_PORT is taken by another process"
-        # The inner bash writes its own pid then execs java: the pid file
-        # holds the broker's pid whatever setsid does. setsid + nohup detach
-        # the broker from the caller's session, process group and terminal.
-        # shellcheck disable=SC2016,SC2086  # $KAFKA_HEAP_OPTS/$KAFKA_OPTS: word lists
-        setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
+        # shellcheck disable=SC2086  # $KAFKA_HEAP_OPTS/$KAFKA_OPTS: word lists
+        spawn_detached "$PID_FILE" "$LOGS_DIR/kafka.out" "$PWD" \
             "$JAVA" $KAFKA_HEAP_OPTS \
             -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
             -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
             -Dkafka.logs.dir="$LOGS_DIR" \
             -Dlog4j2.configurationFile="$KAFKA_CONF_DIR/log4j2.xml" \
             $KAFKA_OPTS \
-            -cp "$CP" kafka.Kafka "$PROPS" \
-            </dev/null >"$LOGS_DIR/kafka.out" 2>&1 &
-        for _ in $(seq 50); do
-            pid="$(broker_pid)" && break
-            sleep 0.1
-        done
-        [[ -n "${pid:-}" ]] || { show_logs; die "broker did not start"; }
+            -cp "$CP" kafka.Kafka "$PROPS"
+        pid="$(await_pid broker_pid)" || { show_logs; die "broker did not start"; }
         log "started broker pid $pid ($KAFKA_HOST:$KAFKA_PORT, home $KAFKA_HOME_DIR)"
     else
         log "broker pid $pid is running but $KAFKA_HOST:$KAFKA_PORT is not open yet; waiting"
     fi
-    deadline=$((SECONDS + KAFKA_START_TIMEOUT))
-    while ((SECONDS < deadline)); do
-        kill -0 "$pid" 2>/dev/null || { show_logs; rm -f "$PID_FILE"; die "broker exited during start-up"; }
-        if port_open "$KAFKA_HOST" "$KAFKA_PORT" && serves_requests; then
-            echo "kafka up on $KAFKA_HOST:$KAFKA_PORT (pid $pid, $((SECONDS - start)) s)"
-            return 0
-        fi
-        sleep 0.5
-    done
+    if await_ready "$pid" "$KAFKA_START_TIMEOUT" "$PID_FILE" broker show_logs broker_ready; then
+        echo "kafka up on $KAFKA_HOST:$KAFKA_PORT (pid $pid, $((SECONDS - start)) s)"
+        return 0
+    fi
     show_logs
     die "broker not serving on $KAFKA_HOST:$KAFKA_PORT after ${KAFKA_START_TIMEOUT} s (still running as pid $pid; 'scripts/kafka.sh down' stops it)"
 }
 
-cmd_down() {
-    local pid
-    if ! pid="$(broker_pid)"; then
-        rm -f "$PID_FILE"
-        echo "kafka not running"
-        return 0
-    fi
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 300); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "broker pid $pid still alive after 30 s; SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-    rm -f "$PID_FILE"
-    echo "kafka down"
-}
+cmd_down() { stop_service "$PID_FILE" "$BROKER_CMDLINE" broker kafka; }
 
 cmd_status() {
-    local pid
-    if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
-        if pid="$(broker_pid)"; then
-            echo "kafka up on $KAFKA_HOST:$KAFKA_PORT (pid $pid)"
-        else
-            echo "kafka up on $KAFKA_HOST:$KAFKA_PORT (not started by this script for $KAFKA_HOME_DIR)"
-        fi
-        return 0
-    fi
-    echo "kafka down ($KAFKA_HOST:$KAFKA_PORT)"
-    return 1
+    report_status kafka "$KAFKA_HOST:$KAFKA_PORT" "$KAFKA_HOME_DIR" broker_pid port_open "$KAFKA_HOST" "$KAFKA_PORT"
 }
 
 cmd_reset() {
@@ -276,10 +190,6 @@ cmd_run() {
     exec "$JAVA" $KAFKA_TOOL_OPTS \
         -Dlog4j2.configurationFile="$KAFKA_CONF_DIR/tools-log4j2.xml" \
         -cp "$CP" "$@"
-}
-
-usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in

@@ -37,7 +37,7 @@ from foot_traffic import randomness
 from foot_traffic.encoding import EncodedBatch
 from foot_traffic.errors import ConfigError, DeliveryError, KafkaUnavailableError
 from foot_traffic.grid import datetime_to_us, local_date
-from foot_traffic.kafka_sink import KafkaSink, ValueSerializer, _admin_config, _describe
+from foot_traffic.kafka_sink import KafkaSink, ValueSerializer, admin_config, describe_error
 from foot_traffic.metrics import NO_METRICS, Recorder
 from foot_traffic.plan import plan_day
 from foot_traffic.service import ResumeAfter, StoreRun, day_events
@@ -104,7 +104,7 @@ def read_run_record(bootstrap: str, topic: str, extra: Mapping[str, Any] | None,
 
 def ensure_state_topic(bootstrap: str, topic: str, extra: Mapping[str, Any] | None, rf: int, timeout_s: float) -> None:
     """Create the compacted state topic when it is missing."""
-    admin = AdminClient(_admin_config(bootstrap, extra))
+    admin = AdminClient(admin_config(bootstrap, extra))
     name = state_topic(topic)
     if name in admin.list_topics(timeout=timeout_s).topics:
         return
@@ -116,7 +116,7 @@ def ensure_state_topic(bootstrap: str, topic: str, extra: Mapping[str, Any] | No
     except KafkaException as exc:
         error = exc.args[0] if exc.args else None
         if not (isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-            raise KafkaUnavailableError(f"cannot create the state topic {name!r}: {_describe(exc)}") from None
+            raise KafkaUnavailableError(f"cannot create the state topic {name!r}: {describe_error(exc)}") from None
 
 
 def _tail(
@@ -125,7 +125,7 @@ def _tail(
     """The last committed record (offset, value) of each partition, or None for an empty partition."""
     consumer = Consumer(
         {
-            **_admin_config(bootstrap, extra),
+            **admin_config(bootstrap, extra),
             "group.id": f"foot-traffic-resume-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
@@ -266,7 +266,9 @@ class TransactionalKafkaSink(KafkaSink):
         try:
             self._producer.init_transactions(timeout_s)
         except KafkaException as exc:
-            raise KafkaUnavailableError(f"cannot initialise transactions on {bootstrap}: {_describe(exc)}") from None
+            raise KafkaUnavailableError(
+                f"cannot initialise transactions on {bootstrap}: {describe_error(exc)}"
+            ) from None
 
     def _begin(self) -> None:
         if not self._open:
@@ -309,7 +311,7 @@ class TransactionalKafkaSink(KafkaSink):
                 with_abort = "; the transaction was aborted, restart to resume exactly once"
             except KafkaException:
                 with_abort = "; restart to resume exactly once"
-            raise DeliveryError(f"cannot commit a transaction: {_describe(exc)}{with_abort}") from None
+            raise DeliveryError(f"cannot commit a transaction: {describe_error(exc)}{with_abort}") from None
         self._open = False
 
     def flush(self, timeout_s: float) -> int:
@@ -328,7 +330,7 @@ class TransactionalKafkaSink(KafkaSink):
             try:
                 self._producer.abort_transaction(self._timeout)
             except KafkaException as exc:
-                log.error("Cannot abort the open transaction: %s", _describe(exc))
+                log.error("Cannot abort the open transaction: %s", describe_error(exc))
             self._open = False
         super().close()
 

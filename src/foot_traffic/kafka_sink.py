@@ -73,7 +73,7 @@ def connect(
     naming the topic and the reason when it cannot be created.
     """
     errors: list[KafkaError] = []
-    admin = AdminClient(_admin_config(bootstrap, extra), logger=_client_log, error_cb=errors.append)
+    admin = AdminClient(admin_config(bootstrap, extra), logger=_client_log, error_cb=errors.append)
     last_error = ""
     for attempt in range(1, attempts + 1):
         try:
@@ -84,7 +84,7 @@ def connect(
             if refusal is not None:
                 raise KafkaRefusedError(f"cannot connect to Kafka at {bootstrap}: {refusal}") from None
             last_error = next((f"{e.name()}: {e.str()}" for e in reversed(errors) if e.code() != _DOWN), "")
-            last_error = last_error or _describe(exc)
+            last_error = last_error or describe_error(exc)
             errors.clear()
             if attempt < attempts:
                 log.warning(
@@ -110,7 +110,12 @@ def connect(
             )
 
 
-def _admin_config(bootstrap: str, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+def admin_config(bootstrap: str, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A client configuration of ``bootstrap`` plus only the security properties of ``extra``.
+
+    For the admin clients and consumers beside the producer: they connect as it does, but the producer's
+    other pass-through properties (``linger.ms``, ...) are not theirs.
+    """
     config = {"bootstrap.servers": bootstrap}
     for key, value in (extra or {}).items():
         if key.startswith(("security.", "sasl.", "ssl.", "enable.ssl.")):
@@ -133,7 +138,7 @@ def _create_topic(
             return
         raise KafkaUnavailableError(
             f"topic {topic!r} does not exist on {bootstrap} and cannot be created "
-            f"({partitions} partition(s), replication factor {rf}): {_describe(exc)}; "
+            f"({partitions} partition(s), replication factor {rf}): {describe_error(exc)}; "
             "create it yourself, or adjust KAFKA_TOPIC_PARTITIONS / KAFKA_TOPIC_REPLICATION_FACTOR"
         ) from None
     log.info("Created topic %s (%d partition(s), replication factor %d)", topic, partitions, rf)
@@ -194,7 +199,8 @@ def _refusal(errors: Sequence[KafkaError]) -> str | None:
     return None
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """A one-line description of a Kafka client exception for messages: ``NAME: text`` of its KafkaError, else str()."""
     error = exc.args[0] if exc.args else None
     if isinstance(error, KafkaError):
         return f"{error.name()}: {error.str()}"
@@ -260,8 +266,8 @@ class KafkaSink:
                 self._producer.poll(BUFFER_FULL_WAIT_S)
             except KafkaException as exc:
                 self.failed += 1
-                self._dead_letter(topic or self.topic, key, value, _describe(exc))
-                raise DeliveryError(f"cannot produce event {key}: {_describe(exc)}") from None
+                self._dead_letter(topic or self.topic, key, value, describe_error(exc))
+                raise DeliveryError(f"cannot produce event {key}: {describe_error(exc)}") from None
         self._producer.poll(0)
 
     def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
@@ -283,8 +289,8 @@ class KafkaSink:
                 self._produce_retrying(value, key, report)
             except KafkaException as exc:
                 self.failed += 1
-                self._dead_letter(topic, key.decode(), value, _describe(exc))
-                raise DeliveryError(f"cannot produce event {key.decode()}: {_describe(exc)}") from None
+                self._dead_letter(topic, key.decode(), value, describe_error(exc))
+                raise DeliveryError(f"cannot produce event {key.decode()}: {describe_error(exc)}") from None
         self._producer.poll(0)
 
     def _serialize(self, topic: str, key: str, value: bytes) -> bytes:

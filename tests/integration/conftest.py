@@ -10,12 +10,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from foot_traffic.settings import SPECS
@@ -49,6 +49,18 @@ def base_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {s.env for s in SPECS}}
     env.update(overrides)
     return env
+
+
+def run_foot_traffic(*args: str, env: Mapping[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run ``foot-traffic ARGS`` to its end, its output captured as text; the caller checks the exit status."""
+    return subprocess.run(
+        [sys.executable, "-m", "foot_traffic", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
 
 
 class ProducerProcess:
@@ -93,6 +105,14 @@ class ProducerProcess:
     def lines_with(self, needle: str) -> list[str]:
         """Standard-error lines containing ``needle``."""
         return [line for line in self.stderr if needle in line]
+
+    def emitted(self) -> int:
+        """Events logged as emitted so far (one INFO line each)."""
+        return len(self.lines_with("Emitted customer_id="))
+
+    def wait_for_emitted(self, count: int, timeout: float = 90) -> None:
+        """Block until ``count`` events have been logged as emitted, or fail the test."""
+        self.wait_for(lambda: self.emitted() >= count, timeout, f"{count} emitted events")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         """Send ``sig``, wait for the exit status and for the output to be read to its end."""
@@ -173,6 +193,36 @@ def consume_all(broker: str, topic: str, timeout: float = 60) -> list[Record]:
                 records.append(Record(key.decode(), value, partition, offset))
                 seen[partition] = offset + 1
         return records
+    finally:
+        consumer.close()
+
+
+def consume_committed(broker: str, topic: str) -> list[tuple[str, bytes]]:
+    """(key, value) of every committed record of a single-partition topic, as a read_committed consumer sees it."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker,
+            "group.id": f"ft-test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    records: list[tuple[str, bytes]] = []
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        while True:
+            msg = consumer.poll(10)
+            assert msg is not None, "the consumer stalled before the end of the topic"
+            error = msg.error()
+            if error is not None:
+                assert error.code() == KafkaError._PARTITION_EOF, error.str()
+                return records
+            key, value = msg.key(), msg.value()
+            assert isinstance(key, bytes)
+            assert isinstance(value, bytes)
+            records.append((key.decode(), value))
     finally:
         consumer.close()
 

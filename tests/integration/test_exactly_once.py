@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from foot_traffic.exactly_once import RunRecord, state_topic
 from foot_traffic.grid import local_date
@@ -20,49 +17,15 @@ from foot_traffic.plan import plan_day
 from foot_traffic.randomness import root_entropy
 from foot_traffic.service import day_events
 from foot_traffic.settings import load_settings
-from tests.integration.conftest import ROOT, ProducerProcess, base_env
+from tests.integration.conftest import ROOT, ProducerProcess, base_env, consume_committed
 
 Start = Callable[..., ProducerProcess]
 BACKFILL = ["--speed", "20000", "--start", "2025-08-12", "--until", "2025-08-13"]
 
 
 def committed(broker: str, topic: str) -> list[bytes]:
-    """Every committed record of a single-partition topic, read as a read_committed consumer would."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": broker,
-            "group.id": f"ft-test-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
-    values: list[bytes] = []
-    try:
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        while True:
-            msg = consumer.poll(10)
-            assert msg is not None, "the consumer stalled before the end of the topic"
-            error = msg.error()
-            if error is not None:
-                assert error.code() == KafkaError._PARTITION_EOF, error.str()
-                return values
-            value = msg.value()
-            assert isinstance(value, bytes)
-            values.append(value)
-    finally:
-        consumer.close()
-
-
-def emitted(process: ProducerProcess) -> int:
-    """Per-event log lines so far."""
-    return len(process.lines_with("Emitted customer_id="))
-
-
-def reached(process: ProducerProcess, count: int) -> bool:
-    """Whether the process has logged at least ``count`` emitted events."""
-    return emitted(process) >= count
+    """The value of every committed record of a single-partition topic."""
+    return [value for _, value in consume_committed(broker, topic)]
 
 
 @pytest.mark.kafka
@@ -73,7 +36,7 @@ def test_sigkill_at_any_moment_then_restart_leaves_every_event_once(
     env = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic, EXACTLY_ONCE="1", DAILY_CUSTOMERS="30000", SEED="eo")
     for threshold in (300, 1500, 4000):
         process = producer_process(BACKFILL, env)
-        process.wait_for(functools.partial(reached, process, threshold), 90, f"{threshold} emitted events")
+        process.wait_for_emitted(threshold)
         process.proc.kill()
         process.finish(30)
     final = producer_process(BACKFILL, env)
@@ -115,11 +78,11 @@ def test_real_time_crash_and_restart_continue_the_same_plan(broker: str, topic: 
     """In real time, a SIGKILLed run restarted resumes the recorded run: committed events are a gapless prefix."""
     env = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic, EXACTLY_ONCE="1", DAILY_CUSTOMERS="20000000", SEED="rt")
     first = producer_process([], env)
-    first.wait_for(lambda: emitted(first) >= 300, 90, "300 emitted events")
+    first.wait_for_emitted(300)
     first.proc.kill()
     first.finish(30)
     second = producer_process([], env)
-    second.wait_for(lambda: emitted(second) >= 300, 90, "300 more emitted events")
+    second.wait_for(lambda: second.emitted() >= 300, 90, "300 more emitted events")
     assert second.stop(signal.SIGTERM) == 0
     assert second.lines_with("Resuming after customer_id=")
     (record_value,) = committed(broker, state_topic(topic))

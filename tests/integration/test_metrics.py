@@ -7,8 +7,6 @@ import json
 import math
 import os
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from foot_traffic.grid import US_PER_SECOND, datetime_to_us
-from tests.integration.conftest import ROOT, ProducerProcess, base_env, consume_all, free_port
+from tests.integration.conftest import ProducerProcess, base_env, consume_all, free_port, run_foot_traffic
 from tests.integration.test_run_kafka import summary
 
 Start = Callable[..., ProducerProcess]
@@ -101,14 +99,8 @@ def poll(process: ProducerProcess, probe: Callable[[], T | None], timeout: float
 
 def plan_counts(env: dict[str, str], date: str) -> dict[str, int]:
     """``foot-traffic plan --json``'s count per slot label for ``date``, with the same settings."""
-    done = subprocess.run(
-        [sys.executable, "-m", "foot_traffic", "plan", "--date", date, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
+    done = run_foot_traffic("plan", "--date", date, "--json", env=env)
+    assert done.returncode == 0, done.stderr
     (line,) = done.stdout.splitlines()
     return {slot["label"]: slot["count"] for slot in json.loads(line)["slots"]}
 
@@ -227,14 +219,7 @@ def test_a_metrics_port_in_use_is_refused_before_anything_starts(tmp_path: Path)
         port = taken.getsockname()[1]
         env = base_env(SINK="stdout", METRICS_PORT=str(port), DAILY_CUSTOMERS="1000", SPEED="max")
         env.update(START=START, UNTIL=UNTIL, PYTHONPATH=os.environ.get("PYTHONPATH", ""))
-        done = subprocess.run(
-            [sys.executable, "-m", "foot_traffic", "run"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=tmp_path,
-        )
+        done = run_foot_traffic("run", env=env, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stdout == ""
     assert "Traceback" not in done.stderr

@@ -7,7 +7,6 @@ a ``SINK=stdout`` run of the same SEED.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
@@ -20,13 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from tests.integration.conftest import ROOT, ProducerProcess, base_env, consume_all, free_port, topic_exists
+from tests.integration.conftest import (
+    ROOT,
+    ProducerProcess,
+    base_env,
+    consume_all,
+    consume_committed,
+    free_port,
+    run_foot_traffic,
+    topic_exists,
+)
 
 REGISTRY = os.environ.get("FOOT_TRAFFIC_TEST_REGISTRY", "http://127.0.0.1:8081/apis/ccompat/v7")
 DATA = Path(__file__).resolve().parent / "data"
@@ -96,14 +103,7 @@ def test_framed_events_decode_to_the_plain_runs_events(
         env["STORES_FILE"] = str(DATA / stores)
     plain = plain_run(env)
     env.update(SCHEMA_REGISTRY_URL=schema_registry, SCHEMA_REGISTRY_FORMAT=fmt, LOG_LEVEL="WARNING")
-    done = subprocess.run(
-        [sys.executable, "-m", "foot_traffic", "run", *DAY],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    done = run_foot_traffic("run", *DAY, env=env)
     assert done.returncode == 0, done.stderr
     schema_id, schema_type = latest_schema(schema_registry, topic)
     assert schema_type == {"json": "JSON", "avro": "AVRO"}[fmt]
@@ -155,55 +155,13 @@ def test_unreachable_registry_is_exit_3_and_nothing_is_produced(broker: str, top
         RETRY_BACKOFF_SECONDS="0.2",
         DAILY_CUSTOMERS="500",
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "foot_traffic", "run", *DAY],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    done = run_foot_traffic("run", *DAY, env=env)
     assert done.returncode == 3
     errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1
     assert f"cannot reach the schema registry at {url} after 2 attempt(s)" in errors[0]
     assert done.stdout == ""
     assert not topic_exists(broker, topic)
-
-
-def committed(broker: str, topic: str) -> list[tuple[str, bytes]]:
-    """(key, value) of every committed record of a single-partition topic, as a read_committed consumer sees it."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": broker,
-            "group.id": f"ft-test-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
-    records: list[tuple[str, bytes]] = []
-    try:
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        while True:
-            msg = consumer.poll(10)
-            assert msg is not None, "the consumer stalled before the end of the topic"
-            error = msg.error()
-            if error is not None:
-                assert error.code() == KafkaError._PARTITION_EOF, error.str()
-                return records
-            key, value = msg.key(), msg.value()
-            assert isinstance(key, bytes)
-            assert isinstance(value, bytes)
-            records.append((key.decode(), value))
-    finally:
-        consumer.close()
-
-
-def emitted_at_least(process: ProducerProcess, count: int) -> bool:
-    """Whether the process has logged ``count`` emitted events."""
-    return len(process.lines_with("Emitted customer_id=")) >= count
 
 
 @pytest.mark.kafka
@@ -223,9 +181,9 @@ def test_exactly_once_resumes_from_framed_events_after_sigkill(
     )
     backfill = ["--speed", "20000", "--start", "2025-08-12", "--until", "2025-08-13"]
     first = producer_process(backfill, env)
-    first.wait_for(functools.partial(emitted_at_least, first, 1500), 90, "1500 emitted events")
+    first.wait_for_emitted(1500)
     deadline = time.monotonic() + 30
-    while not committed(broker, topic):  # a first transaction committed, so the restart has a tail to read
+    while not consume_committed(broker, topic):  # a first transaction committed, so the restart has a tail to read
         assert time.monotonic() < deadline, "no transaction committed within 30 s"
     first.proc.kill()
     first.finish(30)
@@ -233,7 +191,7 @@ def test_exactly_once_resumes_from_framed_events_after_sigkill(
     assert final.finish(180) == 0
     assert final.lines_with("Resuming after customer_id=")
     plain = plain_run({k: v for k, v in env.items() if k != "EXACTLY_ONCE"})
-    records = committed(broker, topic)
+    records = consume_committed(broker, topic)
     assert decoded("avro", schema_registry, topic, [value for _, value in records]) == [
         json.loads(line) for line in plain
     ]

@@ -67,7 +67,7 @@ def test_events_reach_kafka_keyed_in_order_and_all_of_them_after_a_signal(
     """Events arrive keyed, in order, with the exact schema, and all of them, once, after a stop signal."""
     env = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic, DAILY_CUSTOMERS=FAST, SEED="it")
     process = producer_process([], env)
-    process.wait_for(lambda: len(process.lines_with("Emitted customer_id=")) >= 150, 90, "150 emitted events")
+    process.wait_for_emitted(150)
     assert process.stop(sig) == 0
     ids = emitted_ids(process)
     planned, emitted, delivered, failed = summary(process)
@@ -92,7 +92,7 @@ def test_missing_topic_is_created_with_the_configured_partitions(
     """A missing topic is created with KAFKA_TOPIC_PARTITIONS partitions; keyed events spread over them."""
     env = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic, DAILY_CUSTOMERS=FAST, KAFKA_TOPIC_PARTITIONS="3")
     process = producer_process([], env)
-    process.wait_for(lambda: len(process.lines_with("Emitted customer_id=")) >= 60, 90, "60 emitted events")
+    process.wait_for_emitted(60)
     assert process.stop() == 0
     metadata = AdminClient({"bootstrap.servers": broker}).list_topics(topic, timeout=30)
     assert len(metadata.topics[topic].partitions) == 3

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -15,67 +13,14 @@ from foot_traffic.deadletter import DEFAULT_DEAD_LETTER_FILE, DeadLetterFile, de
 from foot_traffic.errors import DeliveryError
 from foot_traffic.kafka_sink import KafkaSink
 from foot_traffic.settings import load_settings
+from tests.unit.fakes import FakeProducer, fake_sink
 
 EVENT = '{"event_type":"foot_traffic","customer_id":"c-1","time_slot":"17:00–19:59"}'.encode()
 
 
-class FakeMessage:
-    """The part of confluent_kafka.Message a delivery report reads."""
-
-    def __init__(self, topic: str, key: bytes, value: bytes) -> None:
-        self._topic, self._key, self._value = topic, key, value
-
-    def topic(self) -> str:
-        return self._topic
-
-    def key(self) -> bytes:
-        return self._key
-
-    def value(self) -> bytes:
-        return self._value
-
-
-class FakeProducer:
-    """Queues produce calls; ``deliver`` fires the oldest one's report with a chosen error."""
-
-    def __init__(self, config: dict[str, Any], logger: logging.Logger | None = None) -> None:
-        self.config = config
-        self.queue: list[tuple[FakeMessage, Callable[[KafkaError | None, FakeMessage], None]]] = []
-        self.refuse: KafkaException | None = None
-
-    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any) -> None:
-        if self.refuse is not None:
-            raise self.refuse
-        self.queue.append((FakeMessage(topic, key, value), on_delivery))
-
-    def poll(self, timeout: float = 0) -> int:
-        return 0
-
-    def deliver(self, error: KafkaError | None) -> None:
-        message, callback = self.queue.pop(0)
-        callback(error, message)
-
-    def flush(self, timeout: float = 0) -> int:
-        return len(self.queue)
-
-    def purge(self) -> None:
-        while self.queue:
-            self.deliver(KafkaError(KafkaError._PURGE_QUEUE))
-
-    def __len__(self) -> int:
-        return len(self.queue)
-
-
 def make_sink(path: Path) -> tuple[KafkaSink, FakeProducer]:
     """A sink with a dead-letter file, wired to a fake producer."""
-    made: list[FakeProducer] = []
-
-    def factory(config: dict[str, Any], logger: logging.Logger | None = None) -> FakeProducer:
-        made.append(FakeProducer(config, logger))
-        return made[-1]
-
-    sink = KafkaSink("b:9092", "t", producer_factory=factory, dead_letters=DeadLetterFile(path))  # type: ignore[arg-type]
-    return sink, made[0]
+    return fake_sink(dead_letters=DeadLetterFile(path))
 
 
 def read_lines(path: Path) -> list[dict[str, str]]:
@@ -201,11 +146,5 @@ def test_delivery_timeout_setting_reaches_the_producer() -> None:
     """KAFKA_DELIVERY_TIMEOUT_MS defaults to 120 s, and is librdkafka's message.timeout.ms."""
     assert load_settings({}).delivery_timeout_ms == 120_000
     assert load_settings({"KAFKA_DELIVERY_TIMEOUT_MS": "5000"}).delivery_timeout_ms == 5000
-    made: list[dict[str, Any]] = []
-
-    def factory(config: dict[str, Any], logger: logging.Logger | None = None) -> FakeProducer:
-        made.append(config)
-        return FakeProducer(config, logger)
-
-    KafkaSink("b:9092", "t", extra={"message.timeout.ms": 5000}, producer_factory=factory)  # type: ignore[arg-type]
-    assert made[0]["message.timeout.ms"] == 5000
+    _, producer = fake_sink(extra={"message.timeout.ms": 5000})
+    assert producer.config["message.timeout.ms"] == 5000

@@ -19,7 +19,6 @@ from foot_traffic.clock import AcceleratedClock, CatchUpClock, ManualClock, Real
 from foot_traffic.encoding import encode_batch
 from foot_traffic.event import Event, sensor_event
 from foot_traffic.grid import US_PER_DAY, US_PER_MINUTE, US_PER_SECOND, datetime_to_us
-from foot_traffic.kafka_sink import KafkaSink
 from foot_traffic.metrics import (
     LATENESS_BUCKETS,
     NO_METRICS,
@@ -32,7 +31,7 @@ from foot_traffic.metrics import (
 from foot_traffic.plan import Model, plan_day
 from foot_traffic.service import Service, StoreRun, day_events
 from foot_traffic.sinks import MemorySink
-from tests.unit.test_kafka_sink import FakeProducer
+from tests.unit.fakes import fake_sink
 
 ROOT = 7
 DATE = dt.date(2025, 1, 6)
@@ -284,13 +283,7 @@ def test_kafka_sink_counts_confirmations_and_failures_by_store_and_slot() -> Non
     """Delivery reports are counted under their event's (store, slot), from batches and single events alike."""
     metrics = Metrics(Health(60))
     metrics.running(ManualClock(MIDNIGHT), lambda: 0)
-    producers: list[FakeProducer] = []
-
-    def factory(config: dict[str, Any], logger: Any = None) -> FakeProducer:
-        producers.append(FakeProducer(config, logger))
-        return producers[-1]
-
-    sink = KafkaSink("b:9092", "t", producer_factory=factory, metrics=metrics)  # type: ignore[arg-type]
+    sink, producer = fake_sink(metrics=metrics)
     plan = plan_day(Model(daily_customers=600), ROOT, DATE)
     batch = next(iter(day_batches(ROOT, plan)))
     encoded = encode_batch(plan, batch, "s-1")
@@ -298,7 +291,6 @@ def test_kafka_sink_counts_confirmations_and_failures_by_store_and_slot() -> Non
     event = Event("c1", MIDNIGHT + 3600 * US_PER_SECOND, 20, "Monday", "07:00–09:59", 'north "2"')
     sink.send(event.customer_id, event.encode())
     sink.send("c2", sensor_event("entry", "c2", "2025-01-06T01:00:00.000000+00:00"), "sensors")
-    producer = producers[0]
     for error in (None, None, KafkaError(KafkaError._MSG_TIMED_OUT), None, None, None, None):
         producer.deliver(error)
     assert value(metrics, "foot_traffic_events_delivered_total", store="s-1", slot=encoded.time_slot) == 4
@@ -312,18 +304,12 @@ def test_kafka_sink_reports_outages_to_the_health_check() -> None:
     clock = Clock()
     metrics = Metrics(Health(5, clock))
     metrics.running(ManualClock(MIDNIGHT), lambda: 1)
-    producers: list[FakeProducer] = []
-
-    def factory(config: dict[str, Any], logger: Any = None) -> FakeProducer:
-        producers.append(FakeProducer(config, logger))
-        return producers[-1]
-
-    sink = KafkaSink("b:9092", "t", producer_factory=factory, metrics=metrics)  # type: ignore[arg-type]
-    producers[0].config["error_cb"](KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    sink, producer = fake_sink(metrics=metrics)
+    producer.config["error_cb"](KafkaError(KafkaError._ALL_BROKERS_DOWN))
     clock.now += 6
     assert metrics.health.status()[0] == 503
     sink.send("c1", b"{}")
-    producers[0].deliver(None)
+    producer.deliver(None)
     assert metrics.health.status()[0] == 200
 
 
@@ -359,5 +345,5 @@ def test_visit_labels_of_anything_else_is_none(raw: bytes) -> None:
 def test_the_no_op_recorder_is_disabled() -> None:
     """Without METRICS_PORT the recorder reports itself disabled, so the sink keeps its plain callback."""
     assert NO_METRICS.enabled is False
-    sink = KafkaSink("b:9092", "t", producer_factory=FakeProducer)  # type: ignore[arg-type]
+    sink, _ = fake_sink()
     assert sink._report(None, "x") == sink._on_delivery

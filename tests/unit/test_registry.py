@@ -10,7 +10,6 @@ import base64
 import datetime as dt
 import io
 import json
-import logging
 import socket
 import sys
 import threading
@@ -29,13 +28,13 @@ from foot_traffic.clock import ManualClock
 from foot_traffic.deadletter import DeadLetterFile
 from foot_traffic.errors import ConfigError, DeliveryError
 from foot_traffic.grid import datetime_to_us
-from foot_traffic.kafka_sink import KafkaSink
 from foot_traffic.plan import Model
 from foot_traffic.registry import EventSerializer, RegistryUnavailableError
 from foot_traffic.schema import EVENT_AVRO_SCHEMA, EVENT_SCHEMA
 from foot_traffic.service import Service, StoreRun
 from foot_traffic.settings import Settings, load_settings
 from foot_traffic.sinks import MemorySink
+from tests.unit.fakes import fake_sink
 
 START = datetime_to_us(dt.datetime(2025, 8, 11, tzinfo=dt.UTC))
 UNTIL = datetime_to_us(dt.datetime(2025, 8, 12, tzinfo=dt.UTC))
@@ -147,60 +146,14 @@ def test_a_value_of_another_kind_is_refused() -> None:
         registry.schema_id(b"{}")
 
 
-class FakeMessage:
-    """The part of confluent_kafka.Message the delivery callback reads."""
-
-    def __init__(self, topic: str, key: bytes, value: bytes) -> None:
-        self._topic, self._key, self._value = topic, key, value
-
-    def topic(self) -> str:
-        return self._topic
-
-    def key(self) -> bytes:
-        return self._key
-
-    def value(self) -> bytes:
-        return self._value
-
-
-class FakeProducer:
-    """Keeps produce calls; ``deliver`` fires their callbacks with a chosen error."""
-
-    def __init__(self, config: dict[str, Any], logger: logging.Logger | None = None) -> None:
-        self.queue: list[tuple[FakeMessage, Any]] = []
-
-    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any) -> None:
-        self.queue.append((FakeMessage(topic, key, value), on_delivery))
-
-    def poll(self, timeout: float = 0) -> int:
-        return 0
-
-    def deliver(self, error: KafkaError | None) -> None:
-        message, callback = self.queue.pop(0)
-        callback(error, message)
-
-    def flush(self, timeout: float = 0) -> int:
-        return len(self.queue)
-
-    def __len__(self) -> int:
-        return len(self.queue)
-
-
 def test_kafka_sink_frames_each_event_and_dead_letters_keep_plain_json(tmp_path: Any) -> None:
     """Batch and single sends produce framed values; a failed one reaches the dead-letter file as plain JSON."""
-    made: list[FakeProducer] = []
-
-    def factory(config: dict[str, Any], logger: logging.Logger | None = None) -> FakeProducer:
-        made.append(FakeProducer(config, logger))
-        return made[-1]
-
     serializer = EventSerializer(mock_client(), "events", "avro")
     serializer.register()
     letters = DeadLetterFile(tmp_path / "dl.jsonl")
-    sink = KafkaSink("b:1", "events", producer_factory=factory, dead_letters=letters, serializer=serializer)  # type: ignore[arg-type]
+    sink, producer = fake_sink("b:1", "events", dead_letters=letters, serializer=serializer)
     Service(ONE_STORE, 11, sink, ManualClock(START), poll_s=0.5, until_us=UNTIL).run()
     plain = produced(ONE_STORE)
-    producer = made[0]
     assert [(m.key().decode(), serializer.plain(m.value())) for m, _ in producer.queue] == plain
     assert all(m.value()[0] == 0 and m.value() != v for (m, _), (_, v) in zip(producer.queue, plain, strict=True))
     producer.deliver(KafkaError(KafkaError._MSG_TIMED_OUT))
@@ -217,7 +170,7 @@ def test_an_event_the_serializer_refuses_is_failed_and_dead_lettered(tmp_path: A
     serializer = EventSerializer(mock_client(), "events", "avro")
     serializer.register()
     letters = DeadLetterFile(tmp_path / "dl.jsonl")
-    sink = KafkaSink("b:1", "events", producer_factory=FakeProducer, dead_letters=letters, serializer=serializer)  # type: ignore[arg-type]
+    sink, _ = fake_sink("b:1", "events", dead_letters=letters, serializer=serializer)
     with pytest.raises(DeliveryError):
         sink.send("k", b'{"event_type":"foot_traffic"}')
     letters.close()

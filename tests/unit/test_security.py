@@ -404,5 +404,5 @@ def test_an_unreachable_broker_is_still_retried(monkeypatch: pytest.MonkeyPatch)
 def test_admin_client_gets_security_properties_only() -> None:
     """The start-up check's admin client receives security., sasl., ssl. and enable.ssl. properties only."""
     extra = {"security.protocol": "SSL", "ssl.ca.location": "ca.pem", "enable.ssl.certificate.verification": "true"}
-    config = kafka_sink._admin_config("b:1", {**extra, "linger.ms": "5"})
+    config = kafka_sink.admin_config("b:1", {**extra, "linger.ms": "5"})
     assert config == {"bootstrap.servers": "b:1", **extra}
