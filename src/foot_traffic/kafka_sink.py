@@ -219,6 +219,65 @@ class ValueSerializer(Protocol):
         ...
 
 
+class FailureLog:
+    """ERROR lines for failed deliveries that stay readable in a long outage.
+
+    The first ``first`` failures of a streak (failures with no confirmed delivery between them)
+    get a line each, naming the customer_id; the rest are counted and reported in one line per
+    ``interval_s``, and whatever is held back is reported when a delivery succeeds again or the
+    sink is flushed or closed. Every failed event is still counted, and kept in the dead-letter file.
+    """
+
+    def __init__(
+        self,
+        where: str = "",
+        *,
+        first: int = 10,
+        interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.where = where
+        self.first = first
+        self.interval_s = interval_s
+        self._clock = clock
+        self.streak = 0
+        """Failures since the last confirmed delivery."""
+        self._held = 0
+        self._held_since = 0.0
+        self._last_reason = ""
+
+    def failed(self, customer_id: str, reason: str) -> None:
+        """One delivery failed."""
+        self.streak += 1
+        if self.streak <= self.first:
+            log.error("Delivery failed for customer_id=%s: %s", customer_id, reason)
+            return
+        if self._held == 0:
+            self._held_since = self._clock()
+        self._held += 1
+        self._last_reason = reason
+        if self._clock() - self._held_since >= self.interval_s:
+            self.release()
+
+    def delivered(self) -> None:
+        """A delivery succeeded: the streak is over."""
+        self.release()
+        self.streak = 0
+
+    def release(self) -> None:
+        """Report the failures held back, if any, in one line."""
+        if self._held == 0:
+            return
+        log.error(
+            "Delivery failed for %d more event(s) in the last %.0f s (last error: %s)%s",
+            self._held,
+            max(self._clock() - self._held_since, 0.0),
+            self._last_reason,
+            self.where,
+        )
+        self._held = 0
+
+
 class KafkaSink:
     """Produces events to one topic, key = customer_id, and accounts for every delivery report.
 
@@ -245,6 +304,7 @@ class KafkaSink:
         self.serializer = serializer
         self._down = False
         self._metrics = metrics
+        self._failures = FailureLog("" if dead_letters is None else f"; each is in {dead_letters.path}")
         self._reports: dict[tuple[str | None, str], DeliveryReport] = {}
         self._producer = producer_factory(
             {**producer_config(bootstrap, extra), "error_cb": self._on_error},
@@ -316,15 +376,15 @@ class KafkaSink:
     def _counting(self, tally: Tally) -> DeliveryReport:
         """A delivery callback that counts in ``tally`` too, as cheap as the plain one.
 
-        A confirmation while Kafka is up is all there is to count, so it skips the
-        plain callback (which would read the message); anything else goes through it.
+        A confirmation while Kafka is up and no failure is pending is all there is to count, so it
+        skips the plain callback (which would read the message); anything else goes through it.
         """
-        on_delivery = self._on_delivery
+        on_delivery, failures = self._on_delivery, self._failures
 
         def report(err: KafkaError | None, msg: Message) -> None:
             if err is None:
                 tally.delivered += 1
-                if not self._down:
+                if not self._down and not failures.streak:
                     self.delivered += 1
                     return
             else:
@@ -351,13 +411,16 @@ class KafkaSink:
 
     def flush(self, timeout_s: float) -> int:
         """Wait for outstanding deliveries; return how many are still unconfirmed."""
-        return int(self._producer.flush(timeout_s))
+        pending = int(self._producer.flush(timeout_s))
+        self._failures.release()
+        return pending
 
     def close(self) -> None:
         """Fail whatever is still unconfirmed (its delivery reports say so), then close the dead-letter file."""
         if len(self._producer):
             self._producer.purge()
             self._producer.flush(0)
+        self._failures.release()
         if self.dead_letters is not None:
             self.dead_letters.close()
 
@@ -366,13 +429,15 @@ class KafkaSink:
         customer_id = key.decode() if isinstance(key, bytes) else str(key)
         if err is None:
             self.delivered += 1
+            if self._failures.streak:
+                self._failures.delivered()
             if self._down:
                 self._down = False
                 self._metrics.broker_up()
                 log.warning("Kafka at %s is reachable again; deliveries resumed", self.bootstrap)
             return
         self.failed += 1
-        log.error("Delivery failed for customer_id=%s: %s: %s", customer_id, err.name(), err.str())
+        self._failures.failed(customer_id, f"{err.name()}: {err.str()}")
         if self.dead_letters is not None:
             value = msg.value()
             topic = msg.topic() or self.topic

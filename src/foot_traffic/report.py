@@ -7,9 +7,14 @@ the weights, calendar and stores files, TIMEZONE, ARRIVAL_MODEL…; START and
 UNTIL bound the range compared. The summary (Markdown or HTML) and four PNG
 plots go to ``--output``; one line on standard output says PASS or FAIL.
 
+Values in the Schema Registry framing are read as plain events: JSON payloads
+as they are, Avro payloads decoded with their writer schema from the registry at
+SCHEMA_REGISTRY_URL (see :mod:`foot_traffic.report_framing`).
+
 Exit status: 0 the events fit the model; 1 a check failed; 2 bad input (an
-option, a setting, a line that is not an event, a missing file or topic, or the
-``report`` extra not installed); 3 Kafka unreachable.
+option, a setting, a line that is not an event, a missing file or topic, Avro
+values without SCHEMA_REGISTRY_URL, or the ``report`` extra not installed);
+3 Kafka or the schema registry unreachable.
 
 This module stays light (no scipy, no matplotlib) so that the command line
 loads fast; the checks and the plots are imported when the command runs.
@@ -31,6 +36,7 @@ from typing import TYPE_CHECKING
 from foot_traffic import randomness, security
 from foot_traffic.errors import ConfigError
 from foot_traffic.grid import us_to_datetime
+from foot_traffic.report_framing import RegistrySource
 from foot_traffic.report_input import (
     Chunk,
     Events,
@@ -152,7 +158,7 @@ def analyse(settings: Settings, events: Events) -> Analysis:
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the report; return the exit status (KafkaUnavailableError is left to the command line)."""
+    """Run the report; return the exit status (KafkaUnavailableError, RegistryUnavailableError: the command line's)."""
     try:
         options = parse_options(args)
         require_extras()
@@ -191,6 +197,15 @@ def _chunks(settings: Settings, options: Options) -> Iterator[Chunk]:
         with stream:
             yield from file_chunks(stream, name)
         return
+    registry = None
+    if settings.schema_registry_url is not None:
+        registry = RegistrySource(
+            url=settings.schema_registry_url,
+            user_info=settings.schema_registry_basic_auth_user_info,
+            attempts=settings.max_retries,
+            backoff_s=settings.retry_backoff_seconds,
+            timeout_s=settings.connect_timeout_seconds,
+        )
     source = KafkaSource(
         bootstrap=settings.broker,
         topic=settings.topic,
@@ -198,6 +213,7 @@ def _chunks(settings: Settings, options: Options) -> Iterator[Chunk]:
         attempts=settings.max_retries,
         backoff_s=settings.retry_backoff_seconds,
         timeout_s=settings.connect_timeout_seconds,
+        registry=registry,
     )
     yield from kafka_chunks(source)
 

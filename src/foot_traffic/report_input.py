@@ -6,6 +6,8 @@ two fixed-width timestamps and a two-digit duration, then the weekday, the slot
 label and the store id), so a block's lines of that layout are decoded column by
 column, and only the few distinct tails (weekday, slot, store) go through
 ``json``. Any other line is parsed with ``json`` on its own: slower, same result.
+Kafka values in the Schema Registry framing (JSON or Avro payloads) are turned
+into such lines first, by :mod:`foot_traffic.report_framing`.
 
 A line that is not JSON, not an object, or not a ``foot_traffic`` event with
 fields of the schema's types is bad input (exit status 2), named by its line
@@ -28,7 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +39,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from foot_traffic.errors import FootTrafficError, KafkaUnavailableError
 from foot_traffic.event import format_uuid
 from foot_traffic.grid import WEEKDAYS, datetime_to_us
+
+if TYPE_CHECKING:
+    from foot_traffic.report_framing import FramedValues, RegistrySource
 
 log = logging.getLogger(__name__)
 _client_log = logging.getLogger("foot_traffic.librdkafka")
@@ -506,6 +511,8 @@ class KafkaSource:
     attempts: int = 1
     backoff_s: float = 5.0
     timeout_s: float = 10.0
+    registry: RegistrySource | None = None
+    """The schema registry of values in its framing (SCHEMA_REGISTRY_URL); None: only JSON payloads are read."""
 
 
 def consumer_config(source: KafkaSource) -> dict[str, Any]:
@@ -536,9 +543,13 @@ def kafka_chunks(source: KafkaSource, *, batch: int = KAFKA_BATCH, stall_s: floa
     """Blocks of the topic's record values, from each partition's start to its end offset when reading began.
 
     Raises KafkaUnavailableError when the cluster cannot be reached or stops
-    answering, EventsInputError when the topic does not exist.
+    answering, EventsInputError when the topic does not exist, RegistryUnavailableError
+    when the schema registry of framed values cannot be reached.
     """
+    from foot_traffic.report_framing import FramedValues  # noqa: PLC0415 - it imports this module
+
     errors: list[Any] = []
+    framing = FramedValues(source.registry)
     consumer = Consumer(consumer_config(source), logger=_client_log, error_cb=errors.append)
     try:
         partitions = _partitions(consumer, source, errors)
@@ -555,9 +566,10 @@ def kafka_chunks(source: KafkaSource, *, batch: int = KAFKA_BATCH, stall_s: floa
         if not assignment:
             return
         consumer.assign(assignment)
-        yield from _consume(consumer, source.topic, ends, batch, stall_s)
+        yield from _consume(consumer, source.topic, ends, batch, stall_s, framing=framing)
     finally:
         consumer.close()
+        framing.close()
 
 
 def _partitions(consumer: Any, source: KafkaSource, errors: list[Any]) -> list[int]:
@@ -592,7 +604,9 @@ def _partitions(consumer: Any, source: KafkaSource, errors: list[Any]) -> list[i
     )
 
 
-def _consume(consumer: Any, topic: str, ends: dict[int, int], batch: int, stall_s: float) -> Iterator[Chunk]:
+def _consume(
+    consumer: Any, topic: str, ends: dict[int, int], batch: int, stall_s: float, *, framing: FramedValues
+) -> Iterator[Chunk]:
     """Read until every partition has reached its end offset; yield each batch of values as one block."""
     pending = set(ends)
     last_progress = time.monotonic()
@@ -601,7 +615,7 @@ def _consume(consumer: Any, topic: str, ends: dict[int, int], batch: int, stall_
         values, kept = batch_records(messages, topic, ends, pending)
         if values:
             last_progress = time.monotonic()
-            yield kafka_chunk(topic, values, kept)
+            yield kafka_chunk(topic, values, kept, framing)
         elif pending:
             # transaction markers and aborted records take offsets but are never delivered
             positions = consumer.position([TopicPartition(topic, p) for p in pending])
@@ -662,19 +676,28 @@ def _records_one_by_one(
     return values, kept
 
 
-def kafka_chunk(topic: str, values: list[bytes], messages: list[Any]) -> Chunk:
+def kafka_chunk(topic: str, values: list[bytes], messages: list[Any], framing: FramedValues | None = None) -> Chunk:
     """One block of record values; a value holding a newline would split into two lines, so it is refused.
 
-    Values in the Schema Registry framing lose their 5-byte header: with
-    SCHEMA_REGISTRY_FORMAT=json the payload is the plain event (Avro payloads are not JSON, and are refused).
+    Values in the Schema Registry framing (magic byte 0, 4-byte schema id, payload)
+    are turned into plain event JSON by ``framing`` (by default one without a
+    registry, which reads JSON payloads only); see :mod:`foot_traffic.report_framing`.
+    Plain values are joined as they are: JSON text never holds a NUL byte, so one
+    search of the block tells whether any value is framed.
     """
 
     def where(i: int, before: int = 0) -> str:
         return f"KAFKA_TOPIC={topic!r} partition {messages[i].partition()} offset {messages[i].offset()}"
 
-    if values and values[0][:1] == b"\x00":  # Schema Registry framing: magic byte, 4-byte schema id, payload
-        values = [value[5:] if value[:1] == b"\x00" else value for value in values]
-    data = b"\n".join(values)
+    framed = bool(values) and values[0][:1] == b"\x00"
+    data = b"" if framed else b"\n".join(values)
+    if framed or b"\x00" in data:
+        if framing is None:
+            from foot_traffic.report_framing import FramedValues  # noqa: PLC0415 - it imports this module
+
+            framing = FramedValues()
+        values = framing.decode(values, where)
+        data = b"\n".join(values)
     if data.count(b"\n") != len(values) - 1:
         bad = next(i for i, v in enumerate(values) if b"\n" in v)
         raise EventsInputError(f"{where(bad)}: a record value holds a newline; expected one JSON event per record")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from confluent_kafka import Producer
 
 from foot_traffic.event import Event
 from foot_traffic.grid import DEFAULT_GRID, datetime_to_us
-from tests.integration.conftest import ROOT, ProducerProcess, base_env, free_port
+from tests.integration.conftest import ROOT, ProducerProcess, base_env, consume_all, free_port
 
 Start = Callable[..., ProducerProcess]
 RANGE = ["--start", "2025-08-11", "--until", "2025-08-18"]
@@ -109,3 +111,74 @@ def test_unreachable_kafka_exits_3(tmp_path: Path) -> None:
     assert done.returncode == 3, done.stderr
     assert f"cannot reach Kafka at {address} after 1 attempt(s)" in done.stderr
     assert datetime_to_us(dt.datetime.now(dt.UTC)) - started < 30_000_000
+
+
+REGISTRY = os.environ.get("FOOT_TRAFFIC_TEST_REGISTRY", "http://127.0.0.1:8081/apis/ccompat/v7")
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> str:
+    """The URL of a running schema registry's Confluent-compatible API; the test fails if none answers."""
+    with urllib.request.urlopen(f"{REGISTRY}/subjects", timeout=30) as response:  # noqa: S310 - a fixed test URL
+        assert response.status == 200, f"no schema registry answers at {REGISTRY}"
+    return REGISTRY
+
+
+def summary_without(folder: Path, topic: str) -> str:
+    """The Markdown summary with the topic's name taken out (the one line where two runs' summaries may differ)."""
+    return (folder / "report.md").read_text().replace(f"`{topic}`", "`TOPIC`")
+
+
+@pytest.mark.kafka
+@pytest.mark.registry
+def test_avro_framed_week_gives_the_plain_json_weeks_report(
+    broker: str, schema_registry: str, topic: str, producer_process: Start, tmp_path: Path
+) -> None:
+    """A week backfilled as Avro reads, with SCHEMA_REGISTRY_URL, to the same report as the same SEED in plain JSON.
+
+    Without the URL the Avro values are bad input (exit 2, naming the setting); with a URL where nothing listens,
+    the registry is unreachable (exit 3, one line naming it).
+    """
+    avro = base_env(
+        KAFKA_BROKER=broker,
+        KAFKA_TOPIC=topic,
+        KAFKA_TOPIC_PARTITIONS="3",
+        SCHEMA_REGISTRY_URL=schema_registry,
+        SCHEMA_REGISTRY_FORMAT="avro",
+        **VOLUME,
+    )
+    backfill(producer_process, avro)
+    plain = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=f"{topic}-plain", KAFKA_TOPIC_PARTITIONS="3", **VOLUME)
+    backfill(producer_process, plain)
+    first = consume_all(broker, topic)[0].value
+    assert first[0] == 0
+    assert first[5:6] == b"\x00"  # the Avro payload: event_type's enum index, not JSON
+
+    from_avro = report(avro, tmp_path / "avro", *RANGE)
+    assert from_avro.returncode == 0, from_avro.stderr
+    from_plain = report(plain, tmp_path / "plain", *RANGE)
+    assert from_plain.returncode == 0, from_plain.stderr
+    assert from_avro.stdout.startswith("foot-traffic report: PASS (6 checks over ")
+    assert from_avro.stdout.split("; details in ")[0] == from_plain.stdout.split("; details in ")[0]
+    summary = summary_without(tmp_path / "avro", topic)
+    assert summary == summary_without(tmp_path / "plain", f"{topic}-plain")
+    assert "| exact plan, 7 whole day(s) | 0 of 42 slot counts differ |" in summary
+
+    without_url = {k: v for k, v in avro.items() if k != "SCHEMA_REGISTRY_URL"}
+    done = report(without_url, tmp_path / "no-url", *RANGE)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"foot-traffic: error: KAFKA_TOPIC='{topic}' partition ")
+    assert "such as Avro; expected SCHEMA_REGISTRY_URL to be set to the registry holding schema id" in line
+    assert not (tmp_path / "no-url").exists()
+
+    url = f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"
+    unreachable = {**avro, "SCHEMA_REGISTRY_URL": url, "MAX_RETRIES": "2", "RETRY_BACKOFF_SECONDS": "0.2"}
+    done = report(unreachable, tmp_path / "down", *RANGE)
+    assert done.returncode == 3, done.stderr
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1
+    assert f"cannot reach the schema registry at {url} after 2 attempt(s) 0.2 s apart: " in errors[0]
+    assert errors[0].endswith("; check SCHEMA_REGISTRY_URL")
+    assert done.stdout == ""

@@ -10,7 +10,7 @@ import logging
 import pytest
 from confluent_kafka import KafkaError
 
-from foot_traffic.kafka_sink import producer_config
+from foot_traffic.kafka_sink import FailureLog, producer_config
 from tests.unit.fakes import fake_sink
 
 
@@ -64,3 +64,61 @@ def test_all_brokers_down_is_logged_once_then_recovery_once(caplog: pytest.LogCa
     messages = [r.getMessage() for r in caplog.records]
     assert sum("are down" in m for m in messages) == 1
     assert sum("reachable again" in m for m in messages) == 1
+
+
+class _Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+
+
+def test_a_long_streak_of_failures_is_condensed_but_every_one_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    """The first failures get a line each; the rest are summed in one line per interval and at the end."""
+    clock = _Clock()
+    failures = FailureLog("; each is in dead.jsonl", first=3, interval_s=10.0, clock=clock)
+    for i in range(3):
+        failures.failed(f"id-{i}", "_MSG_TIMED_OUT: Local: Message timed out")
+    assert _errors(caplog) == [
+        f"Delivery failed for customer_id=id-{i}: _MSG_TIMED_OUT: Local: Message timed out" for i in range(3)
+    ]
+    for i in range(3, 50):  # 47 more within the interval: held back
+        clock.now = i * 0.1
+        failures.failed(f"id-{i}", "_MSG_TIMED_OUT: Local: Message timed out")
+    assert len(_errors(caplog)) == 3
+    clock.now = 10.3  # the interval since the first held-back failure has passed: the next one releases them all
+    failures.failed("id-50", "_MSG_TIMED_OUT: Local: Message timed out")
+    assert _errors(caplog)[3] == (
+        "Delivery failed for 48 more event(s) in the last 10 s "
+        "(last error: _MSG_TIMED_OUT: Local: Message timed out); each is in dead.jsonl"
+    )
+    failures.failed("id-51", "_MSG_TIMED_OUT: Local: Message timed out")
+    failures.delivered()  # the outage is over: the held-back one is reported, the streak starts again
+    assert _errors(caplog)[4].startswith("Delivery failed for 1 more event(s)")
+    failures.failed("id-52", "_MSG_TIMED_OUT: Local: Message timed out")
+    assert _errors(caplog)[5] == "Delivery failed for customer_id=id-52: _MSG_TIMED_OUT: Local: Message timed out"
+    failures.release()
+    assert len(_errors(caplog)) == 6  # nothing held back: no empty summary
+
+
+def test_the_sink_counts_every_failure_and_reports_the_rest_when_flushed(caplog: pytest.LogCaptureFixture) -> None:
+    """25 timed-out events: 25 failed, 10 lines naming an id, the other 15 in one line at flush."""
+    sink, producer = fake_sink()
+    for i in range(25):
+        sink.send(f"id-{i}", b"{}")
+    for _ in range(25):
+        producer.deliver(KafkaError(KafkaError._MSG_TIMED_OUT))
+    assert sink.failed == 25
+    assert len(_errors(caplog)) == 10
+    sink.flush(0)
+    (summary,) = _errors(caplog)[10:]
+    assert summary.startswith("Delivery failed for 15 more event(s)")
+    logged = sum(1 for m in _errors(caplog) if "customer_id=" in m) + 15
+    assert logged == sink.failed

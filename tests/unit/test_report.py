@@ -8,26 +8,36 @@ check they target fails for any seed, and small enough to leave the others alone
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import re
+import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import numpy as np
 import pytest
 from confluent_kafka import KafkaError
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
+from foot_traffic import report as report_module
+from foot_traffic import report_framing
 from foot_traffic.cli import main, store_runs
 from foot_traffic.clock import ManualClock
 from foot_traffic.event import format_instant
 from foot_traffic.grid import DEFAULT_GRID, US_PER_MINUTE, UTC, WEEKDAYS, datetime_to_us
 from foot_traffic.randomness import root_entropy
+from foot_traffic.registry import EventSerializer, RegistryUnavailableError
 from foot_traffic.report import analyse
 from foot_traffic.report_checks import Check, judge
 from foot_traffic.report_checks import Test as Row
+from foot_traffic.report_framing import FramedValues, RegistrySource
 from foot_traffic.report_input import (
     Chunk,
     Events,
@@ -37,6 +47,7 @@ from foot_traffic.report_input import (
     kafka_chunk,
     read_events,
 )
+from foot_traffic.schema import EVENT_AVRO_SCHEMA
 from foot_traffic.service import Service
 from foot_traffic.settings import SPECS, load_settings
 from foot_traffic.sinks import MemorySink
@@ -661,3 +672,264 @@ def test_kafka_values_in_registry_json_framing_read_as_plain_events(week: list[b
         EventsInputError, match=r"^KAFKA_TOPIC='t' partition 0 offset 1: a record value holds a newline"
     ):
         kafka_chunk("t", [b"{}", b"{\n}"], [FakeMessage(0, 0, b"{}"), FakeMessage(0, 1, b"{\n}")])
+
+
+# --- Schema Registry framing: JSON and Avro payloads -------------------------------------------------
+
+
+def mock_registry(name: str) -> Any:
+    """A fresh in-memory registry client (confluent-kafka's own mock), standing in for SCHEMA_REGISTRY_URL's."""
+    return SchemaRegistryClient.new_client({"url": f"mock://report-{name}"})
+
+
+def on_mock(client: Any, sleep: Callable[[float], None] = time.sleep) -> FramedValues:
+    """Framed values looked up in a mock registry, as the report does with SCHEMA_REGISTRY_URL set."""
+    return FramedValues(RegistrySource("mock://report", attempts=3, backoff_s=0.5), client=client, sleep=sleep)
+
+
+def as_kafka(values: list[bytes], framing: FramedValues | None = None, batch: int = 5000) -> Events:
+    """Values read as the report reads a topic's records, in batches (partition 0, offsets 0…)."""
+    messages = [FakeMessage(0, offset, value) for offset, value in enumerate(values)]
+    return read_events(
+        kafka_chunk("t", values[i : i + batch], messages[i : i + batch], framing) for i in range(0, len(values), batch)
+    )
+
+
+def same_events(got: Events, expected: Events) -> None:
+    """Every column, code table and count equal, in the same order (read in the same batches)."""
+    for name in ("entry_us", "duration_min", "store", "label", "local_day", "customer"):
+        assert np.array_equal(getattr(got, name), getattr(expected, name)), name
+    assert (got.store_ids, got.labels, got.stats, dict(got.id_texts)) == (
+        expected.store_ids,
+        expected.labels,
+        expected.stats,
+        dict(expected.id_texts),
+    )
+
+
+def rows(events: Events) -> list[tuple[Any, ...]]:
+    """Every event as a sorted row of its values (codes replaced by what they stand for), whatever the read order."""
+    stores = [events.store_ids[i] or "" for i in events.store.tolist()]
+    labels = [events.labels[i] for i in events.label.tolist()]
+    keys = [events.customer_id(row.tobytes()) for row in events.customer]
+    columns = (events.entry_us.tolist(), events.duration_min.tolist(), stores, labels, events.local_day.tolist(), keys)
+    return sorted(zip(*columns, strict=True))
+
+
+def with_stores(week: list[bytes], count: int) -> list[bytes]:
+    """The first ``count`` events, two in three with a store_id (a quote, non-ASCII), in the producer's layout."""
+    ids = ["a-1", 'b"2', "cé\\3"]
+    return encode([{**e, "store_id": ids[i % 3]} if i % 3 else e for i, e in enumerate(decode(week[:count]))])
+
+
+def test_avro_values_decode_to_the_same_columns_as_their_json(week: list[bytes]) -> None:
+    """Events framed by the project's own Avro serializer read exactly as their JSON lines, store ids included."""
+    client = mock_registry("round-trip")
+    serializer = EventSerializer(client, "t", "avro")
+    serializer.register()
+    for lines in (week, with_stores(week, 3000)):
+        framed = [serializer(line) for line in lines]
+        assert all(value[0] == 0 for value in framed)
+        same_events(as_kafka(framed, on_mock(client)), as_kafka(lines))
+    assert verdicts(week, EXACT) == ALL_PASS
+
+
+def test_own_schema_formatting_equals_the_generic_json() -> None:
+    """The fast writer of foot-traffic's own Avro records gives the bytes json gives (escapes, non-ASCII, nulls)."""
+    base = {
+        "event_type": "foot_traffic",
+        "customer_id": "00000000-0000-4000-8000-000000000001",
+        "entry_time": "2025-08-12T17:52:24.442703+02:00",
+        "exit_time": "2025-08-12T18:52:24.442703+02:00",
+        "trip_duration_minutes": 60,
+        "weekday": "Tuesday",
+        "time_slot": "17:00–19:59",
+    }
+    for store in (None, "a-1", 'q"\\\n\u2028é'):
+        for customer in (base["customer_id"], 'x"\\\t\x01ü'):
+            record = {**base, "customer_id": customer, "store_id": store}
+            assert report_framing._event_json(record) == report_framing._any_json(record)
+            expected = {k: v for k, v in record.items() if v is not None}
+            assert json.loads(report_framing._event_json(record)) == expected
+
+
+def test_a_batch_mixing_plain_json_and_avro_framings_is_read_whole(week: list[bytes]) -> None:
+    """Plain values, JSON-framed and Avro-framed ones (two schema ids) in one batch: each read as its own kind."""
+    client = mock_registry("mixed")
+    as_avro, as_json = EventSerializer(client, "t", "avro"), EventSerializer(client, "t-json", "json")
+    assert as_avro.register() != as_json.register()
+    lines = week[:900]
+    values = [(line, as_json(line), as_avro(line))[i % 3] for i, line in enumerate(lines)]
+    same_events(as_kafka(values, on_mock(client), batch=400), as_kafka(lines, batch=400))
+
+
+def test_avro_values_without_a_registry_exit_2_naming_the_setting(
+    week: list[bytes], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Without SCHEMA_REGISTRY_URL, JSON payloads still read; an Avro one is bad input naming the setting (exit 2)."""
+    client = mock_registry("no-url")
+    as_avro, as_json = EventSerializer(client, "t", "avro"), EventSerializer(client, "t-json", "json")
+    as_avro.register()
+    as_json.register()
+    same_events(as_kafka([as_json(line) for line in week[:100]]), as_kafka(week[:100]))
+    values = [as_json(week[0]), as_avro(week[1])]
+    with pytest.raises(EventsInputError) as info:
+        as_kafka(values)
+    assert str(info.value).startswith(
+        "KAFKA_TOPIC='t' partition 0 offset 1: a value in the Schema Registry framing (schema id "
+    )
+    assert "whose payload is not JSON, such as Avro; expected SCHEMA_REGISTRY_URL to be set" in str(info.value)
+
+    def chunks(settings: Any, options: Any) -> Iterator[Chunk]:
+        messages = [FakeMessage(0, offset, value) for offset, value in enumerate(values)]
+        yield kafka_chunk("t", values, messages)
+
+    monkeypatch.setattr(report_module, "_chunks", chunks)
+    assert main(["report", "--output", str(tmp_path / "out"), "--log-level", "WARNING"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("foot-traffic: error: KAFKA_TOPIC='t' partition 0 offset 1: ")
+    assert "SCHEMA_REGISTRY_URL" in err
+
+
+def test_schema_ids_are_looked_up_once_each(week: list[bytes]) -> None:
+    """The registry is asked once per schema id, whatever the number of batches and values."""
+    client = mock_registry("once")
+    serializer = EventSerializer(client, "t", "avro")
+    serializer.register()
+    asked: list[int] = []
+    real = client.get_schema
+
+    def get_schema(schema_id: int, *args: Any, **kwargs: Any) -> Any:
+        asked.append(schema_id)
+        return real(schema_id, *args, **kwargs)
+
+    client.get_schema = get_schema
+    assert len(as_kafka([serializer(line) for line in week[:2000]], on_mock(client), batch=300)) == 2000
+    assert asked == [serializer.schema_id]
+
+
+def free_port() -> int:
+    """A local TCP port with nothing listening on it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def framed_with(schema_id: int, payload: bytes) -> bytes:
+    """A value in the Confluent wire format."""
+    return b"\x00" + schema_id.to_bytes(4, "big") + payload
+
+
+def test_another_writer_schema_is_read_by_its_own_fields(week: list[bytes]) -> None:
+    """Avro values of another writer schema (fields reordered, one more, long duration) read the same events."""
+    fields = {f["name"]: f for f in EVENT_AVRO_SCHEMA["fields"]}
+    other = {
+        "type": "record",
+        "name": "Visit",
+        "namespace": "elsewhere",
+        "fields": [
+            {"name": "note", "type": "string"},
+            *(fields[name] for name in ("store_id", "time_slot", "weekday", "exit_time", "entry_time")),
+            {"name": "trip_duration_minutes", "type": "long"},
+            fields["customer_id"],
+            fields["event_type"],
+        ],
+    }
+    client = mock_registry("other")
+    schema_id = client.register_schema("t-value", Schema(json.dumps(other), "AVRO"))
+    parsed = fastavro.parse_schema(other)
+    lines = with_stores(week, 600)
+    values = []
+    for event in decode(lines):
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, parsed, {"note": "hi", "store_id": None, **event})
+        values.append(framed_with(schema_id, out.getvalue()))
+    got, expected = as_kafka(values, on_mock(client)), as_kafka(lines)
+    assert rows(got) == rows(expected)
+    assert len(got) == 600
+    assert got.stats == expected.stats
+
+
+def test_bad_avro_records_exit_2_naming_partition_and_offset(week: list[bytes]) -> None:
+    """A truncated record, bytes after a record, a schema id the registry lacks or of another kind: bad input."""
+    client = mock_registry("bad")
+    serializer = EventSerializer(client, "t", "avro")
+    serializer.register()
+    good = [serializer(line) for line in week[:3]]
+    protobuf = client.register_schema("p-value", Schema('syntax = "proto3"; message M {}', "PROTOBUF"))
+    cases = [
+        (good[2][:-4], "offset 2: not an Avro record of schema id "),
+        (good[2] + b"\x02", "offset 2: 1 byte(s) after the Avro record of schema id "),
+        (framed_with(999, good[2][5:]), "offset 2: schema id 999 is not in the schema registry at mock://report"),
+        (framed_with(protobuf, b"\x08\x01"), f"offset 2: schema id {protobuf} is a PROTOBUF schema in the registry"),
+        (b"\x00\x00", "offset 2: 2 byte(s) starting with the magic byte 0, shorter than the Schema Registry framing"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(EventsInputError, match=f"^KAFKA_TOPIC='t' partition 0 {re.escape(message)}"):
+            as_kafka([*good[:2], bad], on_mock(client))
+
+
+class RefusingClient:
+    """A registry client whose every request fails with one error."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    def get_schema(self, schema_id: int) -> Any:
+        self.calls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "calls", "message"),
+    [
+        (
+            ConnectionRefusedError(111, "Connection refused"),
+            3,
+            "cannot reach the schema registry at mock://report after 3 attempt(s) 0.5 s apart: "
+            "ConnectionRefusedError: [Errno 111] Connection refused; check SCHEMA_REGISTRY_URL",
+        ),
+        (
+            SchemaRegistryError(503, 50301, "down for maintenance"),
+            3,
+            "after 3 attempt(s) 0.5 s apart: HTTP 503: down for maintenance; check SCHEMA_REGISTRY_URL",
+        ),
+        (
+            SchemaRegistryError(401, 40101, "Unauthorized"),
+            1,
+            "cannot read schema id 7 from the schema registry at mock://report: HTTP 401: Unauthorized; "
+            "check SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+        ),
+        (
+            SchemaRegistryError(404, 404, "RESTEASY003210: Could not find resource"),
+            1,
+            "HTTP 404: RESTEASY003210: Could not find resource; check SCHEMA_REGISTRY_URL (the base of the ",
+        ),
+    ],
+    ids=["refused", "unavailable", "unauthorized", "wrong-path"],
+)
+def test_an_unreachable_or_refusing_registry_is_exit_3_naming_the_url(
+    error: Exception, calls: int, message: str
+) -> None:
+    """Transport errors and 5xx are retried MAX_RETRIES times RETRY_BACKOFF_SECONDS apart; refusals stop at once."""
+    client = RefusingClient(error)
+    slept: list[float] = []
+    with pytest.raises(RegistryUnavailableError) as info:
+        as_kafka([framed_with(7, b"\x00")], on_mock(client, slept.append))
+    assert message in str(info.value)
+    assert info.value.exit_status == 3
+    assert client.calls == calls
+    assert slept == [0.5] * (calls - 1)
+
+
+def test_a_registry_nothing_listens_at_is_exit_3_from_the_real_client() -> None:
+    """With the real client and nothing at the URL: one attempt, RegistryUnavailableError naming the URL."""
+    url = f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"
+    framing = FramedValues(RegistrySource(url, attempts=1, timeout_s=2))
+    try:
+        with pytest.raises(RegistryUnavailableError, match=f"^cannot reach the schema registry at {re.escape(url)} "):
+            as_kafka([framed_with(7, b"\x00")], framing)
+    finally:
+        framing.close()
