@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from foot_traffic.errors import DeliveryError, FootTrafficError
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from foot_traffic.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 FORMATS = ("json", "avro")
 """Values of SCHEMA_REGISTRY_FORMAT."""
@@ -249,18 +251,12 @@ def connect(settings: Settings, *, client: Any = None, sleep: Callable[[float], 
     answers with a refusal (credentials, a wrong path, a schema it rejects),
     after the last attempt when it cannot be reached or fails.
     """
-    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415 - the extra
-
     url = settings.schema_registry_url
     if url is None:
         raise ValueError("SCHEMA_REGISTRY_URL is not set")
-    for name in _HTTP_LOGGERS:  # they log every request at INFO; their warnings still show
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
     own = client is None
     if client is None:
-        client = SchemaRegistryClient(
-            client_config(url, settings.schema_registry_basic_auth_user_info, settings.connect_timeout_seconds)
-        )
+        client = new_client(url, settings.schema_registry_basic_auth_user_info, settings.connect_timeout_seconds)
     try:
         return _register(settings, url, EventSerializer(client, settings.topic, settings.schema_registry_format), sleep)
     except RegistryUnavailableError:
@@ -273,32 +269,68 @@ def _register(
     settings: Settings, url: str, serializer: EventSerializer, sleep: Callable[[float], None]
 ) -> EventSerializer:
     """Register the schema within MAX_RETRIES attempts; the serializer, ready, or RegistryUnavailableError."""
+    registered = call_registry(
+        serializer.register,
+        url=url,
+        attempts=settings.max_retries,
+        backoff_s=settings.retry_backoff_seconds,
+        sleep=sleep,
+        refusal=f"cannot register the {settings.schema_registry_format} schema of {serializer.subject} "
+        f"at the schema registry at {url}",
+    )
+    log.info(
+        "Schema registry at %s: subject %s, %s schema id %d",
+        url,
+        serializer.subject,
+        settings.schema_registry_format,
+        registered,
+    )
+    return serializer
+
+
+def new_client(url: str, user_info: Secret | None, timeout_s: float) -> Any:
+    """A SchemaRegistryClient for ``url``; the HTTP library's per-request INFO lines silenced (warnings still show)."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415 - the extra
+
+    for name in _HTTP_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
+    return SchemaRegistryClient(client_config(url, user_info, timeout_s))
+
+
+def call_registry(
+    request: Callable[[], _T],
+    *,
+    url: str,
+    attempts: int,
+    backoff_s: float,
+    sleep: Callable[[float], None],
+    refusal: str,
+    special: Callable[[Any], None] | None = None,
+) -> _T:
+    """``request``'s answer, tried ``attempts`` times ``backoff_s`` apart while the registry cannot be reached.
+
+    A refusal (HTTP 4xx other than 408 and 429) is final at once: RegistryUnavailableError
+    starting with ``refusal`` and ending with a hint; ``special`` sees each SchemaRegistryError
+    first and may raise an error of its own. After the last attempt, RegistryUnavailableError
+    naming the URL and the last error.
+    """
     from confluent_kafka.schema_registry import SchemaRegistryError  # noqa: PLC0415 - the extra
 
-    attempts, backoff = settings.max_retries, settings.retry_backoff_seconds
     last_error = ""
     for attempt in range(1, attempts + 1):
         try:
-            registered = serializer.register()
+            return request()
         except SchemaRegistryError as exc:
+            if special is not None:
+                special(exc)
             status = exc.http_status_code
             if 400 <= status < 500 and status not in (408, 429):
                 raise RegistryUnavailableError(
-                    f"cannot register the {settings.schema_registry_format} schema of {serializer.subject} "
-                    f"at the schema registry at {url}: HTTP {status}: {exc.error_message}; {_hint(status)}"
+                    f"{refusal}: HTTP {status}: {exc.error_message}; {_hint(status)}"
                 ) from None
             last_error = f"HTTP {status}: {exc.error_message}"
         except Exception as exc:  # the HTTP client's transport errors (refused, timed out, unknown host)
             last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        else:
-            log.info(
-                "Schema registry at %s: subject %s, %s schema id %d",
-                url,
-                serializer.subject,
-                settings.schema_registry_format,
-                registered,
-            )
-            return serializer
         if attempt < attempts:
             log.warning(
                 "Schema registry at %s not reachable (attempt %d of %d): %s; retrying in %.1f s",
@@ -306,11 +338,11 @@ def _register(
                 attempt,
                 attempts,
                 last_error,
-                backoff,
+                backoff_s,
             )
-            sleep(backoff)
+            sleep(backoff_s)
     raise RegistryUnavailableError(
-        f"cannot reach the schema registry at {url} after {attempts} attempt(s) {backoff:g} s apart: "
+        f"cannot reach the schema registry at {url} after {attempts} attempt(s) {backoff_s:g} s apart: "
         f"{last_error}; check SCHEMA_REGISTRY_URL"
     )
 

@@ -17,7 +17,7 @@ values without SCHEMA_REGISTRY_URL, or the ``report`` extra not installed);
 3 Kafka or the schema registry unreachable.
 
 This module stays light (no scipy, no matplotlib) so that the command line
-loads fast; the checks and the plots are imported when the command runs.
+loads fast; the readers, the checks and the plots are imported when the command runs.
 """
 
 from __future__ import annotations
@@ -36,20 +36,11 @@ from typing import TYPE_CHECKING
 from foot_traffic import randomness, security
 from foot_traffic.errors import ConfigError
 from foot_traffic.grid import us_to_datetime
-from foot_traffic.report_framing import RegistrySource
-from foot_traffic.report_input import (
-    Chunk,
-    Events,
-    EventsInputError,
-    KafkaSource,
-    file_chunks,
-    kafka_chunks,
-    read_events,
-)
 from foot_traffic.settings import Settings
 
 if TYPE_CHECKING:
     from foot_traffic.report_checks import Analysis, Check, Judgement, StoreModel, Table
+    from foot_traffic.report_input import Chunk, Events
 
 DEFAULT_OUTPUT = "foot-traffic-report"
 DEFAULT_ALPHA = "0.001"
@@ -159,6 +150,8 @@ def analyse(settings: Settings, events: Events) -> Analysis:
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     """Run the report; return the exit status (KafkaUnavailableError, RegistryUnavailableError: the command line's)."""
+    from foot_traffic.report_input import EventsInputError, read_events  # noqa: PLC0415 - only the report reads
+
     try:
         options = parse_options(args)
         require_extras()
@@ -185,6 +178,9 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _chunks(settings: Settings, options: Options) -> Iterator[Chunk]:
+    from foot_traffic.report_framing import RegistrySource  # noqa: PLC0415 - only the report reads
+    from foot_traffic.report_input import EventsInputError, KafkaSource, file_chunks, kafka_chunks  # noqa: PLC0415
+
     if options.input == "-":
         yield from file_chunks(sys.stdin.buffer, "--input='-'")
         return

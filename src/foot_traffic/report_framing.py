@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any
 
-from foot_traffic.registry import _HTTP_LOGGERS, EXTRA_HINT, RegistryUnavailableError, client_config
+from foot_traffic.registry import EXTRA_HINT, call_registry, new_client
 from foot_traffic.report_input import EventsInputError
 from foot_traffic.schema import EVENT_AVRO_SCHEMA
 from foot_traffic.security import Secret
@@ -242,50 +242,28 @@ class FramedValues:
 
     def _call(self, request: Callable[[Any], Any], what: str, registry: RegistrySource, where: str) -> Any:
         """One request to the registry, within ``attempts`` tries; the answer, or RegistryUnavailableError."""
-        from confluent_kafka.schema_registry import SchemaRegistryError  # noqa: PLC0415 - the registry extra
 
-        last = ""
-        for attempt in range(1, registry.attempts + 1):
-            try:
-                return request(self._registry_client(registry))
-            except SchemaRegistryError as exc:
-                status, code = exc.http_status_code, exc.error_code
-                if status == 404 and 40400 <= code < 40500:  # the registry's own "not found"
-                    raise EventsInputError(
-                        f"{where}: {what} is not in the schema registry at {registry.url} (HTTP 404: "
-                        f"{exc.error_message}); expected SCHEMA_REGISTRY_URL to be the registry the values were "
-                        "written with"
-                    ) from None
-                if 400 <= status < 500 and status not in (408, 429):
-                    raise RegistryUnavailableError(
-                        f"cannot read {what} from the schema registry at {registry.url}: HTTP {status}: "
-                        f"{exc.error_message}; {_hint(status)}"
-                    ) from None
-                last = f"HTTP {status}: {exc.error_message}"
-            except Exception as exc:  # the HTTP client's transport errors (refused, timed out, unknown host)
-                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            if attempt < registry.attempts:
-                log.warning(
-                    "Schema registry at %s not reachable (attempt %d of %d): %s; retrying in %.1f s",
-                    registry.url,
-                    attempt,
-                    registry.attempts,
-                    last,
-                    registry.backoff_s,
-                )
-                self._sleep(registry.backoff_s)
-        raise RegistryUnavailableError(
-            f"cannot reach the schema registry at {registry.url} after {registry.attempts} attempt(s) "
-            f"{registry.backoff_s:g} s apart: {last}; check SCHEMA_REGISTRY_URL"
+        def not_found(exc: Any) -> None:
+            if exc.http_status_code == 404 and 40400 <= exc.error_code < 40500:  # the registry's own "not found"
+                raise EventsInputError(
+                    f"{where}: {what} is not in the schema registry at {registry.url} (HTTP 404: "
+                    f"{exc.error_message}); expected SCHEMA_REGISTRY_URL to be the registry the values were "
+                    "written with"
+                ) from None
+
+        return call_registry(
+            lambda: request(self._registry_client(registry)),
+            url=registry.url,
+            attempts=registry.attempts,
+            backoff_s=registry.backoff_s,
+            sleep=self._sleep,
+            refusal=f"cannot read {what} from the schema registry at {registry.url}",
+            special=not_found,
         )
 
     def _registry_client(self, registry: RegistrySource) -> Any:
         if self._client is None:
-            from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415 - the registry extra
-
-            for name in _HTTP_LOGGERS:  # they log every request at INFO; their warnings still show
-                logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
-            self._client = SchemaRegistryClient(client_config(registry.url, registry.user_info, registry.timeout_s))
+            self._client = new_client(registry.url, registry.user_info, registry.timeout_s)
         return self._client
 
     def close(self) -> None:
@@ -304,11 +282,3 @@ def _own_canonical_form() -> str:
     from fastavro.schema import to_parsing_canonical_form  # noqa: PLC0415 - the registry extra
 
     return str(to_parsing_canonical_form(EVENT_AVRO_SCHEMA))
-
-
-def _hint(status: int) -> str:
-    if status in (401, 403):
-        return "check SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO"
-    if status == 404:
-        return "check SCHEMA_REGISTRY_URL (the base of the Confluent-compatible API, e.g. …/apis/ccompat/v7)"
-    return "check SCHEMA_REGISTRY_URL and the registry's logs"
