@@ -120,8 +120,13 @@ class ProducerProcess:
         return self.finish(timeout)
 
     def finish(self, timeout: float = 60) -> int:
-        """Wait for the process to exit and its output to be drained."""
-        rc = self.proc.wait(timeout)
+        """Wait for the process to exit and its output to be drained; fail with its last lines if it does not exit."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            tail = "\n".join(self.stderr[-30:])
+            pytest.fail(f"the producer did not exit within {timeout:g} s; stderr tail:\n{tail}")
         for reader in self._readers:
             reader.join(timeout)
         self.close()
