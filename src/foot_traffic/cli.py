@@ -79,6 +79,20 @@ class _Parser(argparse.ArgumentParser):
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(2)
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse as argparse does, but keep ``--opt=--`` as the value "--".
+
+        Python 3.11's argparse drops a "--" even from ``--opt=--`` and hands the option an
+        empty list; the settings' parsers expect text, and "--" is then reported as a bad value.
+        """
+        parsed, extras = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            if action.option_strings and action.nargs is None and getattr(parsed, action.dest, None) == []:
+                setattr(parsed, action.dest, "--")
+        return parsed, extras
+
 
 def _add_settings(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (each overrides its environment variable)")

@@ -118,3 +118,19 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.startswith("foot-traffic ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", "--sleep=--"], "--sleep='--': expected a number > 0"),
+        (["plan", "--daily-customers=--", "--date=2025-08-12"], "--daily-customers='--': expected an integer"),
+        (["plan", "--date=--"], "--date='--': expected a date as YYYY-MM-DD"),
+    ],
+)
+def test_a_double_dash_value_is_a_bad_value_not_a_crash(
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    """``--opt=--`` reaches the setting's check as "--" (Python 3.11's argparse would hand it an empty list)."""
+    assert main(argv) == 2
+    assert expected in capsys.readouterr().err
