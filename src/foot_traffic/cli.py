@@ -13,14 +13,23 @@ import json
 import logging
 import os
 import secrets
-import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 
-from foot_traffic import __version__, effective, exactly_once, kafka_sink, logs, metrics, randomness, registry, security
+from foot_traffic import (
+    __version__,
+    effective,
+    exactly_once,
+    kafka_sink,
+    logs,
+    metrics,
+    randomness,
+    registry,
+    security,
+    stopping,
+)
 from foot_traffic.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock, RealClock
 from foot_traffic.completion import SHELLS
 from foot_traffic.completion import script as completion_script
@@ -400,7 +409,15 @@ def _run_with(settings: Settings, recorder: metrics.Recorder) -> int:
         resume=output.resume,
         metrics=recorder,
     )
-    _install_signal_handlers(stop)
+    with stopping.stop_on_signals(stop):
+        return _produce(settings, service, progress=progress, recorder=recorder, clock=clock)
+
+
+def _produce(
+    settings: Settings, service: Service, *, progress: Progress | None, recorder: metrics.Recorder, clock: Clock
+) -> int:
+    """Run the service, flush and close its sink, log the summary; return the exit status."""
+    sink = service.sink
     target = {"stdout": "standard output", "null": "nowhere (null sink)"}.get(
         settings.sink, f"{settings.topic} on {settings.broker}"
     )
@@ -446,20 +463,3 @@ def _summary(service: Service, sink: Sink) -> None:
         sink.failed,
         sensors,
     )
-
-
-def _install_signal_handlers(stop: threading.Event) -> None:
-    """First SIGINT/SIGTERM: stop and flush. A second one aborts."""
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        log.info("Received %s: stopping, flushing outstanding events", signal.Signals(signum).name)
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _abort)
-
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
-
-
-def _abort(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt

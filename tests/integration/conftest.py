@@ -125,6 +125,10 @@ class ProducerProcess:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait(10)
+            for reader in self._readers:
+                reader.join(10)
+            self.close()  # pipes left open would be reported by a later, unrelated test
             tail = "\n".join(self.stderr[-30:])
             pytest.fail(f"the producer did not exit within {timeout:g} s; stderr tail:\n{tail}")
         for reader in self._readers:

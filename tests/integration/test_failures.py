@@ -353,6 +353,35 @@ def test_outage_longer_than_the_delivery_timeout_fills_the_dead_letter_file(
     outage_broker.down()
 
 
+def test_a_second_signal_aborts_a_flush_that_waits_for_a_dead_broker(
+    outage_broker: OwnBroker, topic: str, producer_process: Start, tmp_path: Path
+) -> None:
+    """First SIGTERM: stop and flush (which cannot finish: the broker is gone). Second: exit 130 at once."""
+    outage_broker.up()
+    env = base_env(
+        KAFKA_BROKER=outage_broker.address,
+        KAFKA_TOPIC=topic,
+        DAILY_CUSTOMERS=FAST,
+        SEED="abort",
+        KAFKA_TOPIC_REPLICATION_FACTOR="1",
+        KAFKA_FLUSH_TIMEOUT_SECONDS="600",
+    )
+    process = producer_process([], env)
+    tally = Tally(process, DOWN)
+    process.wait_for(lambda: tally.emitted >= 100, 90, "100 emitted events")
+    outage_broker.kill()
+    process.wait_for(lambda: tally[DOWN] >= 1, 30, "the outage warning")
+    process.proc.send_signal(signal.SIGTERM)
+    process.wait_for(lambda: bool(process.lines_with("Received SIGTERM")), 10, "the stop to be logged")
+    assert process.proc.poll() is None, "the flush waits for the broker"
+    process.proc.send_signal(signal.SIGTERM)
+    assert process.finish(20) == 130
+    assert process.lines_with("Aborted by a second interrupt; unconfirmed events were not waited for")
+    _, emitted, delivered, _ = summary(process)
+    assert emitted == len(emitted_ids(process))
+    assert delivered < emitted, "some events were still waiting for the broker"
+
+
 @dataclass
 class Cluster:
     """The 3-node cluster of scripts/kafka-cluster.sh, in a directory and on ports of its own."""
