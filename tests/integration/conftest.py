@@ -206,8 +206,8 @@ def consume_all(broker: str, topic: str, timeout: float = 60) -> list[Record]:
         consumer.close()
 
 
-def consume_committed(broker: str, topic: str) -> list[tuple[str, bytes]]:
-    """(key, value) of every committed record of a single-partition topic, as a read_committed consumer sees it."""
+def _committed_reader(broker: str, topic: str) -> Consumer:
+    """A read_committed consumer of partition 0 of ``topic``, from its start, in a group of its own."""
     consumer = Consumer(
         {
             "bootstrap.servers": broker,
@@ -218,9 +218,18 @@ def consume_committed(broker: str, topic: str) -> list[tuple[str, bytes]]:
             "enable.partition.eof": True,
         }
     )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    return consumer
+
+
+def consume_committed(broker: str, topic: str) -> list[tuple[str, bytes]]:
+    """(key, value) of every committed record of a single-partition topic, as a read_committed consumer sees it.
+
+    The end is only seen once no transaction is open: call it when the producer has stopped.
+    """
+    consumer = _committed_reader(broker, topic)
     records: list[tuple[str, bytes]] = []
     try:
-        consumer.assign([TopicPartition(topic, 0, 0)])
         while True:
             msg = consumer.poll(10)
             assert msg is not None, "the consumer stalled before the end of the topic"
@@ -232,6 +241,24 @@ def consume_committed(broker: str, topic: str) -> list[tuple[str, bytes]]:
             assert isinstance(key, bytes)
             assert isinstance(value, bytes)
             records.append((key.decode(), value))
+    finally:
+        consumer.close()
+
+
+def wait_for_a_commit(broker: str, topic: str, timeout: float = 30) -> None:
+    """Block until a first transaction has committed records to ``topic``, so a restart has a tail to resume after.
+
+    A read_committed consumer sees a record only once its transaction has committed; while
+    a producer runs, some transaction is always open, so this waits for a record, not an end.
+    """
+    consumer = _committed_reader(broker, topic)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                return
+            assert time.monotonic() < deadline, f"no transaction committed to {topic} within {timeout:g} s"
     finally:
         consumer.close()
 

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from tests.integration.conftest import (
     free_port,
     run_foot_traffic,
     topic_exists,
+    wait_for_a_commit,
 )
 
 REGISTRY = os.environ.get("FOOT_TRAFFIC_TEST_REGISTRY", "http://127.0.0.1:8081/apis/ccompat/v7")
@@ -182,9 +182,7 @@ def test_exactly_once_resumes_from_framed_events_after_sigkill(
     backfill = ["--speed", "20000", "--start", "2025-08-12", "--until", "2025-08-13"]
     first = producer_process(backfill, env)
     first.wait_for_emitted(1500)
-    deadline = time.monotonic() + 30
-    while not consume_committed(broker, topic):  # a first transaction committed, so the restart has a tail to read
-        assert time.monotonic() < deadline, "no transaction committed within 30 s"
+    wait_for_a_commit(broker, topic)
     first.proc.kill()
     first.finish(30)
     final = producer_process(backfill, env)
