@@ -455,6 +455,9 @@ def _produce(
 def _summary(service: Service, sink: Sink) -> None:
     c = service.counters
     sensors = f" sensor_events={c.sensor_emitted}" if service.sensor_topic is not None else ""
+    fields = {"planned": c.planned, "emitted": c.emitted, "delivered": sink.delivered, "failed": sink.failed}
+    if service.sensor_topic is not None:
+        fields["sensor_events"] = c.sensor_emitted
     log.info(
         "Summary: planned=%d emitted=%d delivered=%d failed=%d%s",
         c.planned,
@@ -462,4 +465,5 @@ def _summary(service: Service, sink: Sink) -> None:
         sink.delivered,
         sink.failed,
         sensors,
+        extra=fields,
     )

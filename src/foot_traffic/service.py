@@ -230,12 +230,8 @@ class Service:
             self.sink.send(event.customer_id, event.encode())
             self.counters.emitted += 1
             if self._log_events:
-                log.info(
-                    "Emitted customer_id=%s entry_time=%s time_slot=%s",
-                    event.customer_id,
-                    format_instant(event.entry_us, event.tz),
-                    event.time_slot,
-                )
+                entry_time = format_instant(event.entry_us, event.tz)
+                _log_emitted(event.customer_id, entry_time, event.time_slot, event.store_id)
         self.metrics.emitted_sampled(visits.store_id, visits.plan.labels[visits.batch.slot], visits.batch, start, stop)
 
     def _send(self, batch: EncodedBatch, start: int, stop: int) -> None:
@@ -244,12 +240,7 @@ class Service:
         self.metrics.emitted(batch, start, stop)
         if self._log_events:
             for i in range(start, stop):
-                log.info(
-                    "Emitted customer_id=%s entry_time=%s time_slot=%s",
-                    batch.key(i).decode(),
-                    batch.entry_time(i),
-                    batch.time_slot,
-                )
+                _log_emitted(batch.key(i).decode(), batch.entry_time(i), batch.time_slot, batch.store_id)
 
     def _log_plan(self, plan: DayPlan) -> None:
         prefix = ""
@@ -257,7 +248,12 @@ class Service:
         if len(self.stores) > 1:
             store_id = next(s.store_id for s in self.stores if s.model.store_key == plan.store_key)
             prefix = f"[store {store_id}] "
-        log.info("%s%s", prefix, plan.log_line())
+        log.info(
+            "%s%s",
+            prefix,
+            plan.log_line(),
+            extra=_plan_fields(plan, store_id),
+        )
         self.counters.planned += plan.total
         self.metrics.planned(store_id, plan.labels, plan.counts)
 
@@ -301,3 +297,24 @@ class Service:
                 return True
             self.sink.poll()
             self.clock.wait(deadline_us, self.poll_s, self.stop)
+
+
+def _plan_fields(plan: DayPlan, store_id: str | None) -> dict[str, object]:
+    """The plan line's values, as fields of a JSON log line."""
+    fields: dict[str, object] = {
+        "date": plan.date.isoformat(),
+        "weekday": plan.weekday,
+        "planned": int(plan.total),
+        "per_slot": [int(count) for count in plan.counts],
+    }
+    if store_id is not None:
+        fields["store_id"] = store_id
+    return fields
+
+
+def _log_emitted(customer_id: str, entry_time: str, time_slot: str, store_id: str | None) -> None:
+    """The specification's per-event line; JSON logs also get its values as fields of their own."""
+    fields = {"customer_id": customer_id, "entry_time": entry_time, "time_slot": time_slot}
+    if store_id is not None:
+        fields["store_id"] = store_id
+    log.info("Emitted customer_id=%s entry_time=%s time_slot=%s", customer_id, entry_time, time_slot, extra=fields)

@@ -36,11 +36,12 @@ RUN = [
 TEXT_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (DEBUG|INFO|WARNING|ERROR|CRITICAL) ([\w.]+): (.*)$")
 
 
-def stderr_of(log_format: str | None, tmp_path: Path) -> list[str]:
+def stderr_of(log_format: str | None, tmp_path: Path, **settings: str) -> list[str]:
     """Standard error of the short run in a fresh process, as lines."""
     env = {k: v for k, v in os.environ.items() if k not in {s.env for s in SPECS} and not k.startswith("KAFKA_")}
     if log_format is not None:
         env["LOG_FORMAT"] = log_format
+    env.update(settings)
     proc = subprocess.run(
         [sys.executable, "-m", "foot_traffic", *RUN],
         env=env,
@@ -74,6 +75,40 @@ def test_json_lines_carry_the_text_messages(tmp_path: Path) -> None:
         moment = dt.datetime.fromisoformat(entry["time"])
         assert moment.utcoffset() is not None, "time carries its offset"
         assert abs(dt.datetime.now(dt.UTC) - moment) < dt.timedelta(minutes=5)
+
+
+EMITTED = re.compile(r"Emitted customer_id=(\S+) entry_time=(\S+) time_slot=(\S+)")
+PLANNED = re.compile(r"(?:\[store (\S+)\] )?\[(\w+) (\S+)\] Planned total \(from now\): (\d+); per slot: \[([\d, ]*)\]")
+
+
+def test_json_lines_carry_the_values_of_events_plans_and_the_summary_as_fields(tmp_path: Path) -> None:
+    """A JSON log consumer needs no regular expression: each value of the message is also a field of its own."""
+    (tmp_path / "stores.toml").write_text('[[store]]\nid = "north"\n[[store]]\nid = "south"\nscale = 2\n')
+    entries = [json.loads(line) for line in stderr_of("json", tmp_path, STORES_FILE="stores.toml")]
+    emitted = [(e, EMITTED.fullmatch(e["message"])) for e in entries if e["message"].startswith("Emitted")]
+    plans = [(e, PLANNED.fullmatch(e["message"])) for e in entries if "Planned total" in e["message"]]
+    assert emitted
+    assert len(plans) == 2
+    for entry, match in emitted:
+        assert match is not None
+        assert (entry["customer_id"], entry["entry_time"], entry["time_slot"]) == match.groups()
+        assert entry["store_id"] in {"north", "south"}
+    for entry, match in plans:
+        assert match is not None
+        store, weekday, date, total, per_slot = match.groups()
+        assert (entry["store_id"], entry["weekday"], entry["date"]) == (store, weekday, date)
+        assert entry["planned"] == int(total) == sum(entry["per_slot"])
+        assert entry["per_slot"] == [int(n) for n in per_slot.split(", ")]
+    summary = entries[-1]
+    assert summary["message"].startswith("Summary:")
+    assert (summary["planned"], summary["emitted"], summary["delivered"], summary["failed"]) == (
+        sum(entry["planned"] for entry, _ in plans),
+        len(emitted),
+        len(emitted),
+        0,
+    )
+    assert "sensor_events" not in summary
+    assert sorted(e["customer_id"] for e, _ in emitted) == sorted({e["customer_id"] for e, _ in emitted})
 
 
 def test_text_format_is_the_default_and_unchanged(capsys: pytest.CaptureFixture[str]) -> None:
