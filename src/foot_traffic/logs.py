@@ -45,6 +45,11 @@ class JsonFormatter(logging.Formatter):
             return json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
 
 
+def fields_wanted() -> bool:
+    """Whether a handler of the root logger writes records' extra fields (the JSON format does, text does not)."""
+    return any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers)
+
+
 def configure(level: str = "INFO", fmt: str = "text") -> None:
     """Send every log record to standard error at ``level``, as text or JSON; librdkafka's chatter only at DEBUG."""
     root = logging.getLogger()
