@@ -18,14 +18,17 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from foot_traffic.errors import DeliveryError, FootTrafficError
 from foot_traffic.schema import EVENT_AVRO_SCHEMA, EVENT_SCHEMA
-from foot_traffic.security import Secret
+from foot_traffic.security import MASK, Secret
 
 if TYPE_CHECKING:
     from foot_traffic.settings import Settings
@@ -74,6 +77,48 @@ class RegistryUnavailableError(FootTrafficError):
     """The schema registry could not be reached, or refused the schema or the credentials."""
 
     exit_status = 3
+
+
+@dataclass(frozen=True, slots=True)
+class TLS:
+    """SCHEMA_REGISTRY_SSL_*: the CA an https:// registry's certificate is checked against, and this client's own."""
+
+    ca_location: Path | None = None
+    certificate_location: Path | None = None
+    key_location: Path | None = None
+    key_password: Secret | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> TLS:
+        """The TLS settings of a run."""
+        return cls(
+            settings.schema_registry_ssl_ca_location,
+            settings.schema_registry_ssl_certificate_location,
+            settings.schema_registry_ssl_key_location,
+            settings.schema_registry_ssl_key_password,
+        )
+
+    def client_config(self) -> dict[str, str]:
+        """The SchemaRegistryClient's ssl.* entries (none: the system's trust store, no client certificate)."""
+        config: dict[str, str] = {}
+        for key, value in (
+            ("ssl.ca.location", self.ca_location),
+            ("ssl.certificate.location", self.certificate_location),
+            ("ssl.key.location", self.key_location),
+            ("ssl.key.password", self.key_password),
+        ):
+            if value is not None:
+                config[key] = value.reveal() if isinstance(value, Secret) else str(value)
+        return config
+
+
+TLS_SETTINGS = (
+    ("schema_registry_ssl_ca_location", "SCHEMA_REGISTRY_SSL_CA_LOCATION"),
+    ("schema_registry_ssl_certificate_location", "SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION"),
+    ("schema_registry_ssl_key_location", "SCHEMA_REGISTRY_SSL_KEY_LOCATION"),
+    ("schema_registry_ssl_key_password", "SCHEMA_REGISTRY_SSL_KEY_PASSWORD"),
+)
+"""The TLS settings, by field name and variable."""
 
 
 def parse_url(raw: str) -> str:
@@ -127,14 +172,20 @@ def check(values: Mapping[str, Any], problems: list[str], *, in_file: Mapping[st
     def where(name: str) -> str:
         return f" (in {in_file[name]})" if in_file and name in in_file else ""
 
+    def shown(name: str, env: str) -> str:
+        value = values[name]
+        return f"{env}={MASK if isinstance(value, Secret) else repr(str(value))}{where(name)}"
+
     url = values.get("schema_registry_url")
+    dependent = (("schema_registry_basic_auth_user_info", "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO"), *TLS_SETTINGS)
     if url is None:
-        if values.get("schema_registry_basic_auth_user_info") is not None:
-            problems.append(
-                f"SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO='***'{where('schema_registry_basic_auth_user_info')}: "
-                "expected SCHEMA_REGISTRY_URL to be set too"
-            )
+        problems.extend(
+            f"{shown(name, env)}: expected SCHEMA_REGISTRY_URL to be set too"
+            for name, env in dependent
+            if name in values
+        )
         return
+    _check_tls(values, url, problems, shown)
     quoted = f"SCHEMA_REGISTRY_URL={url!r}{where('schema_registry_url')}"
     sink = values.get("sink", "kafka")
     if sink != "kafka":
@@ -151,16 +202,65 @@ def check(values: Mapping[str, Any], problems: list[str], *, in_file: Mapping[st
             problems.append(f"{quoted}: expected the registry serializers to be installed ({reason}); {EXTRA_HINT}")
 
 
+def _check_tls(values: Mapping[str, Any], url: str, problems: list[str], shown: Callable[[str, str], str]) -> None:
+    """The SCHEMA_REGISTRY_SSL_* settings: for https:// only, a key with its certificate, and loadable by Python."""
+    given = [(name, env) for name, env in TLS_SETTINGS if name in values]
+    if not given:
+        return
+    if not url.lower().startswith("https://"):
+        problems.extend(
+            f"{shown(name, env)}: expected an https:// SCHEMA_REGISTRY_URL to use it (it is {url!r}), or no value"
+            for name, env in given
+        )
+        return
+    before = len(problems)
+    certificate = "schema_registry_ssl_certificate_location"
+    reasons = ("a client key needs its certificate", "it decrypts that key")
+    needs_certificate = zip(TLS_SETTINGS[2:], reasons, strict=True)
+    problems.extend(
+        f"{shown(name, env)}: expected SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION to be set too ({why})"
+        for (name, env), why in needs_certificate
+        if name in values and certificate not in values
+    )
+    if len(problems) == before:
+        problems.extend(_load_tls(TLS(*(values.get(name) for name, _ in TLS_SETTINGS)), shown))
+
+
+def _load_tls(tls: TLS, shown: Callable[[str, str], str]) -> list[str]:
+    """Problems Python's ssl finds in the CA file and the client's certificate and key, each naming its setting."""
+    try:
+        context = ssl.create_default_context(cafile=None if tls.ca_location is None else str(tls.ca_location))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        return [f"{shown(*TLS_SETTINGS[0])}: expected a PEM file of CA certificate(s); {type(exc).__name__}: {exc}"]
+    if tls.certificate_location is None:
+        return []
+    try:
+        context.load_cert_chain(
+            str(tls.certificate_location),
+            None if tls.key_location is None else str(tls.key_location),
+            _no_password if tls.key_password is None else tls.key_password.reveal(),
+        )
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        return [
+            f"{shown(*TLS_SETTINGS[1])}: expected a PEM client certificate and its private key (in "
+            "SCHEMA_REGISTRY_SSL_KEY_LOCATION or the same file; an encrypted key needs the right "
+            f"SCHEMA_REGISTRY_SSL_KEY_PASSWORD); {type(exc).__name__}: {exc}"
+        ]
+    return []
+
+
 def subject(topic: str) -> str:
     """The subject of a topic's values under TopicNameStrategy."""
     return f"{topic}-value"
 
 
-def client_config(url: str, user_info: Secret | None, timeout_s: float) -> dict[str, Any]:
+def client_config(url: str, user_info: Secret | None, timeout_s: float, tls: TLS | None = None) -> dict[str, Any]:
     """The SchemaRegistryClient configuration; the client itself does not retry (start-up does)."""
     config: dict[str, Any] = {"url": url, "timeout": timeout_s, "max.retries": 0}
     if user_info is not None:
         config["basic.auth.user.info"] = user_info.reveal()
+    if tls is not None:
+        config.update(tls.client_config())
     return config
 
 
@@ -256,7 +356,9 @@ def connect(settings: Settings, *, client: Any = None, sleep: Callable[[float], 
         raise ValueError("SCHEMA_REGISTRY_URL is not set")
     own = client is None
     if client is None:
-        client = new_client(url, settings.schema_registry_basic_auth_user_info, settings.connect_timeout_seconds)
+        client = new_client(
+            url, settings.schema_registry_basic_auth_user_info, settings.connect_timeout_seconds, TLS.of(settings)
+        )
     try:
         return _register(settings, url, EventSerializer(client, settings.topic, settings.schema_registry_format), sleep)
     except RegistryUnavailableError:
@@ -288,13 +390,13 @@ def _register(
     return serializer
 
 
-def new_client(url: str, user_info: Secret | None, timeout_s: float) -> Any:
+def new_client(url: str, user_info: Secret | None, timeout_s: float, tls: TLS | None = None) -> Any:
     """A SchemaRegistryClient for ``url``; the HTTP library's per-request INFO lines silenced (warnings still show)."""
     from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415 - the extra
 
     for name in _HTTP_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
-    return SchemaRegistryClient(client_config(url, user_info, timeout_s))
+    return SchemaRegistryClient(client_config(url, user_info, timeout_s, tls))
 
 
 def call_registry(
@@ -329,8 +431,11 @@ def call_registry(
                     f"{refusal}: HTTP {status}: {exc.error_message}; {_hint(status)}"
                 ) from None
             last_error = f"HTTP {status}: {exc.error_message}"
-        except Exception as exc:  # the HTTP client's transport errors (refused, timed out, unknown host)
+        except Exception as exc:  # the HTTP client's transport errors (refused, timed out, unknown host, TLS)
             last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            refused = _tls_refusal(exc)
+            if refused is not None:
+                raise RegistryUnavailableError(f"{refusal}: {last_error}; {refused}") from None
         if attempt < attempts:
             log.warning(
                 "Schema registry at %s not reachable (attempt %d of %d): %s; retrying in %.1f s",
@@ -345,6 +450,32 @@ def call_registry(
         f"cannot reach the schema registry at {url} after {attempts} attempt(s) {backoff_s:g} s apart: "
         f"{last_error}; check SCHEMA_REGISTRY_URL"
     )
+
+
+def _no_password() -> str:
+    """An encrypted key without SCHEMA_REGISTRY_SSL_KEY_PASSWORD fails to load, rather than prompting on a terminal."""
+    return ""
+
+
+def _tls_refusal(exc: BaseException) -> str | None:
+    """A hint when ``exc`` is a TLS handshake that will fail again (untrusted server, refused client); else None."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (
+                "the registry's certificate is not trusted: set SCHEMA_REGISTRY_SSL_CA_LOCATION to the CA that "
+                "signed it (and check that SCHEMA_REGISTRY_URL names a host the certificate is for)"
+            )
+        text = str(cause).upper()
+        if isinstance(cause, ssl.SSLError) and ("CERTIFICATE" in text or "UNKNOWN_CA" in text):
+            return (
+                "the registry refused this client's certificate: check SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION "
+                "and SCHEMA_REGISTRY_SSL_KEY_LOCATION (a certificate signed by a CA the registry trusts)"
+            )
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _hint(status: int) -> str:

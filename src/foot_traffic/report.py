@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from foot_traffic import randomness, security
 from foot_traffic.errors import ConfigError
 from foot_traffic.grid import us_to_datetime
+from foot_traffic.registry import TLS
 from foot_traffic.settings import Settings
 
 if TYPE_CHECKING:
@@ -198,6 +199,7 @@ def _chunks(settings: Settings, options: Options) -> Iterator[Chunk]:
         registry = RegistrySource(
             url=settings.schema_registry_url,
             user_info=settings.schema_registry_basic_auth_user_info,
+            tls=TLS.of(settings),
             attempts=settings.max_retries,
             backoff_s=settings.retry_backoff_seconds,
             timeout_s=settings.connect_timeout_seconds,

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any
 
-from foot_traffic.registry import EXTRA_HINT, call_registry, new_client
+from foot_traffic.registry import EXTRA_HINT, TLS, call_registry, new_client
 from foot_traffic.report_input import EventsInputError
 from foot_traffic.schema import EVENT_AVRO_SCHEMA
 from foot_traffic.security import Secret
@@ -54,6 +54,7 @@ class RegistrySource:
 
     url: str
     user_info: Secret | None = None
+    tls: TLS | None = None
     attempts: int = 1
     backoff_s: float = 5.0
     timeout_s: float = 10.0
@@ -263,7 +264,7 @@ class FramedValues:
 
     def _registry_client(self, registry: RegistrySource) -> Any:
         if self._client is None:
-            self._client = new_client(registry.url, registry.user_info, registry.timeout_s)
+            self._client = new_client(registry.url, registry.user_info, registry.timeout_s, registry.tls)
         return self._client
 
     def close(self) -> None:

@@ -538,6 +538,36 @@ SPECS: tuple[Spec, ...] = (
         secret=True,
     ),
     Spec(
+        "schema_registry_ssl_ca_location",
+        "SCHEMA_REGISTRY_SSL_CA_LOCATION",
+        readable_file,
+        None,
+        "https:// SCHEMA_REGISTRY_URL: PEM file of the CA certificate(s) that sign the registry's certificate. "
+        "Default: the system's trust store.",
+    ),
+    Spec(
+        "schema_registry_ssl_certificate_location",
+        "SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION",
+        readable_file,
+        None,
+        "https:// SCHEMA_REGISTRY_URL: PEM file of this client's certificate (a registry requiring mutual TLS).",
+    ),
+    Spec(
+        "schema_registry_ssl_key_location",
+        "SCHEMA_REGISTRY_SSL_KEY_LOCATION",
+        readable_file,
+        None,
+        "https:// SCHEMA_REGISTRY_URL: PEM file of this client's private key (with the certificate above).",
+    ),
+    Spec(
+        "schema_registry_ssl_key_password",
+        "SCHEMA_REGISTRY_SSL_KEY_PASSWORD",
+        Secret,
+        None,
+        "https:// SCHEMA_REGISTRY_URL: the password of an encrypted client key (a secret: never shown).",
+        secret=True,
+    ),
+    Spec(
         "metrics_port",
         "METRICS_PORT",
         _int_in(1, 65535),
@@ -618,6 +648,10 @@ class Settings:
     schema_registry_url: str | None = None
     schema_registry_format: str = "json"
     schema_registry_basic_auth_user_info: Secret | None = None
+    schema_registry_ssl_ca_location: Path | None = None
+    schema_registry_ssl_certificate_location: Path | None = None
+    schema_registry_ssl_key_location: Path | None = None
+    schema_registry_ssl_key_password: Secret | None = None
     config_file: Path | None = None
     log_format: str = "text"
     weights: WeightTable = field(default=DEFAULT_WEIGHTS, repr=False)

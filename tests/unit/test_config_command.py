@@ -11,7 +11,7 @@ import pytest
 
 from foot_traffic.cli import EXAMPLES, build_parser, main
 from foot_traffic.settings import SPECS
-from tests.unit.test_security import KEY_PASSWORD, Pem, pem  # noqa: F401  # pem: the fixture of PEM files
+from tests.unit.conftest import KEY_PASSWORD, Pem
 
 PASSWORDS = {"KAFKA_SASL_PASSWORD": "pw-sasl-31415", "KAFKA_SSL_KEY_PASSWORD": KEY_PASSWORD}
 PROPERTY_SECRET = "pw-oauth-16180"  # noqa: S105  # a test secret, to look for in every output
@@ -96,7 +96,7 @@ def test_secrets_never_show(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    pem: Pem,  # noqa: F811  # the fixture imported above
+    pem: Pem,
     layer: str,
     *,
     as_json: bool,

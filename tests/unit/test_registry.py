@@ -11,10 +11,12 @@ import datetime as dt
 import io
 import json
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import fastavro
@@ -34,6 +36,7 @@ from foot_traffic.schema import EVENT_AVRO_SCHEMA, EVENT_SCHEMA
 from foot_traffic.service import Service, StoreRun
 from foot_traffic.settings import Settings, load_settings
 from foot_traffic.sinks import MemorySink
+from tests.unit.conftest import KEY_PASSWORD, Pem
 from tests.unit.fakes import fake_sink
 
 START = datetime_to_us(dt.datetime(2025, 8, 11, tzinfo=dt.UTC))
@@ -251,6 +254,152 @@ def test_user_info_without_a_colon_is_refused_masked() -> None:
     assert problem == (
         "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO='***': expected user:password (a user name, a colon, then the password)"
     )
+
+
+HTTPS = "https://127.0.0.1:8443/apis/ccompat/v7"
+
+
+def tls_env(pem: Pem, **extra: str) -> dict[str, str]:
+    """An https:// registry with a CA, a client certificate and its encrypted key."""
+    return {
+        "SCHEMA_REGISTRY_URL": HTTPS,
+        "SCHEMA_REGISTRY_SSL_CA_LOCATION": str(pem.ca),
+        "SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION": str(pem.cert),
+        "SCHEMA_REGISTRY_SSL_KEY_LOCATION": str(pem.key),
+        "SCHEMA_REGISTRY_SSL_KEY_PASSWORD": KEY_PASSWORD,
+        **extra,
+    }
+
+
+def test_tls_settings_reach_the_registry_client_and_the_password_is_masked(pem: Pem) -> None:
+    """The four SCHEMA_REGISTRY_SSL_* settings become the client's ssl.* entries; repr shows no password."""
+    settings = load_settings(tls_env(pem))
+    config = registry.client_config(HTTPS, None, 5.0, registry.TLS.of(settings))
+    assert {k: v for k, v in config.items() if k.startswith("ssl.")} == {
+        "ssl.ca.location": str(pem.ca),
+        "ssl.certificate.location": str(pem.cert),
+        "ssl.key.location": str(pem.key),
+        "ssl.key.password": KEY_PASSWORD,
+    }
+    assert KEY_PASSWORD not in repr(settings)
+    assert KEY_PASSWORD not in repr(registry.TLS.of(settings))
+    assert registry.client_config(HTTPS, None, 5.0, registry.TLS()) == {"url": HTTPS, "timeout": 5.0, "max.retries": 0}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"SCHEMA_REGISTRY_URL": ""},
+            [
+                f"SCHEMA_REGISTRY_SSL_{name}: expected SCHEMA_REGISTRY_URL to be set too"
+                for name in ("CA_LOCATION={ca!r}", "CERTIFICATE_LOCATION={cert!r}", "KEY_LOCATION={key!r}")
+            ]
+            + ["SCHEMA_REGISTRY_SSL_KEY_PASSWORD='***': expected SCHEMA_REGISTRY_URL to be set too"],
+        ),
+        (
+            {
+                "SCHEMA_REGISTRY_URL": URL,
+                "SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION": "",
+                "SCHEMA_REGISTRY_SSL_KEY_LOCATION": "",
+            },
+            [
+                f"SCHEMA_REGISTRY_SSL_CA_LOCATION={{ca!r}}: expected an https:// SCHEMA_REGISTRY_URL to use it "
+                f"(it is {URL!r}), or no value",
+                f"SCHEMA_REGISTRY_SSL_KEY_PASSWORD='***': expected an https:// SCHEMA_REGISTRY_URL to use it "
+                f"(it is {URL!r}), or no value",
+            ],
+        ),
+        (
+            {"SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION": ""},
+            [
+                "SCHEMA_REGISTRY_SSL_KEY_LOCATION={key!r}: expected SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION to be "
+                "set too (a client key needs its certificate)",
+                "SCHEMA_REGISTRY_SSL_KEY_PASSWORD='***': expected SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION to be "
+                "set too (it decrypts that key)",
+            ],
+        ),
+    ],
+)
+def test_tls_settings_that_cannot_work_are_refused(pem: Pem, change: dict[str, str], expected: list[str]) -> None:
+    """TLS settings need an https:// URL, and a key (or its password) needs the certificate it goes with."""
+    env = {k: v for k, v in (tls_env(pem) | change).items() if v}
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    files = {"ca": str(pem.ca), "cert": str(pem.cert), "key": str(pem.key)}
+    assert info.value.problems == [line.format(**files) for line in expected]
+
+
+def test_tls_files_python_cannot_load_are_config_errors_naming_the_setting(pem: Pem, tmp_path: Path) -> None:
+    """A CA that is no PEM, a wrong key password, an encrypted key without one: exit-2 problems, no password shown."""
+    not_pem = tmp_path / "ca.txt"
+    not_pem.write_text("not a certificate\n")
+    unloadable = f"SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION={str(pem.cert)!r}: expected a PEM client certificate and"
+    cases = [
+        (
+            tls_env(pem, SCHEMA_REGISTRY_SSL_CA_LOCATION=str(not_pem)),
+            f"SCHEMA_REGISTRY_SSL_CA_LOCATION={str(not_pem)!r}: expected a PEM file of CA certificate(s); SSLError: ",
+        ),
+        (tls_env(pem, SCHEMA_REGISTRY_SSL_KEY_PASSWORD="wrong-" + KEY_PASSWORD), unloadable),
+        ({k: v for k, v in tls_env(pem).items() if k != "SCHEMA_REGISTRY_SSL_KEY_PASSWORD"}, unloadable),
+        (tls_env(pem, SCHEMA_REGISTRY_SSL_KEY_LOCATION=str(pem.ca)), unloadable),
+    ]
+    for env, start in cases:
+        with pytest.raises(ConfigError) as info:
+            load_settings(env)
+        (problem,) = info.value.problems
+        assert problem.startswith(start), problem
+        assert KEY_PASSWORD not in problem
+
+
+UNTRUSTED = "set SCHEMA_REGISTRY_SSL_CA_LOCATION to the CA that signed it"
+REFUSED = "the registry refused this client's certificate"
+
+
+def _wrapped(cause: BaseException) -> Exception:
+    """``cause`` inside another exception, as the HTTP client raises it."""
+    try:
+        try:
+            raise cause
+        except BaseException as inner:
+            raise ConnectionError("[transport] failed") from inner
+    except ConnectionError as outer:
+        return outer
+
+
+@pytest.mark.parametrize(
+    ("cause", "hint"),
+    [
+        (ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), UNTRUSTED),
+        (ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required"), REFUSED),
+        (ssl.SSLError(1, "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca"), REFUSED),
+    ],
+)
+def test_a_tls_handshake_that_will_fail_again_is_final_at_once(cause: BaseException, hint: str) -> None:
+    """No retry for an untrusted server or a refused client certificate: exit 3 with the setting to check."""
+    slept: list[float] = []
+
+    def request() -> int:
+        raise _wrapped(cause)
+
+    with pytest.raises(RegistryUnavailableError) as info:
+        registry.call_registry(request, url=HTTPS, attempts=5, backoff_s=1.0, sleep=slept.append, refusal="cannot")
+    assert slept == []
+    message = str(info.value)
+    assert message.startswith("cannot: ConnectionError: [transport] failed; ")
+    assert hint in message
+
+
+def test_transport_errors_other_than_tls_are_retried() -> None:
+    """A refused connection (a registry still starting) is tried MAX_RETRIES times."""
+    slept: list[float] = []
+
+    def request() -> int:
+        raise _wrapped(ConnectionRefusedError(111, "Connection refused"))
+
+    with pytest.raises(RegistryUnavailableError, match="after 3 attempt"):
+        registry.call_registry(request, url=HTTPS, attempts=3, backoff_s=0.5, sleep=slept.append, refusal="cannot")
+    assert slept == [0.5, 0.5]
 
 
 @pytest.mark.parametrize(("fmt", "module"), [("avro", "fastavro"), ("json", "jsonschema")])

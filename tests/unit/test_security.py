@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,43 +13,15 @@ from foot_traffic import kafka_sink
 from foot_traffic.errors import ConfigError, KafkaRefusedError, KafkaUnavailableError
 from foot_traffic.security import ProducerProperties, Secret, client_config, property_name
 from foot_traffic.settings import SPECS, load_settings
+from tests.unit.conftest import KEY_PASSWORD, Pem
 
 PASSWORD = "pa55-Unit-7f3a9c"  # noqa: S105  # a test secret, to look for in every output
-KEY_PASSWORD = "k3y-Unit-b81d40"  # noqa: S105
 SASL = {
     "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
     "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
     "KAFKA_SASL_USERNAME": "alice",
     "KAFKA_SASL_PASSWORD": PASSWORD,
 }
-
-
-@dataclass(frozen=True)
-class Pem:
-    """A CA certificate, a client certificate it signed, and the client's key encrypted with KEY_PASSWORD."""
-
-    ca: Path
-    cert: Path
-    key: Path
-
-
-@pytest.fixture(scope="module")
-def pem(tmp_path_factory: pytest.TempPathFactory) -> Pem:
-    """Throwaway PEM files made with openssl."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    d = tmp_path_factory.mktemp("pem")
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args, *subject(args)], cwd=d, check=True, capture_output=True)
-
-    def subject(args: tuple[str, ...]) -> list[str]:
-        return ["-subj", "/CN=unit"] if args[0] == "req" else []
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1")
-    openssl("req", "-newkey", "rsa:2048", "-keyout", "client.key", "-passout", f"pass:{KEY_PASSWORD}", "-out", "c.csr")
-    openssl("x509", "-req", "-in", "c.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "1", "-out", "client.pem")
-    return Pem(d / "ca.pem", d / "client.pem", d / "client.key")
 
 
 def problems_of(env: dict[str, str], flags: dict[str, str | None] | None = None) -> list[str]:

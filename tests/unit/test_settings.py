@@ -171,6 +171,8 @@ def test_every_setting_is_validated_and_documented() -> None:
     covered |= {"CONFIG_FILE", "LOG_FORMAT"}
     covered |= {"SCHEMA_REGISTRY_URL", "SCHEMA_REGISTRY_FORMAT"}
     covered |= {"SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO"}  # a secret: masked, see tests/unit/test_registry.py
+    covered |= {"SCHEMA_REGISTRY_SSL_CA_LOCATION", "SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION"}
+    covered |= {"SCHEMA_REGISTRY_SSL_KEY_LOCATION", "SCHEMA_REGISTRY_SSL_KEY_PASSWORD"}  # tests/unit/test_registry.py
     covered |= {"METRICS_PORT", "METRICS_HOST", "HEALTH_UNREACHABLE_SECONDS"}
     assert {s.env for s in SPECS} == covered | free_form
     readme = (ROOT / "README.md").read_text()
