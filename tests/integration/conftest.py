@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from foot_traffic.settings import SPECS
 
 BROKER = os.environ.get("FOOT_TRAFFIC_TEST_BROKER", "127.0.0.1:9092")
 ROOT = Path(__file__).resolve().parents[2]
+REGISTRY = os.environ.get("FOOT_TRAFFIC_TEST_REGISTRY", "http://127.0.0.1:8081/apis/ccompat/v7")
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +31,14 @@ def broker() -> str:
     """The bootstrap address of a running broker; the test fails if none answers."""
     AdminClient({"bootstrap.servers": BROKER}).list_topics(timeout=30)
     return BROKER
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> str:
+    """The URL of the schema registry's Confluent-compatible API (FOOT_TRAFFIC_TEST_REGISTRY); fails if none answers."""
+    with urllib.request.urlopen(f"{REGISTRY}/subjects", timeout=30) as response:  # noqa: S310 - a fixed test URL
+        assert response.status == 200, f"no schema registry answers at {REGISTRY}"
+    return REGISTRY
 
 
 @pytest.fixture

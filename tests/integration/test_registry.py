@@ -8,10 +8,8 @@ a ``SINK=stdout`` run of the same SEED.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -35,19 +33,10 @@ from tests.integration.conftest import (
     wait_for_a_commit,
 )
 
-REGISTRY = os.environ.get("FOOT_TRAFFIC_TEST_REGISTRY", "http://127.0.0.1:8081/apis/ccompat/v7")
 DATA = Path(__file__).resolve().parent / "data"
 DAY = ["--speed", "max", "--start", "2025-08-12", "--until", "2025-08-13"]
 
 Start = Callable[..., ProducerProcess]
-
-
-@pytest.fixture(scope="session")
-def schema_registry() -> str:
-    """The URL of a running schema registry's Confluent-compatible API; the test fails if none answers."""
-    with urllib.request.urlopen(f"{REGISTRY}/subjects", timeout=30) as response:  # noqa: S310 - a fixed test URL
-        assert response.status == 200, f"no schema registry answers at {REGISTRY}"
-    return REGISTRY
 
 
 def plain_run(env: dict[str, str]) -> list[bytes]:

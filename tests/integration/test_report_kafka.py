@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,17 +109,6 @@ def test_unreachable_kafka_exits_3(tmp_path: Path) -> None:
     assert done.returncode == 3, done.stderr
     assert f"cannot reach Kafka at {address} after 1 attempt(s)" in done.stderr
     assert datetime_to_us(dt.datetime.now(dt.UTC)) - started < 30_000_000
-
-
-REGISTRY = os.environ.get("FOOT_TRAFFIC_TEST_REGISTRY", "http://127.0.0.1:8081/apis/ccompat/v7")
-
-
-@pytest.fixture(scope="session")
-def schema_registry() -> str:
-    """The URL of a running schema registry's Confluent-compatible API; the test fails if none answers."""
-    with urllib.request.urlopen(f"{REGISTRY}/subjects", timeout=30) as response:  # noqa: S310 - a fixed test URL
-        assert response.status == 200, f"no schema registry answers at {REGISTRY}"
-    return REGISTRY
 
 
 def summary_without(folder: Path, topic: str) -> str:

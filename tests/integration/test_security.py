@@ -27,13 +27,12 @@ from confluent_kafka.admin import AdminClient
 from foot_traffic.security import client_config
 from foot_traffic.settings import load_settings
 from tests.integration.conftest import ROOT, base_env, free_port
+from tests.integration.pki import KEY_PASSWORD, STORE_PASSWORD, make_pki
 
 pytestmark = pytest.mark.kafka
 
 PASSWORD = "alice-S3cret-4b1d9e"  # noqa: S105  # distinctive, so that any leak is found
-KEY_PASSWORD = "client-K3y-7c20fa"  # noqa: S105
 WRONG_PASSWORD = "wr0ng-Pa55-e61b3c"  # noqa: S105
-STORE_PASSWORD = "broker-store-pass"  # noqa: S105
 SECRETS = (PASSWORD, KEY_PASSWORD, WRONG_PASSWORD)
 RUN = ["--speed", "max", "--start", "2025-08-12", "--until", "2025-08-12T01:00:00", "--daily-customers", "100000"]
 RUN += ["--seed", "secured"]
@@ -54,35 +53,6 @@ class SecureBroker:
     client_key: Path
     rogue_cert: Path
     rogue_key: Path
-
-
-def _make_pki(d: Path) -> None:
-    """A CA, a broker certificate for 127.0.0.1/localhost in a PKCS12 keystore, client certificates, another CA."""
-
-    def openssl(*args: str) -> None:
-        done = subprocess.run(["openssl", *args], cwd=d, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            pytest.fail(f"openssl {' '.join(args)} failed:\n{done.stderr}")
-
-    def signed(name: str, ca: str, *key_args: str, ext: tuple[str, ...] = ()) -> None:
-        openssl(
-            "req", "-newkey", "rsa:2048", *key_args, "-keyout", f"{name}.key", "-out", f"{name}.csr", *subject(name)
-        )
-        sign = ["-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial", "-days", "2"]
-        openssl("x509", "-req", "-in", f"{name}.csr", *sign, "-out", f"{name}.pem", *ext)
-
-    def subject(name: str) -> tuple[str, str]:
-        return ("-subj", f"/CN={name}")
-
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for ca in ("ca", "other"):
-        self_signed = ["-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", *subject(f"{ca} test CA")]
-        openssl("req", *self_signed, "-keyout", f"{ca}.key", "-out", f"{ca}.pem")
-    signed("broker", "ca", "-nodes", ext=("-extfile", "san.ext"))
-    keystore = ["-in", "broker.pem", "-inkey", "broker.key", "-certfile", "ca.pem", "-name", "broker"]
-    openssl("pkcs12", "-export", *keystore, "-out", "broker.p12", "-passout", f"pass:{STORE_PASSWORD}")
-    signed("client", "ca", "-passout", f"pass:{KEY_PASSWORD}")
-    signed("rogue", "other", "-nodes")
 
 
 def _broker_properties(d: Path, ports: dict[str, int]) -> str:
@@ -114,7 +84,7 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBr
     if shutil.which("openssl") is None:
         pytest.fail("openssl is needed to make the test certificates")
     d = tmp_path_factory.mktemp("secure-kafka")
-    _make_pki(d)
+    make_pki(d)
     ports = {name: free_port() for name in ("PLAINTEXT", "CONTROLLER", "SASL_SSL", "SSL")}
     (d / "extra.properties").write_text(_broker_properties(d, ports))
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
