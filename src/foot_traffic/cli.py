@@ -2,7 +2,8 @@
 
 Exit status: 0 success; 1 some events were not delivered; 2 invalid input
 (nothing started, nothing sent); 3 Kafka unreachable or topic unusable;
-130 aborted by a second interrupt.
+130 aborted by a second interrupt, or interrupted (SIGINT) before the run's
+loop started or while ``report`` or ``plan`` worked.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ from foot_traffic.settings import SPECS, Settings, load_settings
 from foot_traffic.sinks import MemorySink, Sink, StdoutSink
 
 log = logging.getLogger("foot_traffic")
+
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, as shells report a command interrupted by Ctrl-C."""
 
 EXAMPLES = {
     "run": (
@@ -185,6 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "completion":
         sys.stdout.write(completion_script(args.shell, build_parser()))
         return 0
+    return _configured(args)
+
+
+def _configured(args: argparse.Namespace) -> int:
+    """Run a command that reads the settings: config, plan, report or run."""
     flags = {spec.name: getattr(args, spec.name) for spec in SPECS}
     try:
         if args.command == "config":
@@ -201,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FootTrafficError as exc:
         log.error("%s", exc)
         return exc.exit_status
+    except KeyboardInterrupt:  # Ctrl-C outside a run's loop (which stops gracefully): connecting, a report, a plan
+        log.error("Interrupted by SIGINT before %s finished", args.command)
+        return EXIT_INTERRUPTED
 
 
 def _command(settings: Settings, args: argparse.Namespace) -> int:
@@ -445,7 +457,7 @@ def _produce(
     except KeyboardInterrupt:
         log.error("Aborted by a second interrupt; unconfirmed events were not waited for")
         _summary(service, sink)
-        return 130
+        return EXIT_INTERRUPTED
     _summary(service, sink)
     sent = service.counters.emitted + service.counters.sensor_emitted
     ok = error is None and sink.failed == 0 and sink.delivered == sent

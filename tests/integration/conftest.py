@@ -74,11 +74,13 @@ def run_foot_traffic(*args: str, env: Mapping[str, str], cwd: Path = ROOT) -> su
 
 
 class ProducerProcess:
-    """``foot-traffic run`` as a subprocess whose standard error (and output) is collected line by line."""
+    """``foot-traffic run`` (or another ``command``) as a subprocess whose standard error (and output) is collected."""
 
-    def __init__(self, args: list[str], env: dict[str, str], *, capture_stdout: bool = False) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], *, capture_stdout: bool = False, command: str = "run"
+    ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "foot_traffic", "run", *args],
+            [sys.executable, "-m", "foot_traffic", command, *args],
             env=env,
             stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -158,8 +160,10 @@ def producer_process() -> Iterator[Callable[..., ProducerProcess]]:
     """Start producer subprocesses; any left running at the end of the test is killed."""
     started: list[ProducerProcess] = []
 
-    def start(args: list[str], env: dict[str, str], *, capture_stdout: bool = False) -> ProducerProcess:
-        process = ProducerProcess(args, env, capture_stdout=capture_stdout)
+    def start(
+        args: list[str], env: dict[str, str], *, capture_stdout: bool = False, command: str = "run"
+    ) -> ProducerProcess:
+        process = ProducerProcess(args, env, capture_stdout=capture_stdout, command=command)
         started.append(process)
         return process
 

@@ -145,3 +145,22 @@ def test_bad_input_sends_nothing(broker: str, topic: str, producer_process: Star
         "foot-traffic: error: DISABLE_DAILY_VARIATION='perhaps': expected one of 1/0, true/false, yes/no, on/off"
     ]
     assert not topic_exists(broker, topic)
+
+
+@pytest.mark.parametrize("command", ["run", "report"])
+def test_ctrl_c_while_waiting_for_kafka_exits_130_in_one_line(producer_process: Start, command: str) -> None:
+    """SIGINT before a run's loop starts (or during a report) ends the command at once: 130, no traceback."""
+    env = base_env(
+        KAFKA_BROKER=f"127.0.0.1:{free_port()}",
+        MAX_RETRIES="5",
+        RETRY_BACKOFF_SECONDS="60",
+        KAFKA_CONNECT_TIMEOUT_SECONDS="2",
+    )
+    args = ["--start", "2025-08-12", "--until", "2025-08-13"] if command == "report" else []
+    process = producer_process(args, env, command=command)
+    process.wait_for(lambda: bool(process.lines_with("not reachable (attempt 1 of 5)")), 60, "the first retry")
+    began = time.monotonic()
+    assert process.stop(signal.SIGINT, timeout=20) == 130
+    assert time.monotonic() - began < 10, "the 60 s backoff is not waited out"
+    assert process.stderr[-1].endswith(f"ERROR foot_traffic: Interrupted by SIGINT before {command} finished")
+    assert not process.lines_with("Traceback")
