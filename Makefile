@@ -14,7 +14,7 @@ REGISTRY := bash scripts/registry.sh
 LOCAL_REGISTRY := http://127.0.0.1:8081/apis/ccompat/v7
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test unit integration lint format typecheck bench kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down registry-fetch registry-up registry-down clean
+.PHONY: help setup run test unit integration lint format typecheck bench bench-registry kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down registry-fetch registry-up registry-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -78,6 +78,11 @@ test: setup registry-fetch lint typecheck ## the whole suite against a local bro
 bench: setup ## benchmarks against the local broker; writes docs/benchmarks.md
 	$(KAFKA) up
 	$(BIN)/python bench/run.py; rc=$$?; $(KAFKA) down; exit $$rc
+
+bench-registry: setup registry-fetch ## registry framing (JSON Schema, Avro) against plain JSON, same run
+	$(KAFKA) up
+	$(REGISTRY) up || { rc=$$?; $(KAFKA) down; exit $$rc; }
+	$(BIN)/python bench/registry.py; rc=$$?; $(REGISTRY) down; $(KAFKA) down; exit $$rc
 
 clean: ## remove the virtual environment, caches and Kafka state
 	-$(KAFKA) down
