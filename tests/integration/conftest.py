@@ -61,7 +61,9 @@ def base_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def run_foot_traffic(*args: str, env: Mapping[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def run_foot_traffic(
+    *args: str, env: Mapping[str, str], cwd: Path = ROOT, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``foot-traffic ARGS`` to its end, its output captured as text; the caller checks the exit status."""
     return subprocess.run(
         [sys.executable, "-m", "foot_traffic", *args],
@@ -69,6 +71,7 @@ def run_foot_traffic(*args: str, env: Mapping[str, str], cwd: Path = ROOT) -> su
         capture_output=True,
         text=True,
         cwd=cwd,
+        timeout=timeout,
         check=False,
     )
 

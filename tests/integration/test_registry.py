@@ -124,7 +124,8 @@ def test_same_seed_and_schema_id_give_the_same_bytes(broker: str, schema_registr
             SCHEMA_REGISTRY_URL=schema_registry,
             SCHEMA_REGISTRY_FORMAT=fmt,
         )
-        subprocess.run([sys.executable, "-m", "foot_traffic", "run", *DAY], env=env, check=True, cwd=ROOT)
+        done = run_foot_traffic("run", *DAY, env=env)
+        assert done.returncode == 0, done.stderr
     ids = {latest_schema(schema_registry, name)[0] for name in topics}
     assert len(ids) == 1
     first, second = ([r.value for r in consume_all(broker, name)] for name in topics)

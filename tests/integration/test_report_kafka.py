@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from confluent_kafka import Producer
 
 from foot_traffic.event import Event
 from foot_traffic.grid import DEFAULT_GRID, datetime_to_us
-from tests.integration.conftest import ROOT, ProducerProcess, base_env, consume_all, free_port
+from tests.integration.conftest import ProducerProcess, base_env, consume_all, free_port, run_foot_traffic
 
 Start = Callable[..., ProducerProcess]
 RANGE = ["--start", "2025-08-11", "--until", "2025-08-18"]
@@ -24,15 +23,7 @@ VOLUME = {"SEED": "report", "BASE_DAILY_CUSTOMERS": "2000", "LOG_LEVEL": "WARNIN
 
 def report(env: dict[str, str], output: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``foot-traffic report`` to completion."""
-    return subprocess.run(
-        [sys.executable, "-m", "foot_traffic", "report", "--output", str(output), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=180,
-        check=False,
-    )
+    return run_foot_traffic("report", "--output", str(output), *args, env=env, timeout=180)
 
 
 def backfill(producer_process: Start, env: dict[str, str], *extra: str) -> None:
