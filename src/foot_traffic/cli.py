@@ -421,12 +421,18 @@ def _run_with(settings: Settings, recorder: metrics.Recorder) -> int:
         resume=output.resume,
         metrics=recorder,
     )
-    with stopping.stop_on_signals(stop):
-        return _produce(settings, service, progress=progress, recorder=recorder, clock=clock)
+    with stopping.stop_on_signals(stop) as signals:
+        return _produce(settings, service, progress=progress, recorder=recorder, clock=clock, signals=signals)
 
 
 def _produce(
-    settings: Settings, service: Service, *, progress: Progress | None, recorder: metrics.Recorder, clock: Clock
+    settings: Settings,
+    service: Service,
+    *,
+    progress: Progress | None,
+    recorder: metrics.Recorder,
+    clock: Clock,
+    signals: stopping.Signals,
 ) -> int:
     """Run the service, flush and close its sink, log the summary; return the exit status."""
     sink = service.sink
@@ -447,6 +453,8 @@ def _produce(
             if progress is not None:
                 progress.close()
         pending = sink.flush(settings.flush_timeout_seconds)
+        if signals.aborting:  # the interrupt may have been swallowed inside the Kafka client's callbacks
+            raise KeyboardInterrupt
         if pending:
             log.error(
                 "%d event(s) still unconfirmed after %.1f s; counted as failed",
@@ -454,7 +462,10 @@ def _produce(
                 settings.flush_timeout_seconds,
             )
         sink.close()
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not stopping.is_abort(exc):
+            raise
+        signals.taken()
         log.error("Aborted by a second interrupt; unconfirmed events were not waited for")
         _summary(service, sink)
         return EXIT_INTERRUPTED

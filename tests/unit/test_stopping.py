@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from foot_traffic.stopping import stop_on_signals
+from foot_traffic.stopping import is_abort, stop_on_signals
 
 HOLDING_THE_EVENTS_LOCK = textwrap.dedent(
     """
     import os, signal, sys, threading
-    from foot_traffic.stopping import stop_on_signals
+    from foot_traffic.stopping import is_abort, stop_on_signals
 
     stop = threading.Event()
     with stop_on_signals(stop):
@@ -43,6 +43,46 @@ def test_a_signal_while_the_main_thread_holds_the_stop_events_lock_still_stops(n
         check=False,
     )
     assert (done.returncode, done.stdout) == (0, "stopped\n"), done.stderr
+
+
+TWO_SIGNALS_WHILE_THE_MAIN_THREAD_IS_IN_C = textwrap.dedent(
+    """
+    import os, signal, threading, time
+    from foot_traffic.stopping import is_abort, stop_on_signals
+
+    stop = threading.Event()
+    try:
+        with stop_on_signals(stop):
+            # The main thread blocks the signals, so another thread takes them and the main thread, stuck in
+            # a C call, runs its Python handler only afterwards: once for both signals, as in a long flush.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            def send():
+                time.sleep(0.3)  # the main thread is blocked by then
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.3)  # two signals, not one: a pending signal sent again is merged
+                os.kill(os.getpid(), signal.SIGTERM)
+            threading.Thread(target=send).start()
+            held = threading.Lock()
+            held.acquire()
+            held.acquire(timeout=2)
+            stop.wait(5)
+            print("not aborted", flush=True)
+    except KeyboardInterrupt:
+        print("aborted" if stop.is_set() else "aborted without stopping", flush=True)
+    """
+)
+
+
+def test_two_signals_before_the_main_thread_runs_python_still_abort() -> None:
+    """The second signal counts even when the main thread's handler runs once for both."""
+    done = subprocess.run(
+        [sys.executable, "-c", TWO_SIGNALS_WHILE_THE_MAIN_THREAD_IS_IN_C],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "aborted\n"), done.stderr
 
 
 def test_first_signal_sets_the_stop_and_logs_it_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -82,3 +122,20 @@ def test_handlers_and_wakeup_descriptor_are_restored_and_the_watcher_ends() -> N
     assert {s: signal.getsignal(s) for s in before} == before
     assert not any(t.name == "foot-traffic-signals" for t in threading.enumerate())
     assert signal.set_wakeup_fd(-1) == -1, "no wakeup descriptor left installed"
+
+
+def _wrap_an_interrupt() -> None:
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as interrupt:
+        raise SystemError("returned a result with an exception set") from interrupt
+
+
+def test_an_interrupt_wrapped_by_a_c_library_is_still_the_abort() -> None:
+    """A SystemError caused by the KeyboardInterrupt (as the Kafka client raises it) counts; other errors do not."""
+    with pytest.raises(SystemError) as info:
+        _wrap_an_interrupt()
+    assert is_abort(info.value)
+    assert is_abort(KeyboardInterrupt())
+    assert not is_abort(SystemError("other"))
+    assert not is_abort(ValueError("bad"))
