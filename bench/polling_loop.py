@@ -10,12 +10,12 @@ import os
 import sys
 import time
 
-from foot_traffic import randomness
-from foot_traffic.clock import RealClock
-from foot_traffic.grid import local_date
-from foot_traffic.plan import plan_day
-from foot_traffic.service import day_events
-from foot_traffic.settings import load_settings
+from foot_traffic.config.settings import load_settings
+from foot_traffic.model import randomness
+from foot_traffic.model.grid import local_date
+from foot_traffic.model.plan import plan_day
+from foot_traffic.run.clock import RealClock
+from foot_traffic.run.service import day_events
 
 
 def main() -> None:

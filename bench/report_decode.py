@@ -27,16 +27,16 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from foot_traffic.clock import ManualClock
-from foot_traffic.kafka_sink import KafkaSink, ValueSerializer, connect
-from foot_traffic.randomness import root_entropy
-from foot_traffic.registry import EventSerializer
-from foot_traffic.registry import connect as connect_registry
-from foot_traffic.report_framing import FramedValues, RegistrySource
-from foot_traffic.report_input import KAFKA_BATCH, Events, KafkaSource, kafka_chunk, kafka_chunks, read_events
-from foot_traffic.service import Service
-from foot_traffic.settings import load_settings
-from foot_traffic.sinks import MemorySink
+from foot_traffic.config.settings import load_settings
+from foot_traffic.kafka.registry import EventSerializer
+from foot_traffic.kafka.registry import connect as connect_registry
+from foot_traffic.kafka.sink import KafkaSink, ValueSerializer, connect
+from foot_traffic.model.randomness import root_entropy
+from foot_traffic.report.framing import FramedValues, RegistrySource
+from foot_traffic.report.inputs import KAFKA_BATCH, Events, KafkaSource, kafka_chunk, kafka_chunks, read_events
+from foot_traffic.run.clock import ManualClock
+from foot_traffic.run.service import Service
+from foot_traffic.run.sinks import MemorySink
 
 BROKER = os.environ.get("FOOT_TRAFFIC_BENCH_BROKER", "127.0.0.1:9092")
 REGISTRY = os.environ.get("FOOT_TRAFFIC_BENCH_REGISTRY", "http://127.0.0.1:8081/apis/ccompat/v7")

@@ -1,5 +1,5 @@
 """Allow ``python -m foot_traffic``."""
 
-from foot_traffic.cli import main
+from foot_traffic.cli.commands import main
 
 raise SystemExit(main())

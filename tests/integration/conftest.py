@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from foot_traffic.settings import SPECS
+from foot_traffic.config.settings import SPECS
 
 BROKER = os.environ.get("FOOT_TRAFFIC_TEST_BROKER", "127.0.0.1:9092")
 ROOT = Path(__file__).resolve().parents[2]

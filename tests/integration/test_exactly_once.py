@@ -11,12 +11,12 @@ from collections.abc import Callable
 
 import pytest
 
-from foot_traffic.exactly_once import RunRecord, state_topic
-from foot_traffic.grid import local_date
-from foot_traffic.plan import plan_day
-from foot_traffic.randomness import root_entropy
-from foot_traffic.service import day_events
-from foot_traffic.settings import load_settings
+from foot_traffic.config.settings import load_settings
+from foot_traffic.kafka.transactions import RunRecord, state_topic
+from foot_traffic.model.grid import local_date
+from foot_traffic.model.plan import plan_day
+from foot_traffic.model.randomness import root_entropy
+from foot_traffic.run.service import day_events
 from tests.integration.conftest import ROOT, ProducerProcess, base_env, consume_committed, wait_for_a_commit
 
 Start = Callable[..., ProducerProcess]

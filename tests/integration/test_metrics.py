@@ -18,7 +18,7 @@ from typing import TypeVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from foot_traffic.grid import US_PER_SECOND, datetime_to_us
+from foot_traffic.model.grid import US_PER_SECOND, datetime_to_us
 from tests.integration.conftest import ProducerProcess, base_env, consume_all, free_port, run_foot_traffic
 from tests.integration.test_run_kafka import summary
 

@@ -23,7 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 VERSION = PROJECT["version"]
-MODULES = sorted(p.name for p in (ROOT / "src" / "foot_traffic").glob("*.py"))
+PACKAGE = ROOT / "src" / "foot_traffic"
+MODULES = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py"))
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +81,7 @@ def test_the_wheel_holds_the_package_entry_point_and_metadata(release: Release) 
     assert {f"foot_traffic/{module}" for module in MODULES} <= names
     assert "foot_traffic/py.typed" in names
     assert f"{info}/licenses/LICENSE" in names
-    assert "foot-traffic = foot_traffic.cli:main" in entry_points
+    assert "foot-traffic = foot_traffic.cli.commands:main" in entry_points
     assert metadata["Name"] == "foot-traffic"
     assert metadata["Version"] == VERSION
     assert metadata["License-Expression"] == "Apache-2.0"

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from confluent_kafka import Producer
 
-from foot_traffic.event import Event
-from foot_traffic.grid import DEFAULT_GRID, datetime_to_us
+from foot_traffic.events.event import Event
+from foot_traffic.model.grid import DEFAULT_GRID, datetime_to_us
 from tests.integration.conftest import ProducerProcess, base_env, consume_all, free_port, run_foot_traffic
 
 Start = Callable[..., ProducerProcess]

@@ -13,8 +13,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from jsonschema import Draft202012Validator
 
-from foot_traffic.grid import DEFAULT_GRID, WEEKDAYS
-from foot_traffic.schema import EVENT_SCHEMA
+from foot_traffic.events.schema import EVENT_SCHEMA
+from foot_traffic.model.grid import DEFAULT_GRID, WEEKDAYS
 from tests.integration.conftest import ProducerProcess, base_env, consume_all, free_port, topic_exists
 
 FIELDS = ["event_type", "customer_id", "entry_time", "exit_time", "trip_duration_minutes", "weekday", "time_slot"]

@@ -19,13 +19,12 @@ from typing import Any
 
 import pytest
 
-from foot_traffic import randomness
-from foot_traffic.cli import store_runs
-from foot_traffic.event import Event
-from foot_traffic.grid import UTC, datetime_to_us, local_date
-from foot_traffic.plan import plan_day
-from foot_traffic.service import day_events
-from foot_traffic.settings import Settings, load_settings
+from foot_traffic.config.settings import Settings, load_settings
+from foot_traffic.events.event import Event
+from foot_traffic.model import randomness
+from foot_traffic.model.grid import UTC, datetime_to_us, local_date
+from foot_traffic.model.plan import plan_day
+from foot_traffic.run.service import day_events
 from tests.integration.conftest import ROOT, ProducerProcess, Record, base_env, consume_all
 from tests.integration.test_run_kafka import FIELDS, assert_event_shape, emitted_ids, summary
 
@@ -245,7 +244,7 @@ def test_several_stores_carry_store_id_and_follow_each_stores_plan(
     assert {p["store_id"] for p in plan_lines} == {"milan-01", "leeds-02"}
     settings = load_settings(env)
     root = randomness.root_entropy(settings.seed)
-    models = {run.store_id: run.model for run in store_runs(settings)}
+    models = {run.store_id: run.model for run in settings.store_models()}
     expected: dict[Key, int] = {}
     for p in plan_lines:
         for slot in p["slots"]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from foot_traffic.settings import SPECS
+from foot_traffic.config.settings import SPECS
 
 ROOT = Path(__file__).resolve().parents[2]
 DAYS = 30

@@ -8,7 +8,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from foot_traffic.kafka_sink import KafkaSink
+from foot_traffic.kafka.sink import KafkaSink
 
 
 class FakeMessage:

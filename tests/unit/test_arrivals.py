@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foot_traffic import arrivals, randomness
-from foot_traffic.arrivals import chunk_edges, day_batches, sample_durations, sample_ids
-from foot_traffic.grid import datetime_to_us
-from foot_traffic.plan import Model, plan_day
+from foot_traffic.model import arrivals, randomness
+from foot_traffic.model.arrivals import chunk_edges, day_batches, sample_durations, sample_ids
+from foot_traffic.model.grid import datetime_to_us
+from foot_traffic.model.plan import Model, plan_day
 
 DATE = dt.date(2025, 8, 12)
 

@@ -32,11 +32,11 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from foot_traffic.cli import main
-from foot_traffic.clock import AcceleratedClock
+from foot_traffic.cli.commands import main
+from foot_traffic.config.settings import SPECS, SPECS_BY_NAME, Settings, Spec, load_settings
 from foot_traffic.errors import ConfigError
-from foot_traffic.grid import US_PER_DAY, WEEKDAYS
-from foot_traffic.settings import SPECS, SPECS_BY_NAME, Settings, Spec, load_settings
+from foot_traffic.model.grid import US_PER_DAY, WEEKDAYS
+from foot_traffic.run.clock import AcceleratedClock
 
 SCALE = int(os.environ.get("FOOT_TRAFFIC_BAD_INPUT_SCALE", "1"))
 """Multiplies every example count below: FOOT_TRAFFIC_BAD_INPUT_SCALE=20 makes a deep search."""

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foot_traffic.calendar import (
+from foot_traffic.model.calendar import (
     CLOSED,
     CLOSED_DAY,
     EMPTY_CALENDAR,
@@ -23,7 +23,7 @@ from foot_traffic.calendar import (
     WeekdayHours,
     load_calendar_file,
 )
-from foot_traffic.grid import WEEKDAYS
+from foot_traffic.model.grid import WEEKDAYS
 
 # Dates of known weekdays, for reading rules: 2025-12-22 is a Monday.
 MON, TUE, SAT, SUN = dt.date(2025, 12, 22), dt.date(2025, 12, 23), dt.date(2025, 12, 27), dt.date(2025, 12, 28)

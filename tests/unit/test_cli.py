@@ -10,13 +10,13 @@ from collections import Counter
 
 import pytest
 
-from foot_traffic.cli import main
-from foot_traffic.clock import ManualClock
-from foot_traffic.grid import datetime_to_us
-from foot_traffic.randomness import root_entropy
-from foot_traffic.service import Service
-from foot_traffic.settings import SPECS, load_settings
-from foot_traffic.sinks import MemorySink
+from foot_traffic.cli.commands import main
+from foot_traffic.config.settings import SPECS, load_settings
+from foot_traffic.model.grid import datetime_to_us
+from foot_traffic.model.randomness import root_entropy
+from foot_traffic.run.clock import ManualClock
+from foot_traffic.run.service import Service
+from foot_traffic.run.sinks import MemorySink
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from foot_traffic.clock import AcceleratedClock, CatchUpClock, ManualClock, RealClock
+from foot_traffic.run.clock import AcceleratedClock, CatchUpClock, ManualClock, RealClock
 
 
 class StubReal:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from foot_traffic.cli import build_parser
-from foot_traffic.completion import SHELLS, describe, script
-from foot_traffic.settings import SPECS
+from foot_traffic.cli.commands import build_parser
+from foot_traffic.cli.completion import SHELLS, describe, script
+from foot_traffic.config.settings import SPECS
 
 CLI = [sys.executable, "-m", "foot_traffic"]
 

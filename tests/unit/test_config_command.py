@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from foot_traffic.cli import EXAMPLES, build_parser, main
-from foot_traffic.settings import SPECS
+from foot_traffic.cli.commands import EXAMPLES, build_parser, main
+from foot_traffic.config.settings import SPECS
 from tests.unit.conftest import KEY_PASSWORD, Pem
 
 PASSWORDS = {"KAFKA_SASL_PASSWORD": "pw-sasl-31415", "KAFKA_SSL_KEY_PASSWORD": KEY_PASSWORD}

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from foot_traffic.deadletter import DEFAULT_DEAD_LETTER_FILE, DeadLetterFile, dead_letter_line
+from foot_traffic.config.settings import load_settings
 from foot_traffic.errors import DeliveryError
-from foot_traffic.kafka_sink import KafkaSink
-from foot_traffic.settings import load_settings
+from foot_traffic.kafka.deadletter import DEFAULT_DEAD_LETTER_FILE, DeadLetterFile, dead_letter_line
+from foot_traffic.kafka.sink import KafkaSink
 from tests.unit.fakes import FakeProducer, fake_sink
 
 EVENT = '{"event_type":"foot_traffic","customer_id":"c-1","time_slot":"17:00–19:59"}'.encode()

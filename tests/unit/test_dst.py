@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from scipy import stats
 
-from foot_traffic.clock import ManualClock
-from foot_traffic.grid import DEFAULT_GRID, WEEKDAYS, datetime_to_us
-from foot_traffic.plan import DayPlan, plan_day
-from foot_traffic.randomness import root_entropy
-from foot_traffic.service import Service
-from foot_traffic.settings import load_settings
-from foot_traffic.sinks import MemorySink
+from foot_traffic.config.settings import load_settings
+from foot_traffic.model.grid import DEFAULT_GRID, WEEKDAYS, datetime_to_us
+from foot_traffic.model.plan import DayPlan, plan_day
+from foot_traffic.model.randomness import root_entropy
+from foot_traffic.run.clock import ManualClock
+from foot_traffic.run.service import Service
+from foot_traffic.run.sinks import MemorySink
 
 SEED = "dst"
 ROOT = root_entropy(SEED)

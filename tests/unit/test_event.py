@@ -8,10 +8,10 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foot_traffic.arrivals import day_batches
-from foot_traffic.event import Event, batch_events, format_utc
-from foot_traffic.grid import US_PER_MINUTE, datetime_to_us
-from foot_traffic.plan import Model, plan_day
+from foot_traffic.events.event import Event, batch_events, format_utc
+from foot_traffic.model.arrivals import day_batches
+from foot_traffic.model.grid import US_PER_MINUTE, datetime_to_us
+from foot_traffic.model.plan import Model, plan_day
 
 FIELDS = ["event_type", "customer_id", "entry_time", "exit_time", "trip_duration_minutes", "weekday", "time_slot"]
 

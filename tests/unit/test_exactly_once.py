@@ -6,14 +6,14 @@ import datetime as dt
 
 import pytest
 
-from foot_traffic.clock import ManualClock
+from foot_traffic.config.settings import load_settings
 from foot_traffic.errors import ConfigError
-from foot_traffic.exactly_once import RunRecord, fingerprint, plan_settings, state_topic
-from foot_traffic.grid import US_PER_DAY, datetime_to_us
-from foot_traffic.plan import Model, plan_day
-from foot_traffic.service import ResumeAfter, Service, day_events
-from foot_traffic.settings import load_settings
-from foot_traffic.sinks import MemorySink
+from foot_traffic.kafka.transactions import RunRecord, fingerprint, plan_settings, state_topic
+from foot_traffic.model.grid import US_PER_DAY, datetime_to_us
+from foot_traffic.model.plan import Model, plan_day
+from foot_traffic.run.clock import ManualClock
+from foot_traffic.run.service import ResumeAfter, Service, day_events
+from foot_traffic.run.sinks import MemorySink
 
 START = datetime_to_us(dt.datetime(2025, 8, 12, 9, 30, tzinfo=dt.UTC))
 END = datetime_to_us(dt.datetime(2025, 8, 14, tzinfo=dt.UTC))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foot_traffic.grid import DEFAULT_GRID, US_PER_DAY, SlotGrid, datetime_to_us, us_to_datetime
+from foot_traffic.model.grid import DEFAULT_GRID, US_PER_DAY, SlotGrid, datetime_to_us, us_to_datetime
 
 
 def test_labels_match_the_specification() -> None:

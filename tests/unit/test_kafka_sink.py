@@ -10,7 +10,7 @@ import logging
 import pytest
 from confluent_kafka import KafkaError
 
-from foot_traffic.kafka_sink import FailureLog, producer_config
+from foot_traffic.kafka.sink import FailureLog, producer_config
 from tests.unit.fakes import fake_sink
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from foot_traffic import logs
-from foot_traffic.settings import SPECS
+from foot_traffic.cli import logs
+from foot_traffic.config.settings import SPECS
 
 RUN = [
     "run",
@@ -148,3 +148,12 @@ def test_librdkafka_chatter_is_quiet_unless_debug() -> None:
     assert client.level == logging.CRITICAL
     logs.configure("DEBUG", "json")
     assert client.level == logging.DEBUG
+
+
+@pytest.mark.parametrize("name", ["httpx", "matplotlib"])
+def test_configure_quiets_the_libraries_chatter(name: str) -> None:
+    """After configure, a library's INFO lines (HTTP requests, font cache) are dropped and its warnings kept."""
+    library = logging.getLogger(name)
+    library.setLevel(logging.NOTSET)
+    logs.configure("DEBUG")
+    assert (library.isEnabledFor(logging.INFO), library.isEnabledFor(logging.WARNING)) == (False, True)

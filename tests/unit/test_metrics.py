@@ -14,12 +14,9 @@ from confluent_kafka import KafkaError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foot_traffic.arrivals import day_batches
-from foot_traffic.clock import AcceleratedClock, CatchUpClock, ManualClock, RealClock
-from foot_traffic.encoding import encode_batch
-from foot_traffic.event import Event, sensor_event
-from foot_traffic.grid import US_PER_DAY, US_PER_MINUTE, US_PER_SECOND, datetime_to_us
-from foot_traffic.metrics import (
+from foot_traffic.events.encoding import encode_batch
+from foot_traffic.events.event import Event, sensor_event
+from foot_traffic.metrics.prometheus import (
     LATENESS_BUCKETS,
     NO_METRICS,
     Health,
@@ -28,9 +25,12 @@ from foot_traffic.metrics import (
     pace,
     visit_labels,
 )
-from foot_traffic.plan import Model, plan_day
-from foot_traffic.service import Service, StoreRun, day_events
-from foot_traffic.sinks import MemorySink
+from foot_traffic.model.arrivals import day_batches
+from foot_traffic.model.grid import US_PER_DAY, US_PER_MINUTE, US_PER_SECOND, datetime_to_us
+from foot_traffic.model.plan import Model, StoreModel, plan_day
+from foot_traffic.run.clock import AcceleratedClock, CatchUpClock, ManualClock, RealClock
+from foot_traffic.run.service import Service, day_events
+from foot_traffic.run.sinks import MemorySink
 from tests.unit.fakes import fake_sink
 
 ROOT = 7
@@ -74,7 +74,7 @@ def samples(metrics: Metrics, name: str) -> dict[tuple[str, ...], float]:
     }
 
 
-def run(stores: list[StoreRun], clock: ManualClock, metrics: Metrics, **options: Any) -> MemorySink:
+def run(stores: list[StoreModel], clock: ManualClock, metrics: Metrics, **options: Any) -> MemorySink:
     """One simulated day of ``stores`` into a memory sink, reported to ``metrics``."""
     sink = MemorySink()
     metrics.running(clock)
@@ -87,8 +87,8 @@ def run(stores: list[StoreRun], clock: ManualClock, metrics: Metrics, **options:
 def test_planned_and_emitted_are_counted_by_store_and_slot() -> None:
     """Two stores, one day: planned per (store, slot) is each plan's count, emitted matches the events sent."""
     stores = [
-        StoreRun(Model(daily_customers=300, store_key=1), "a"),
-        StoreRun(Model(daily_customers=120, store_key=2), "b"),
+        StoreModel(Model(daily_customers=300, store_key=1), "a"),
+        StoreModel(Model(daily_customers=120, store_key=2), "b"),
     ]
     metrics = Metrics(Health(60))
     sink = run(stores, ManualClock(MIDNIGHT), metrics)
@@ -108,7 +108,7 @@ def test_planned_and_emitted_are_counted_by_store_and_slot() -> None:
 def test_a_single_store_is_labelled_empty_on_every_path(clock: ManualClock) -> None:
     """Without store ids the store label is empty; vectorised batches and events sent one by one count alike."""
     metrics = Metrics(Health(60))
-    sink = run([StoreRun(Model(daily_customers=500))], clock, metrics, poll_s=20.0)
+    sink = run([StoreModel(Model(daily_customers=500))], clock, metrics, poll_s=20.0)
     sent = Counter(json.loads(v)["time_slot"] for _, v in sink.records)
     assert samples(metrics, "foot_traffic_events_emitted_total") == {("", slot): n for slot, n in sent.items()}
     assert sum(sent.values()) == 500
@@ -116,7 +116,7 @@ def test_a_single_store_is_labelled_empty_on_every_path(clock: ManualClock) -> N
 
 def test_metrics_change_nothing_in_what_is_sent() -> None:
     """A run reporting to metrics sends the same bytes as a run without."""
-    stores = [StoreRun(Model(daily_customers=200))]
+    stores = [StoreModel(Model(daily_customers=200))]
     with_metrics = run(stores, ManualClock(MIDNIGHT), Metrics(Health(60)), sensor_topic="sensors")
     without = MemorySink()
     Service(stores, ROOT, without, ManualClock(MIDNIGHT), poll_s=0.5, until_us=END, sensor_topic="sensors").run()
@@ -127,7 +127,7 @@ def test_metrics_change_nothing_in_what_is_sent() -> None:
 def test_sensor_events_are_counted_by_store_and_kind() -> None:
     """Entry and exit sensor events are counted apart, per store."""
     metrics = Metrics(Health(60))
-    sink = run([StoreRun(Model(daily_customers=150))], ManualClock(MIDNIGHT), metrics, sensor_topic="sensors")
+    sink = run([StoreModel(Model(daily_customers=150))], ManualClock(MIDNIGHT), metrics, sensor_topic="sensors")
     kinds = Counter(json.loads(v)["event_type"] for _, v in sink.other["sensors"])
     assert samples(metrics, "foot_traffic_sensor_events_emitted_total") == {
         ("", "entry"): kinds["entry"],

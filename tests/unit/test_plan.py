@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foot_traffic.calendar import calendar_from_mapping
-from foot_traffic.grid import WEEKDAYS, datetime_to_us
-from foot_traffic.plan import Model, largest_remainder, plan_day, variation_factor
-from foot_traffic.weights import DEFAULT_WEIGHTS
+from foot_traffic.model.calendar import calendar_from_mapping
+from foot_traffic.model.grid import WEEKDAYS, datetime_to_us
+from foot_traffic.model.plan import Model, largest_remainder, plan_day, variation_factor
+from foot_traffic.model.weights import DEFAULT_WEIGHTS
 
 TUESDAY = dt.date(2025, 8, 12)
 ROOT = 12345

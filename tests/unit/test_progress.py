@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from foot_traffic.grid import UTC
-from foot_traffic.progress import Progress
+from foot_traffic.model.grid import UTC
+from foot_traffic.run.progress import Progress
 
 HOUR = 3_600_000_000
 

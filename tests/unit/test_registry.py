@@ -24,18 +24,18 @@ import pytest
 from confluent_kafka import KafkaError
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from foot_traffic import registry
-from foot_traffic.cli import main
-from foot_traffic.clock import ManualClock
-from foot_traffic.deadletter import DeadLetterFile
+from foot_traffic.cli.commands import main
+from foot_traffic.config.settings import Settings, load_settings
 from foot_traffic.errors import ConfigError, DeliveryError
-from foot_traffic.grid import datetime_to_us
-from foot_traffic.plan import Model
-from foot_traffic.registry import EventSerializer, RegistryUnavailableError
-from foot_traffic.schema import EVENT_AVRO_SCHEMA, EVENT_SCHEMA
-from foot_traffic.service import Service, StoreRun
-from foot_traffic.settings import Settings, load_settings
-from foot_traffic.sinks import MemorySink
+from foot_traffic.events.schema import EVENT_AVRO_SCHEMA, EVENT_SCHEMA
+from foot_traffic.kafka import registry
+from foot_traffic.kafka.deadletter import DeadLetterFile
+from foot_traffic.kafka.registry import EventSerializer, RegistryUnavailableError
+from foot_traffic.model.grid import datetime_to_us
+from foot_traffic.model.plan import Model, StoreModel
+from foot_traffic.run.clock import ManualClock
+from foot_traffic.run.service import Service
+from foot_traffic.run.sinks import MemorySink
 from tests.unit.conftest import KEY_PASSWORD, Pem
 from tests.unit.fakes import fake_sink
 
@@ -50,7 +50,7 @@ def mock_client() -> Any:
     return SchemaRegistryClient.new_client({"url": "mock://unit"})
 
 
-def produced(stores: list[StoreRun]) -> list[tuple[str, bytes]]:
+def produced(stores: list[StoreModel]) -> list[tuple[str, bytes]]:
     """(key, plain JSON) of a simulated day."""
     sink = MemorySink()
     Service(stores, 11, sink, ManualClock(START), poll_s=0.5, until_us=UNTIL).run()
@@ -58,11 +58,11 @@ def produced(stores: list[StoreRun]) -> list[tuple[str, bytes]]:
     return sink.records
 
 
-ONE_STORE = [StoreRun(Model(daily_customers=300))]
+ONE_STORE = [StoreModel(Model(daily_customers=300))]
 TWO_STORES = [
-    StoreRun(load_settings({"TIMEZONE": "Europe/Rome"}).model(), None),
-    StoreRun(Model(daily_customers=200, store_key=1), "a-1"),
-    StoreRun(Model(daily_customers=100, store_key=2), "b.2"),
+    StoreModel(load_settings({"TIMEZONE": "Europe/Rome"}).model(), None),
+    StoreModel(Model(daily_customers=200, store_key=1), "a-1"),
+    StoreModel(Model(daily_customers=100, store_key=2), "b.2"),
 ]
 
 
@@ -97,7 +97,7 @@ def test_avro_schema_parses() -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "avro"])
 @pytest.mark.parametrize("stores", [ONE_STORE, TWO_STORES], ids=["one-store", "stores-and-zone"])
-def test_round_trip_gives_back_each_event(fmt: str, stores: list[StoreRun]) -> None:
+def test_round_trip_gives_back_each_event(fmt: str, stores: list[StoreModel]) -> None:
     """Every event, framed and deserialised, equals the plain one; plain() restores its exact bytes."""
     serializer = EventSerializer(mock_client(), "events", fmt)
     schema = serializer.register()

@@ -26,19 +26,20 @@ import pytest
 from confluent_kafka import KafkaError
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
-from foot_traffic import report as report_module
-from foot_traffic import report_framing
-from foot_traffic.cli import main, store_runs
-from foot_traffic.clock import ManualClock
-from foot_traffic.event import format_instant
-from foot_traffic.grid import DEFAULT_GRID, US_PER_MINUTE, UTC, WEEKDAYS, datetime_to_us
-from foot_traffic.randomness import root_entropy
-from foot_traffic.registry import EventSerializer, RegistryUnavailableError
-from foot_traffic.report import analyse
-from foot_traffic.report_checks import Check, judge
-from foot_traffic.report_checks import Test as Row
-from foot_traffic.report_framing import FramedValues, RegistrySource
-from foot_traffic.report_input import (
+from foot_traffic.cli.commands import main
+from foot_traffic.config.settings import SPECS, load_settings
+from foot_traffic.events.event import format_instant
+from foot_traffic.events.schema import EVENT_AVRO_SCHEMA
+from foot_traffic.kafka.registry import EventSerializer, RegistryUnavailableError
+from foot_traffic.model.grid import DEFAULT_GRID, US_PER_MINUTE, UTC, WEEKDAYS, datetime_to_us
+from foot_traffic.model.randomness import root_entropy
+from foot_traffic.report import command as report_module
+from foot_traffic.report import framing as report_framing
+from foot_traffic.report.checks import Check, judge
+from foot_traffic.report.checks import Test as Row
+from foot_traffic.report.command import analyse
+from foot_traffic.report.framing import FramedValues, RegistrySource
+from foot_traffic.report.inputs import (
     Chunk,
     Events,
     EventsInputError,
@@ -47,10 +48,9 @@ from foot_traffic.report_input import (
     kafka_chunk,
     read_events,
 )
-from foot_traffic.schema import EVENT_AVRO_SCHEMA
-from foot_traffic.service import Service
-from foot_traffic.settings import SPECS, load_settings
-from foot_traffic.sinks import MemorySink
+from foot_traffic.run.clock import ManualClock
+from foot_traffic.run.service import Service
+from foot_traffic.run.sinks import MemorySink
 
 SEED = "report"
 WEEK = {"START": "2025-08-11", "UNTIL": "2025-08-18"}
@@ -74,7 +74,7 @@ def produce(env: dict[str, str]) -> list[bytes]:
     sink = MemorySink()
     clock = ManualClock(settings.start_us)
     until = settings.until_us
-    Service(store_runs(settings), root_entropy(SEED), sink, clock, poll_s=0.5, until_us=until).run()
+    Service(settings.store_models(), root_entropy(SEED), sink, clock, poll_s=0.5, until_us=until).run()
     return [value for _, value in sink.records]
 
 

@@ -8,14 +8,14 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-from foot_traffic.cli import main
-from foot_traffic.clock import ManualClock
-from foot_traffic.grid import datetime_to_us
-from foot_traffic.plan import Model
-from foot_traffic.schema import EVENT_SCHEMA
-from foot_traffic.service import Service, StoreRun
-from foot_traffic.settings import load_settings
-from foot_traffic.sinks import MemorySink
+from foot_traffic.cli.commands import main
+from foot_traffic.config.settings import load_settings
+from foot_traffic.events.schema import EVENT_SCHEMA
+from foot_traffic.model.grid import datetime_to_us
+from foot_traffic.model.plan import Model, StoreModel
+from foot_traffic.run.clock import ManualClock
+from foot_traffic.run.service import Service
+from foot_traffic.run.sinks import MemorySink
 
 START = datetime_to_us(dt.datetime(2025, 8, 11, tzinfo=dt.UTC))
 UNTIL = datetime_to_us(dt.datetime(2025, 8, 14, tzinfo=dt.UTC))
@@ -33,15 +33,15 @@ def test_schema_command_prints_a_valid_schema(capsys: pytest.CaptureFixture[str]
 @pytest.mark.parametrize(
     "stores",
     [
-        [StoreRun(Model(base_daily_customers=3000))],
-        [StoreRun(load_settings({"TIMEZONE": "Europe/Rome", "ARRIVAL_MODEL": "smooth"}).model())],
+        [StoreModel(Model(base_daily_customers=3000))],
+        [StoreModel(load_settings({"TIMEZONE": "Europe/Rome", "ARRIVAL_MODEL": "smooth"}).model())],
         [
-            StoreRun(Model(daily_customers=500, store_key=1), "a-1"),
-            StoreRun(Model(daily_customers=300, store_key=2), "b.2"),
+            StoreModel(Model(daily_customers=500, store_key=1), "a-1"),
+            StoreModel(Model(daily_customers=300, store_key=2), "b.2"),
         ],
     ],
 )
-def test_every_produced_event_meets_the_schema(stores: list[StoreRun]) -> None:
+def test_every_produced_event_meets_the_schema(stores: list[StoreModel]) -> None:
     """Events of three simulated days, in UTC, in a local zone and with several stores, all validate."""
     sink = MemorySink()
     Service(stores, 5, sink, ManualClock(START), poll_s=0.5, until_us=UNTIL).run()

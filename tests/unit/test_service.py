@@ -10,12 +10,12 @@ from collections import Counter
 
 import pytest
 
-from foot_traffic.clock import ManualClock, RealClock
-from foot_traffic.encoding import EncodedBatch
-from foot_traffic.grid import US_PER_DAY, datetime_to_us
-from foot_traffic.plan import Model, plan_day
-from foot_traffic.service import Service, StoreRun, day_events
-from foot_traffic.sinks import MemorySink
+from foot_traffic.events.encoding import EncodedBatch
+from foot_traffic.model.grid import US_PER_DAY, datetime_to_us
+from foot_traffic.model.plan import Model, StoreModel, plan_day
+from foot_traffic.run.clock import ManualClock, RealClock
+from foot_traffic.run.service import Service, day_events
+from foot_traffic.run.sinks import MemorySink
 
 ROOT = 99
 DATE = dt.date(2025, 8, 12)
@@ -162,8 +162,8 @@ def test_several_stores_merge_in_time_order_with_their_ids(caplog: pytest.LogCap
     """Stores' events are merged by entry time, carry store_id last, and each store logs its plan."""
     caplog.set_level(logging.INFO, logger="foot_traffic")
     stores = [
-        StoreRun(Model(daily_customers=100, store_key=11), "a"),
-        StoreRun(Model(daily_customers=50, store_key=22), "b"),
+        StoreModel(Model(daily_customers=100, store_key=11), "a"),
+        StoreModel(Model(daily_customers=50, store_key=22), "b"),
     ]
     sink = MemorySink()
     Service(stores, ROOT, sink, ManualClock(MIDNIGHT), poll_s=0.5, until_us=MIDNIGHT + US_PER_DAY).run()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from foot_traffic.config.settings import SPECS, Settings, load_settings
 from foot_traffic.errors import ConfigError
-from foot_traffic.settings import SPECS, Settings, load_settings
-from foot_traffic.weights import DEFAULT_WEIGHTS
+from foot_traffic.model.weights import DEFAULT_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[2]
 

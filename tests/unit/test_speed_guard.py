@@ -13,11 +13,11 @@ import datetime as dt
 import json
 import time
 
-from foot_traffic.clock import ManualClock
-from foot_traffic.grid import US_PER_DAY, datetime_to_us
-from foot_traffic.plan import Model
-from foot_traffic.service import Service
-from foot_traffic.sinks import MemorySink
+from foot_traffic.model.grid import US_PER_DAY, datetime_to_us
+from foot_traffic.model.plan import Model
+from foot_traffic.run.clock import ManualClock
+from foot_traffic.run.service import Service
+from foot_traffic.run.sinks import MemorySink
 
 EVENTS = 300_000
 GUARD = 1.8

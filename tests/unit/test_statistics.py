@@ -18,14 +18,14 @@ import numpy.typing as npt
 import pytest
 from scipy import stats
 
-from foot_traffic.arrivals import DURATION_MIXTURE
-from foot_traffic.clock import ManualClock
-from foot_traffic.grid import US_PER_MINUTE, datetime_to_us
-from foot_traffic.plan import DayPlan, Model, plan_day
-from foot_traffic.randomness import root_entropy
-from foot_traffic.service import Service
-from foot_traffic.settings import load_settings
-from foot_traffic.sinks import MemorySink
+from foot_traffic.config.settings import load_settings
+from foot_traffic.model.arrivals import DURATION_MIXTURE
+from foot_traffic.model.grid import US_PER_MINUTE, datetime_to_us
+from foot_traffic.model.plan import DayPlan, Model, plan_day
+from foot_traffic.model.randomness import root_entropy
+from foot_traffic.run.clock import ManualClock
+from foot_traffic.run.service import Service
+from foot_traffic.run.sinks import MemorySink
 
 ROOT = root_entropy("statistics")
 FIRST, END = dt.date(2025, 8, 11), dt.date(2025, 8, 18)

@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from foot_traffic.stopping import is_abort, stop_on_signals
+from foot_traffic.run.stopping import is_abort, stop_on_signals
 
 HOLDING_THE_EVENTS_LOCK = textwrap.dedent(
     """
     import os, signal, sys, threading
-    from foot_traffic.stopping import is_abort, stop_on_signals
+    from foot_traffic.run.stopping import is_abort, stop_on_signals
 
     stop = threading.Event()
     with stop_on_signals(stop):
@@ -48,7 +48,7 @@ def test_a_signal_while_the_main_thread_holds_the_stop_events_lock_still_stops(n
 TWO_SIGNALS_WHILE_THE_MAIN_THREAD_IS_IN_C = textwrap.dedent(
     """
     import os, signal, threading, time
-    from foot_traffic.stopping import is_abort, stop_on_signals
+    from foot_traffic.run.stopping import is_abort, stop_on_signals
 
     stop = threading.Event()
     try:

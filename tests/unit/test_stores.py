@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foot_traffic.grid import WEEKDAYS, SlotGrid
-from foot_traffic.stores import Store, StoresFileError, load_stores_file
-from foot_traffic.weights import DEFAULT_WEIGHTS, WeightTable
+from foot_traffic.model.grid import WEEKDAYS, SlotGrid
+from foot_traffic.model.stores import Store, StoresFileError, load_stores_file
+from foot_traffic.model.weights import DEFAULT_WEIGHTS, WeightTable
 
 CITY_TOML = "[weights]\n" + "\n".join(f"{day} = [16, 17, 20, 17, 13, 10]" for day in WEEKDAYS)
 CITY = WeightTable(DEFAULT_WEIGHTS.grid, ((16.0, 17.0, 20.0, 17.0, 13.0, 10.0),) * 7)

@@ -1,0 +1,71 @@
+"""Logging set-up, done once by the command line; modules only take a named logger.
+
+LOG_FORMAT=text writes ``time LEVEL logger: message`` lines; LOG_FORMAT=json writes
+one JSON object a line, with the same message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+"""What every LogRecord holds: anything else came from a call's ``extra`` and is worth a field."""
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, then any ``extra`` fields and traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON (newlines of a traceback escaped inside its string)."""
+        moment = dt.datetime.fromtimestamp(record.created, dt.UTC).astimezone()
+        entry: dict[str, object] = {
+            "time": moment.isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and key not in entry:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        try:
+            return json.dumps(entry, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+        except (TypeError, ValueError):  # an extra JSON cannot hold (NaN, non-string keys, a cycle): its text
+            plain = {key: value if isinstance(value, str) else str(value) for key, value in entry.items()}
+            return json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+
+
+QUIET_LIBRARIES = ("httpx", "httpx2", "matplotlib")
+"""Loggers of libraries whose INFO lines (one per HTTP request, font-cache notices) are not this program's business."""
+
+
+def fields_wanted() -> bool:
+    """Whether a handler of the root logger writes records' extra fields (the JSON format does, text does not)."""
+    return any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers)
+
+
+def configure(level: str = "INFO", fmt: str = "text") -> None:
+    """Send every log record to standard error at ``level``, as text or JSON; librdkafka's chatter only at DEBUG.
+
+    The one place logging is configured: modules only get a named logger.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("foot_traffic.librdkafka").setLevel(logging.DEBUG if level == "DEBUG" else logging.CRITICAL)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)

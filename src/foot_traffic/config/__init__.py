@@ -1,0 +1,1 @@
+"""Configuration: settings, their files, the configuration file and the effective view."""

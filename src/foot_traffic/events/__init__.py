@@ -1,0 +1,1 @@
+"""Events: the visit event, its byte encoding (one layout for every path) and its schemas."""

@@ -1,0 +1,1 @@
+"""The Kafka adapter: every confluent_kafka import lives here."""

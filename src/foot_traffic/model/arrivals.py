@@ -1,0 +1,127 @@
+"""Sampling of arrivals: entry instants, visit durations and customer ids, slot by slot.
+
+A slot's arrivals are drawn lazily in chunks so memory and start-up time stay
+bounded whatever the daily volume: the slot's interval is cut into equal
+sub-intervals, a multinomial draw decides how many arrivals fall in each
+(exactly the law of uniform points), and each chunk is then sampled and sorted
+on its own stream. The concatenation is the sorted sample of the whole slot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from foot_traffic.model import randomness
+from foot_traffic.model.plan import DayPlan
+
+CHUNK_TARGET = 16_384
+"""Largest expected number of arrivals per chunk."""
+
+DURATION_MIXTURE: tuple[tuple[float, int, int], ...] = ((0.35, 10, 29), (0.39, 30, 44), (0.26, 45, 75))
+"""Visit duration law: (probability, first minute, last minute), each part uniform on whole minutes."""
+
+_CUT_1 = DURATION_MIXTURE[0][0]
+_CUT_2 = DURATION_MIXTURE[0][0] + DURATION_MIXTURE[1][0]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Consecutive arrivals of one slot, sorted by entry instant."""
+
+    slot: int
+    entries_us: npt.NDArray[np.int64]
+    durations_min: npt.NDArray[np.int64]
+    ids: npt.NDArray[np.uint8]
+    """One row of 16 bytes per arrival: a version-4-shaped UUID."""
+
+    def __len__(self) -> int:
+        return int(self.entries_us.shape[0])
+
+    def slice(self, start: int, stop: int) -> Batch:
+        """Arrivals [start, stop) of the batch."""
+        return Batch(self.slot, self.entries_us[start:stop], self.durations_min[start:stop], self.ids[start:stop])
+
+
+def sample_durations(rng: np.random.Generator, n: int) -> npt.NDArray[np.int64]:
+    """Draw ``n`` visit durations in whole minutes from the mixture."""
+    u = rng.random(n)
+    first = np.where(u < _CUT_1, 10, np.where(u < _CUT_2, 30, 45))
+    last = np.where(u < _CUT_1, 29, np.where(u < _CUT_2, 44, 75))
+    return rng.integers(first, last, endpoint=True, dtype=np.int64)
+
+
+def sample_ids(rng: np.random.Generator, n: int) -> npt.NDArray[np.uint8]:
+    """Draw ``n`` random 16-byte ids with the version-4 and RFC 4122 variant bits set."""
+    ids = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    ids[:, 6] = (ids[:, 6] & 0x0F) | 0x40
+    ids[:, 8] = (ids[:, 8] & 0x3F) | 0x80
+    return ids
+
+
+def chunk_edges(low: int, high: int, count: int) -> list[int]:
+    """Cut [low, high) into equal integer sub-intervals holding about CHUNK_TARGET arrivals each."""
+    pieces = max(1, min(-(-count // CHUNK_TARGET), high - low))
+    return [low + (j * (high - low)) // pieces for j in range(pieces + 1)]
+
+
+def sample_instants(
+    rng: np.random.Generator, n: int, low: int, high: int, *, y0: float = 1.0, y1: float = 1.0
+) -> npt.NDArray[np.int64]:
+    """Draw ``n`` sorted instants in [low, high) with density linear from ``y0`` to ``y1``.
+
+    Constant density: uniform on the microseconds. Otherwise the inverse of the
+    quadratic distribution function: t = (√(y0² + u·(y1² − y0²)) − y0) / (y1 − y0).
+    """
+    if y0 == y1:
+        return np.sort(rng.integers(low, high, size=n, dtype=np.int64))
+    u = rng.random(n)
+    t = (np.sqrt(y0 * y0 + u * (y1 * y1 - y0 * y0)) - y0) / (y1 - y0)
+    instants = low + np.floor(t * (high - low)).astype(np.int64)
+    return np.sort(np.clip(instants, low, high - 1))
+
+
+def _split(rng: np.random.Generator, count: int, masses: list[float]) -> list[int]:
+    total = math.fsum(masses)
+    return [int(c) for c in rng.multinomial(count, [m / total for m in masses])]
+
+
+def slot_batches(root: int, plan: DayPlan, slot: int) -> Iterator[Batch]:
+    """Yield one slot's arrivals in entry order, drawn from the slot's pieces."""
+    count = plan.counts[slot]
+    pieces = plan.pieces[slot]
+    if count <= 0 or not pieces:
+        return
+    store, ordinal = plan.store_key, plan.date.toordinal()
+    per_piece = [count]
+    if len(pieces) > 1:
+        splitter = randomness.generator(root, store, randomness.SLOT, ordinal, slot)
+        per_piece = _split(splitter, count, [p.mass for p in pieces])
+    for k, (piece, n) in enumerate(zip(pieces, per_piece, strict=True)):
+        if n == 0:
+            continue
+        edges = chunk_edges(piece.low, piece.high, n)
+        values = [piece.at(e) for e in edges]
+        per_chunk = [n]
+        if len(edges) > 2:
+            splitter = randomness.generator(root, store, randomness.SLOT, ordinal, slot, k + 1)
+            masses = [
+                (b - a) * (va + vb) / 2 for a, b, va, vb in zip(edges, edges[1:], values, values[1:], strict=False)
+            ]
+            per_chunk = _split(splitter, n, masses)
+        for j, m in enumerate(per_chunk):
+            if m == 0:
+                continue
+            rng = randomness.generator(root, store, randomness.CHUNK, ordinal, slot, k, j)
+            entries = sample_instants(rng, m, edges[j], edges[j + 1], y0=values[j], y1=values[j + 1])
+            yield Batch(slot, entries, sample_durations(rng, m), sample_ids(rng, m))
+
+
+def day_batches(root: int, plan: DayPlan) -> Iterator[Batch]:
+    """Yield a day's arrivals in entry order, slot by slot."""
+    for slot in range(len(plan.counts)):
+        yield from slot_batches(root, plan, slot)

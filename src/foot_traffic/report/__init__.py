@@ -1,0 +1,1 @@
+"""foot-traffic report: events read back and checked against the model."""

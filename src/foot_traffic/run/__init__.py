@@ -1,0 +1,1 @@
+"""The run loop: clocks, the sink protocol, the service loop, progress and stop signals."""
