@@ -30,24 +30,20 @@ from foot_traffic.cli.commands import main
 from foot_traffic.config.settings import SPECS, load_settings
 from foot_traffic.events.event import format_instant
 from foot_traffic.events.schema import EVENT_AVRO_SCHEMA
+from foot_traffic.kafka.reader import batch_records
 from foot_traffic.kafka.registry import EventSerializer, RegistryUnavailableError
 from foot_traffic.model.grid import DEFAULT_GRID, US_PER_MINUTE, UTC, WEEKDAYS, datetime_to_us
 from foot_traffic.model.randomness import root_entropy
 from foot_traffic.report import command as report_module
-from foot_traffic.report import framing as report_framing
 from foot_traffic.report.checks import Check, judge
 from foot_traffic.report.checks import Test as Row
 from foot_traffic.report.command import analyse
-from foot_traffic.report.framing import FramedValues, RegistrySource
-from foot_traffic.report.inputs import (
-    Chunk,
-    Events,
-    EventsInputError,
-    batch_records,
-    file_chunks,
-    kafka_chunk,
-    read_events,
-)
+from foot_traffic.report.inputs import framing as report_framing
+from foot_traffic.report.inputs.events import Chunk, Events, EventsInputError
+from foot_traffic.report.inputs.files import file_chunks
+from foot_traffic.report.inputs.framing import FramedValues, RegistrySource
+from foot_traffic.report.inputs.kafka import kafka_chunk
+from foot_traffic.report.inputs.lines import read_events
 from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink

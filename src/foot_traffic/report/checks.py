@@ -1,6 +1,6 @@
 """The checks of ``foot-traffic report``: events against the model the settings describe.
 
-Pure functions of the events' columns (:mod:`foot_traffic.report.inputs`), the
+Pure functions of the events' columns (:mod:`foot_traffic.report.inputs.events`), the
 stores' models and the range the report covers. Each check returns its tests
 (a statistic with a p-value, or an exact condition) and tables; :func:`judge`
 then decides every verdict, the statistical tests sharing one significance
@@ -29,7 +29,7 @@ from foot_traffic.events.event import format_instant
 from foot_traffic.model.arrivals import DURATION_MIXTURE
 from foot_traffic.model.grid import US_PER_MINUTE, WEEKDAYS, local_date
 from foot_traffic.model.plan import DayPlan, Model, StoreModel, largest_remainder, plan_day
-from foot_traffic.report.inputs import Events, EventsInputError
+from foot_traffic.report.inputs.events import Events, EventsInputError
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

@@ -9,7 +9,7 @@ plots go to ``--output``; one line on standard output says PASS or FAIL.
 
 Values in the Schema Registry framing are read as plain events: JSON payloads
 as they are, Avro payloads decoded with their writer schema from the registry at
-SCHEMA_REGISTRY_URL (see :mod:`foot_traffic.report.framing`).
+SCHEMA_REGISTRY_URL (see :mod:`foot_traffic.report.inputs.framing`).
 
 Exit status: 0 the events fit the model; 1 a check failed; 2 bad input (an
 option, a setting, a line that is not an event, a missing file or topic, Avro
@@ -42,7 +42,7 @@ from foot_traffic.model.grid import us_to_datetime
 
 if TYPE_CHECKING:
     from foot_traffic.report.checks import Analysis, Check, Judgement, Table
-    from foot_traffic.report.inputs import Chunk, Events
+    from foot_traffic.report.inputs.events import Chunk, Events
 
 DEFAULT_OUTPUT = "foot-traffic-report"
 DEFAULT_ALPHA = "0.001"
@@ -140,7 +140,8 @@ def analyse(settings: Settings, events: Events) -> Analysis:
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     """Run the report; return the exit status (KafkaUnavailableError, RegistryUnavailableError: the command line's)."""
-    from foot_traffic.report.inputs import EventsInputError, read_events  # noqa: PLC0415 - only the report reads
+    from foot_traffic.report.inputs.events import EventsInputError  # noqa: PLC0415 - only the report reads
+    from foot_traffic.report.inputs.lines import read_events  # noqa: PLC0415
 
     try:
         options = parse_options(args)
@@ -169,21 +170,14 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _chunks(settings: Settings, options: Options) -> Iterator[Chunk]:
-    from foot_traffic.report.framing import RegistrySource  # noqa: PLC0415 - only the report reads
-    from foot_traffic.report.inputs import EventsInputError, KafkaSource, file_chunks, kafka_chunks  # noqa: PLC0415
-
-    if options.input == "-":
-        yield from file_chunks(sys.stdin.buffer, "--input='-'")
-        return
     if options.input is not None:
-        name = f"--input={options.input!r}"
-        try:
-            stream = Path(options.input).expanduser().open("rb")
-        except OSError as exc:
-            raise EventsInputError(f"{name}: cannot read it ({exc.strerror or exc})") from None
-        with stream:
-            yield from file_chunks(stream, name)
+        from foot_traffic.report.inputs.files import input_chunks  # noqa: PLC0415 - only the report reads
+
+        yield from input_chunks(options.input)
         return
+    from foot_traffic.report.inputs.framing import RegistrySource  # noqa: PLC0415 - only a Kafka input needs them
+    from foot_traffic.report.inputs.kafka import KafkaSource, kafka_chunks  # noqa: PLC0415
+
     registry = None
     if settings.schema_registry_url is not None:
         registry = RegistrySource(
