@@ -29,6 +29,7 @@ from foot_traffic.events.event import format_instant
 from foot_traffic.model.arrivals import DURATION_MIXTURE
 from foot_traffic.model.grid import US_PER_MINUTE, WEEKDAYS, local_date
 from foot_traffic.model.plan import DayPlan, Model, StoreModel, largest_remainder, plan_day
+from foot_traffic.report.document import Table, p_text
 from foot_traffic.report.inputs.events import Events, EventsInputError
 
 F64 = npt.NDArray[np.float64]
@@ -79,15 +80,6 @@ class Test:
     """The verdict of an exact condition; None for a statistical test (decided by :func:`judge`)."""
     skipped: str = ""
     """Why the test could not run (too few events, nothing covered); empty when it ran."""
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    """A table of details: a header and rows of text."""
-
-    header: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    caption: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,7 +587,7 @@ def positions_check(layouts: Sequence[Layout], placed: Sequence[Placed]) -> Chec
         if values.size:
             values.sort()
             statistic, p_value = ks_uniform(values)
-            rows.append((label, str(values.size), f"{statistic:.5f}", _p_text(p_value)))
+            rows.append((label, str(values.size), f"{statistic:.5f}", p_text(p_value)))
     smooth = any(layout.store.model.arrival_model == "smooth" for layout in layouts)
     law = "the smooth model's piecewise-quadratic distribution function" if smooth else "a uniform distribution"
     return Check(
@@ -641,10 +633,6 @@ def _by_label(layouts: Sequence[Layout], placed: Sequence[Placed]) -> dict[str, 
         for i, label in enumerate(labels):
             parts.setdefault(label, []).append(where.position[finite & (slot == i)])
     return {label: np.concatenate(values) for label, values in sorted(parts.items())}
-
-
-def _p_text(p: float) -> str:
-    return f"{p:.3g}"
 
 
 def duration_probabilities() -> F64:
