@@ -35,8 +35,8 @@ from foot_traffic.kafka.registry import EventSerializer, RegistryUnavailableErro
 from foot_traffic.model.grid import DEFAULT_GRID, US_PER_MINUTE, UTC, WEEKDAYS, datetime_to_us
 from foot_traffic.model.randomness import root_entropy
 from foot_traffic.report import command as report_module
-from foot_traffic.report.checks import Check, judge
-from foot_traffic.report.checks import Test as Row
+from foot_traffic.report.checks.results import Check, judge
+from foot_traffic.report.checks.results import Test as Row
 from foot_traffic.report.command import analyse
 from foot_traffic.report.document import p_text
 from foot_traffic.report.inputs import framing as report_framing

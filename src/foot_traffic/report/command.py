@@ -51,7 +51,8 @@ from foot_traffic.report.document import (
 )
 
 if TYPE_CHECKING:
-    from foot_traffic.report.checks import Analysis, Check, Judgement
+    from foot_traffic.report.analysis import Analysis
+    from foot_traffic.report.checks.results import Check, Judgement
     from foot_traffic.report.inputs.events import Chunk, Events
 
 DEFAULT_OUTPUT = "foot-traffic-report"
@@ -138,14 +139,14 @@ def analyse(settings: Settings, events: Events) -> Analysis:
 
     Needs the report extra (scipy); raises EventsInputError when there is nothing to check.
     """
-    from foot_traffic.report import checks as report_checks  # noqa: PLC0415 - needs the report extra
+    from foot_traffic.report import analysis as report_analysis  # noqa: PLC0415 - needs the report extra
 
-    scope = report_checks.Scope(
+    scope = report_analysis.Scope(
         start_us=settings.start_us,
         until_us=settings.until_us,
         root=randomness.root_entropy(settings.seed) if reproducible(settings) else None,
     )
-    return report_checks.analyse(events, settings.store_models(), scope)
+    return report_analysis.analyse(events, settings.store_models(), scope)
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
@@ -156,8 +157,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     try:
         options = parse_options(args)
         require_extras()
-        from foot_traffic.report import checks as report_checks  # noqa: PLC0415 - need the report extra, checked above
         from foot_traffic.report import plots as report_plots  # noqa: PLC0415 - need the report extra, checked above
+        from foot_traffic.report.checks.results import judge  # noqa: PLC0415 - need the report extra, checked above
 
         events = read_events(_chunks(settings, options))
         analysis = analyse(settings, events)
@@ -165,7 +166,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         for problem in exc.problems if isinstance(exc, ConfigError) else [str(exc)]:
             print(f"foot-traffic: error: {problem}", file=sys.stderr)
         return 2
-    judgement = report_checks.judge(analysis.checks, options.alpha)
+    judgement = judge(analysis.checks, options.alpha)
     try:
         options.output.mkdir(parents=True, exist_ok=True)
         plots = report_plots.draw(analysis.curves, options.output)
