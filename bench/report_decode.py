@@ -32,8 +32,10 @@ from foot_traffic.kafka.registry import EventSerializer
 from foot_traffic.kafka.registry import connect as connect_registry
 from foot_traffic.kafka.sink import KafkaSink, ValueSerializer, connect
 from foot_traffic.model.randomness import root_entropy
-from foot_traffic.report.framing import FramedValues, RegistrySource
-from foot_traffic.report.inputs import KAFKA_BATCH, Events, KafkaSource, kafka_chunk, kafka_chunks, read_events
+from foot_traffic.report.inputs.events import Events
+from foot_traffic.report.inputs.framing import FramedValues, RegistrySource
+from foot_traffic.report.inputs.kafka import KAFKA_BATCH, KafkaSource, kafka_chunk, kafka_chunks
+from foot_traffic.report.inputs.lines import read_events
 from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink

@@ -30,24 +30,21 @@ from foot_traffic.cli.commands import main
 from foot_traffic.config.settings import SPECS, load_settings
 from foot_traffic.events.event import format_instant
 from foot_traffic.events.schema import EVENT_AVRO_SCHEMA
+from foot_traffic.kafka.reader import batch_records
 from foot_traffic.kafka.registry import EventSerializer, RegistryUnavailableError
 from foot_traffic.model.grid import DEFAULT_GRID, US_PER_MINUTE, UTC, WEEKDAYS, datetime_to_us
 from foot_traffic.model.randomness import root_entropy
 from foot_traffic.report import command as report_module
-from foot_traffic.report import framing as report_framing
-from foot_traffic.report.checks import Check, judge
-from foot_traffic.report.checks import Test as Row
+from foot_traffic.report.checks.results import Check, judge
+from foot_traffic.report.checks.results import Test as Row
 from foot_traffic.report.command import analyse
-from foot_traffic.report.framing import FramedValues, RegistrySource
-from foot_traffic.report.inputs import (
-    Chunk,
-    Events,
-    EventsInputError,
-    batch_records,
-    file_chunks,
-    kafka_chunk,
-    read_events,
-)
+from foot_traffic.report.document import p_text
+from foot_traffic.report.inputs import framing as report_framing
+from foot_traffic.report.inputs.events import Chunk, Events, EventsInputError
+from foot_traffic.report.inputs.files import file_chunks
+from foot_traffic.report.inputs.framing import FramedValues, RegistrySource
+from foot_traffic.report.inputs.kafka import kafka_chunk
+from foot_traffic.report.inputs.lines import read_events
 from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink
@@ -384,6 +381,15 @@ def test_bonferroni_shares_alpha_between_statistical_tests() -> None:
     assert failing.checks == {"k": "FAIL"}
     assert failing.verdicts[("k", "none")] == "skipped"
     assert not judge([Check("k", "K", "", (Row("x", "", condition="c", passed=False),))], 0.5).passed
+
+
+@pytest.mark.parametrize(
+    ("p", "text"),
+    [(0.5, "0.5"), (0.012345, "0.0123"), (1.0, "1"), (1e-300, "1e-300"), (9.99e-301, "< 1e-300"), (0.0, "< 1e-300")],
+)
+def test_p_values_are_written_with_three_digits_and_a_bound_below_1e_300(p: float, text: str) -> None:
+    """Every p-value of the summary (judged tests and per-slot tables alike) is written by one rule."""
+    assert p_text(p) == text
 
 
 # --- reading -----------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ plots go to ``--output``; one line on standard output says PASS or FAIL.
 
 Values in the Schema Registry framing are read as plain events: JSON payloads
 as they are, Avro payloads decoded with their writer schema from the registry at
-SCHEMA_REGISTRY_URL (see :mod:`foot_traffic.report.framing`).
+SCHEMA_REGISTRY_URL (see :mod:`foot_traffic.report.inputs.framing`).
 
 Exit status: 0 the events fit the model; 1 a check failed; 2 bad input (an
 option, a setting, a line that is not an event, a missing file or topic, Avro
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import html
 import importlib
 import math
 import sys
@@ -39,10 +38,22 @@ from foot_traffic.errors import ConfigError
 from foot_traffic.kafka.registry import TLS
 from foot_traffic.model import randomness
 from foot_traffic.model.grid import us_to_datetime
+from foot_traffic.report.document import (
+    Block,
+    Bullets,
+    Heading,
+    Image,
+    Paragraph,
+    Table,
+    p_text,
+    render_html,
+    render_markdown,
+)
 
 if TYPE_CHECKING:
-    from foot_traffic.report.checks import Analysis, Check, Judgement, Table
-    from foot_traffic.report.inputs import Chunk, Events
+    from foot_traffic.report.analysis import Analysis
+    from foot_traffic.report.checks.results import Check, Judgement
+    from foot_traffic.report.inputs.events import Chunk, Events
 
 DEFAULT_OUTPUT = "foot-traffic-report"
 DEFAULT_ALPHA = "0.001"
@@ -128,25 +139,26 @@ def analyse(settings: Settings, events: Events) -> Analysis:
 
     Needs the report extra (scipy); raises EventsInputError when there is nothing to check.
     """
-    from foot_traffic.report import checks as report_checks  # noqa: PLC0415 - needs the report extra
+    from foot_traffic.report import analysis as report_analysis  # noqa: PLC0415 - needs the report extra
 
-    scope = report_checks.Scope(
+    scope = report_analysis.Scope(
         start_us=settings.start_us,
         until_us=settings.until_us,
         root=randomness.root_entropy(settings.seed) if reproducible(settings) else None,
     )
-    return report_checks.analyse(events, settings.store_models(), scope)
+    return report_analysis.analyse(events, settings.store_models(), scope)
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     """Run the report; return the exit status (KafkaUnavailableError, RegistryUnavailableError: the command line's)."""
-    from foot_traffic.report.inputs import EventsInputError, read_events  # noqa: PLC0415 - only the report reads
+    from foot_traffic.report.inputs.events import EventsInputError  # noqa: PLC0415 - only the report reads
+    from foot_traffic.report.inputs.lines import read_events  # noqa: PLC0415
 
     try:
         options = parse_options(args)
         require_extras()
-        from foot_traffic.report import checks as report_checks  # noqa: PLC0415 - need the report extra, checked above
         from foot_traffic.report import plots as report_plots  # noqa: PLC0415 - need the report extra, checked above
+        from foot_traffic.report.checks.results import judge  # noqa: PLC0415 - need the report extra, checked above
 
         events = read_events(_chunks(settings, options))
         analysis = analyse(settings, events)
@@ -154,7 +166,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         for problem in exc.problems if isinstance(exc, ConfigError) else [str(exc)]:
             print(f"foot-traffic: error: {problem}", file=sys.stderr)
         return 2
-    judgement = report_checks.judge(analysis.checks, options.alpha)
+    judgement = judge(analysis.checks, options.alpha)
     try:
         options.output.mkdir(parents=True, exist_ok=True)
         plots = report_plots.draw(analysis.curves, options.output)
@@ -169,21 +181,14 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _chunks(settings: Settings, options: Options) -> Iterator[Chunk]:
-    from foot_traffic.report.framing import RegistrySource  # noqa: PLC0415 - only the report reads
-    from foot_traffic.report.inputs import EventsInputError, KafkaSource, file_chunks, kafka_chunks  # noqa: PLC0415
-
-    if options.input == "-":
-        yield from file_chunks(sys.stdin.buffer, "--input='-'")
-        return
     if options.input is not None:
-        name = f"--input={options.input!r}"
-        try:
-            stream = Path(options.input).expanduser().open("rb")
-        except OSError as exc:
-            raise EventsInputError(f"{name}: cannot read it ({exc.strerror or exc})") from None
-        with stream:
-            yield from file_chunks(stream, name)
+        from foot_traffic.report.inputs.files import input_chunks  # noqa: PLC0415 - only the report reads
+
+        yield from input_chunks(options.input)
         return
+    from foot_traffic.report.inputs.framing import RegistrySource  # noqa: PLC0415 - only a Kafka input needs them
+    from foot_traffic.report.inputs.kafka import KafkaSource, kafka_chunks  # noqa: PLC0415
+
     registry = None
     if settings.schema_registry_url is not None:
         registry = RegistrySource(
@@ -216,49 +221,8 @@ def summary_line(analysis: Analysis, judgement: Judgement, summary: Path) -> str
     return f"foot-traffic report: FAIL: {failed} ({len(judgement.failed)} of {scope}); details in {summary}"
 
 
-# --- the summary document: a few kinds of blocks, rendered as Markdown or HTML ---
+# --- the summary document (blocks of foot_traffic.report.document) ---
 
-
-@dataclass(frozen=True, slots=True)
-class Heading:
-    """A section title."""
-
-    level: int
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Paragraph:
-    """A paragraph of text."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Bullets:
-    """A list of short items."""
-
-    items: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Grid:
-    """A table."""
-
-    header: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    caption: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Image:
-    """A plot, by its file name next to the summary."""
-
-    file: str
-    alt: str
-
-
-Block = Heading | Paragraph | Bullets | Grid | Image
 
 PLOT_OF_CHECK = {"counts": "arrivals", "weekdays": "weekdays", "durations": "durations"}
 """Which plot illustrates which check; the occupancy plot has a section of its own."""
@@ -280,7 +244,7 @@ def document(
         Heading(1, f"foot-traffic report: {verdict}"),
         Bullets(tuple(_context(settings, options, events, analysis, judgement))),
         Heading(2, "Summary"),
-        Grid(
+        Table(
             ("Check", "Tests", "Verdict"),
             tuple(
                 (check.title, str(len(check.tests)), "FAIL" if check.title in judgement.failed else "pass")
@@ -362,90 +326,11 @@ def _check_blocks(check: Check, judgement: Judgement) -> Iterator[Block]:
         if test.skipped:
             p_value, threshold = "—", test.skipped
         elif test.p_value is not None:
-            p_value, threshold = _p_text(test.p_value), f"p ≥ {judgement.level:.3g}"
+            p_value, threshold = p_text(test.p_value), f"p ≥ {judgement.level:.3g}"
         else:
             p_value, threshold = "—", test.condition
         rows.append((test.name, test.statistic, p_value, threshold, verdict))
-    yield Grid(("Test", "Statistic", "p-value", "Threshold", "Verdict"), tuple(rows))
+    yield Table(("Test", "Statistic", "p-value", "Threshold", "Verdict"), tuple(rows))
     for note in check.notes:
         yield Paragraph(note)
-    for table in check.tables:
-        yield _grid(table)
-
-
-def _grid(table: Table) -> Grid:
-    return Grid(table.header, table.rows, table.caption)
-
-
-def _p_text(p: float) -> str:
-    return "< 1e-300" if p < 1e-300 else f"{p:.3g}"
-
-
-def render_markdown(blocks: Sequence[Block]) -> str:
-    """The summary as GitHub-flavoured Markdown."""
-    out: list[str] = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            out.append(f"{'#' * block.level} {block.text}")
-        elif isinstance(block, Paragraph):
-            out.append(block.text)
-        elif isinstance(block, Bullets):
-            out.append("\n".join(f"- {item}" for item in block.items))
-        elif isinstance(block, Grid):
-            lines = [f"**{block.caption}**", ""] if block.caption else []
-            lines.append(_md_row(block.header))
-            lines.append("|" + "|".join("---" for _ in block.header) + "|")
-            lines.extend(_md_row(row) for row in block.rows)
-            out.append("\n".join(lines))
-        else:
-            out.append(f"![{block.alt}]({block.file})")
-    return "\n\n".join(out) + "\n"
-
-
-def _md_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
-
-_STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#222}"
-    "table{border-collapse:collapse;margin:0.5rem 0 1rem}th,td{border:1px solid #ccc;padding:0.25rem 0.5rem;"
-    "text-align:left}th{background:#f3f3f3}td.FAIL{color:#b00;font-weight:bold}td.pass{color:#070}"
-    "img{max-width:100%}code{background:#f3f3f3;padding:0 0.2rem}"
-)
-
-
-def render_html(blocks: Sequence[Block]) -> str:
-    """The summary as one self-contained HTML page (the plots are PNG files beside it)."""
-    title = next((b.text for b in blocks if isinstance(b, Heading)), "foot-traffic report")
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
-    ]
-    for block in blocks:
-        if isinstance(block, Heading):
-            out.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
-        elif isinstance(block, Paragraph):
-            out.append(f"<p>{_inline(block.text)}</p>")
-        elif isinstance(block, Bullets):
-            out.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block.items) + "</ul>")
-        elif isinstance(block, Grid):
-            caption = f"<caption>{_inline(block.caption)}</caption>" if block.caption else ""
-            head = "".join(f"<th>{html.escape(cell)}</th>" for cell in block.header)
-            body = "".join("<tr>" + "".join(_td(cell) for cell in row) + "</tr>" for row in block.rows)
-            out.append(f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-        else:
-            out.append(f'<p><img src="{html.escape(block.file)}" alt="{html.escape(block.alt)}"></p>')
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
-
-
-def _td(cell: str) -> str:
-    verdict = f' class="{cell}"' if cell in ("pass", "FAIL") else ""
-    return f"<td{verdict}>{html.escape(cell)}</td>"
-
-
-def _inline(text: str) -> str:
-    """Escape text for HTML, turning Markdown's `code` spans into <code>."""
-    parts = html.escape(text).split("`")
-    return "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+    yield from check.tables

@@ -16,7 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from foot_traffic.model.grid import WEEKDAYS
-from foot_traffic.report.checks import DURATIONS, OCCUPANCY_STEP_MIN, Curves
+from foot_traffic.report.checks.expected import DURATIONS
+from foot_traffic.report.curves import OCCUPANCY_STEP_MIN, Curves
 
 OBSERVED = "#4c72b0"
 EXPECTED = "#dd8452"

@@ -14,8 +14,8 @@ Without the URL only JSON payloads can be read: a framed value whose payload is
 not JSON (Avro) is bad input naming the setting. A registry that cannot be
 reached is retried like Kafka, then RegistryUnavailableError (exit status 3).
 
-Nothing here is imported before a value with the magic byte is met, and the
-registry's client and fastavro (the ``registry`` extra) only when one is needed.
+The registry's client and fastavro (the ``registry`` extra) are imported only
+when a value needs them.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 from foot_traffic.config.security import Secret
 from foot_traffic.events.schema import EVENT_AVRO_SCHEMA
 from foot_traffic.kafka.registry import EXTRA_HINT, TLS, call_registry, new_client
-from foot_traffic.report.inputs import EventsInputError
+from foot_traffic.report.inputs.events import EventsInputError
 
 log = logging.getLogger(__name__)
 
