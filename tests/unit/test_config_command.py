@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from foot_traffic.cli.commands import EXAMPLES, build_parser, main
+from foot_traffic.cli.commands import main
+from foot_traffic.cli.parser import EXAMPLES, build_parser
 from foot_traffic.config.settings import SPECS
 from tests.unit.conftest import KEY_PASSWORD, Pem
 

@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from foot_traffic.cli.commands import main
-from foot_traffic.config.security import Secret
-from foot_traffic.config.settings import SPECS, Origin, Spec, load_settings, resolve
+from foot_traffic.config.resolve import Origin, load_settings, resolve
+from foot_traffic.config.settings import SPECS
+from foot_traffic.config.spec import Spec
 from foot_traffic.errors import ConfigError
+from foot_traffic.secret import Secret
 
 ROOT = Path(__file__).resolve().parents[2]
 SASL = {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "u"}

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from foot_traffic.config.settings import SPECS, Settings, load_settings
+from foot_traffic.config.resolve import load_settings
+from foot_traffic.config.settings import SPECS, Settings
 from foot_traffic.errors import ConfigError
 from foot_traffic.model.weights import DEFAULT_WEIGHTS
 

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foot_traffic.config.files import load_stores_file
 from foot_traffic.model.grid import WEEKDAYS, SlotGrid
-from foot_traffic.model.stores import Store, StoresFileError, load_stores_file
+from foot_traffic.model.stores import Store, StoresFileError
 from foot_traffic.model.weights import DEFAULT_WEIGHTS, WeightTable
 
 CITY_TOML = "[weights]\n" + "\n".join(f"{day} = [16, 17, 20, 17, 13, 10]" for day in WEEKDAYS)
