@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from foot_traffic.config.producer import PRODUCER_PREFIX, Owners, is_sensitive, read_passthrough
 from foot_traffic.config.settings import Settings
-from foot_traffic.kafka.properties import client_error, typed
+from foot_traffic.kafka.properties import client_error, spellings, typed
 from foot_traffic.kafka.sink import producer_config
 from foot_traffic.secret import MASK, Secret
 
@@ -197,12 +197,25 @@ def _try_on_librdkafka(config: dict[str, str], owners: Owners, secrets: Sequence
     message = client_error({k: v for k, v in producer_config("", config).items() if k != "bootstrap.servers"})
     if message is None:
         return []
-    mentioned = [(message.find(prop), owner[0]) for prop, owner in owners.items() if _names(message, prop)]
-    quoted = min(mentioned)[1] if mentioned else owners.get("security.protocol", ("KAFKA_SECURITY_PROTOCOL", ""))[0]
+    mentioned = [
+        (message.find(name), owner[0])
+        for prop, owner in owners.items()
+        for name in spellings(prop)
+        if _names(message, name)
+    ]
+    quoted = min(mentioned)[1] if mentioned else _unnamed(owners)
     hint = ""
     if "ssl.key.location" in message:
         hint = " (a PEM private key; an encrypted one needs the right KAFKA_SSL_KEY_PASSWORD)"
     return [f"{quoted}: expected a value the Kafka client accepts; {_redact(message, secrets)}{hint}"]
+
+
+def _unnamed(owners: Owners) -> str:
+    """Who to name for an error that names no property: the pass-through variables, else the protocol."""
+    passthrough = [quoted for quoted, variable in owners.values() if variable.startswith(PRODUCER_PREFIX)]
+    if passthrough:
+        return " with ".join(passthrough)
+    return owners.get("security.protocol", ("KAFKA_SECURITY_PROTOCOL", ""))[0]
 
 
 def _names(message: str, prop: str) -> bool:

@@ -29,6 +29,24 @@ REPORTS_EVERY_DELIVERY = "delivery.report.only.error"
 """The Python client's one boolean property: true would drop the delivery reports foot-traffic counts."""
 
 
+SYNONYMS: tuple[tuple[str, str], ...] = (
+    ("acks", "request.required.acks"),
+    ("linger.ms", "queue.buffering.max.ms"),
+    ("compression.type", "compression.codec"),
+    ("retries", "message.send.max.retries"),
+    ("max.in.flight", "max.in.flight.requests.per.connection"),
+    ("sasl.mechanism", "sasl.mechanisms"),
+    ("bootstrap.servers", "metadata.broker.list"),
+    ("delivery.timeout.ms", "message.timeout.ms"),
+)
+"""librdkafka's aliases: an error message may name a property by its other name."""
+
+
+def spellings(prop: str) -> tuple[str, ...]:
+    """``prop`` and any other name librdkafka gives the same property."""
+    return (prop, *(b if a == prop else a for a, b in SYNONYMS if prop in (a, b)))
+
+
 def value_problem(prop: str, raw: str) -> str | None:
     """What is expected instead of ``raw`` for a property the Python client types itself; None if it is fine."""
     if prop in PYTHON_OBJECTS:
