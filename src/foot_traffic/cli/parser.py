@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from foot_traffic import __version__
 from foot_traffic.cli.completion import SHELLS
@@ -34,6 +34,7 @@ EXAMPLES = {
         "  foot-traffic config --config foot-traffic.toml\n"
         "  KAFKA_BROKER=broker:9092 foot-traffic config --daily-customers 500 --json\n"
     ),
+    "schema": "examples:\n  foot-traffic schema > foot-traffic-event.schema.json\n",
     "completion": (
         "examples:\n"
         '  eval "$(foot-traffic completion bash)"          # in ~/.bashrc\n'
@@ -100,57 +101,62 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = commands.add_parser(
-        "run",
-        usage=USAGE,
-        help="stream events in real time",
-        epilog=EXAMPLES["run"],
+    _add_command(commands, "run", "stream events in real time")
+    _add_command(commands, "plan", "print the plan that run would follow, without Kafka", own=_plan_arguments)
+    _add_command(
+        commands,
+        "config",
+        "print every setting, its value and where it came from (secrets as ***)",
+        own=lambda config: config.add_argument(
+            "--json", action="store_true", help="one JSON object: each setting's value and origin."
+        ),
+    )
+    _add_command(commands, "schema", "print the JSON Schema of the events", settings=False)
+    _add_command(
+        commands,
+        "completion",
+        "print the shell completion script for bash, zsh or fish",
+        own=lambda completion: completion.add_argument("shell", choices=SHELLS, help="the shell: bash, zsh or fish."),
+        settings=False,
+    )
+    _add_command(
+        commands,
+        "report",
+        "check events (Kafka or a JSON-lines file) against the model; write a summary and plots",
+        own=add_report_arguments,
+        description="Check events against the model the settings describe; write a summary and plots. "
+        "Exit status: 0 the events fit, 1 a check failed, 2 bad input, 3 Kafka unreachable.",
+    )
+    return parser
+
+
+def _add_command(
+    commands: argparse._SubParsersAction[_Parser],
+    name: str,
+    summary: str,
+    *,
+    own: Callable[[argparse.ArgumentParser], object] | None = None,
+    settings: bool = True,
+    description: str | None = None,
+) -> None:
+    """A command with its examples, its own arguments (``own``) and, if it reads them, the settings' flags."""
+    command = commands.add_parser(
+        name,
+        usage=USAGE if settings else None,
+        help=summary,
+        description=description,
+        epilog=EXAMPLES[name],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_settings(run)
-    plan = commands.add_parser(
-        "plan",
-        usage=USAGE,
-        help="print the plan that run would follow, without Kafka",
-        epilog=EXAMPLES["plan"],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    if own is not None:
+        own(command)
+    if settings:
+        _add_settings(command)
+
+
+def _plan_arguments(plan: argparse.ArgumentParser) -> None:
+    """The plan command's own flags: which days, when "now" is, and JSON output."""
     plan.add_argument("--date", help="first date, YYYY-MM-DD. Default: today (UTC).")
     plan.add_argument("--days", default="1", help="number of days. Default: 1.")
     plan.add_argument("--now", help="apply the mid-day start rule at this ISO-8601 instant.")
     plan.add_argument("--json", action="store_true", help="one JSON object per day per line.")
-    _add_settings(plan)
-    config = commands.add_parser(
-        "config",
-        usage=USAGE,
-        help="print every setting, its value and where it came from (secrets as ***)",
-        epilog=EXAMPLES["config"],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    config.add_argument("--json", action="store_true", help="one JSON object: each setting's value and origin.")
-    _add_settings(config)
-    commands.add_parser(
-        "schema",
-        help="print the JSON Schema of the events",
-        epilog="examples:\n  foot-traffic schema > foot-traffic-event.schema.json\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    completion = commands.add_parser(
-        "completion",
-        help="print the shell completion script for bash, zsh or fish",
-        epilog=EXAMPLES["completion"],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    completion.add_argument("shell", choices=SHELLS, help="the shell: bash, zsh or fish.")
-    report = commands.add_parser(
-        "report",
-        usage=USAGE,
-        help="check events (Kafka or a JSON-lines file) against the model; write a summary and plots",
-        description="Check events against the model the settings describe; write a summary and plots. "
-        "Exit status: 0 the events fit, 1 a check failed, 2 bad input, 3 Kafka unreachable.",
-        epilog=EXAMPLES["report"],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_report_arguments(report)
-    _add_settings(report)
-    return parser
