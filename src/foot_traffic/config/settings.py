@@ -47,6 +47,8 @@ GROUPS = (KAFKA, SECURITY, REGISTRY, MODEL, TIME, OUTPUT, OBSERVABILITY)
 """The groups, in the order ``--help`` shows them."""
 
 _CUSTOMERS = p.int_in(0, MAX_DAILY_CUSTOMERS)
+_DEFAULT_CUSTOMERS = "100"
+"""DEFAULT_DAILY_CUSTOMERS's default, which BASE_DAILY_CUSTOMERS also takes when both are unset."""
 _POSITIVE = p.number(0, math.inf, low_open=True)
 _CA = "PEM file of the CA certificate(s) that sign the"
 _NEVER_SHOWN = "(a secret: never shown)"
@@ -72,12 +74,16 @@ class Settings:
         "Divides SLEEP: higher means more frequent clock checks. Does not change timestamps.", group=TIME,
     )  # fmt: skip
     default_daily_customers: int = setting(
-        "DEFAULT_DAILY_CUSTOMERS", _CUSTOMERS, "100", "Legacy default of BASE_DAILY_CUSTOMERS.", group=MODEL
+        "DEFAULT_DAILY_CUSTOMERS",
+        _CUSTOMERS,
+        _DEFAULT_CUSTOMERS,
+        "Legacy default of BASE_DAILY_CUSTOMERS.",
+        group=MODEL,
     )
     base_daily_customers: int = setting(
         "BASE_DAILY_CUSTOMERS", _CUSTOMERS, None,
         "Mean daily total of an average weekday, scaled by weekday popularity. Default: DEFAULT_DAILY_CUSTOMERS.",
-        group=MODEL, fallback=Fallback("DEFAULT_DAILY_CUSTOMERS", "100"),
+        group=MODEL, fallback=Fallback("DEFAULT_DAILY_CUSTOMERS", _DEFAULT_CUSTOMERS),
     )  # fmt: skip
     daily_customers: int | None = setting(
         "DAILY_CUSTOMERS", _CUSTOMERS, None,
