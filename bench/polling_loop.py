@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from foot_traffic.config.settings import load_settings
+from foot_traffic.config.resolve import load_settings
 from foot_traffic.model import randomness
 from foot_traffic.model.grid import local_date
 from foot_traffic.model.plan import plan_day

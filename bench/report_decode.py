@@ -27,9 +27,9 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from foot_traffic.config.settings import load_settings
+from foot_traffic.config.registry import connect as connect_registry
+from foot_traffic.config.resolve import load_settings
 from foot_traffic.kafka.registry import EventSerializer
-from foot_traffic.kafka.registry import connect as connect_registry
 from foot_traffic.kafka.sink import KafkaSink, ValueSerializer, connect
 from foot_traffic.model.randomness import root_entropy
 from foot_traffic.report.inputs.events import Events

@@ -24,8 +24,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from foot_traffic.config.resolve import load_settings
 from foot_traffic.config.security import client_config
-from foot_traffic.config.settings import load_settings
 from tests.integration.conftest import ROOT, base_env, free_port
 from tests.integration.pki import KEY_PASSWORD, STORE_PASSWORD, make_pki
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from foot_traffic.config.settings import Settings, load_settings
+from foot_traffic.config.resolve import load_settings
+from foot_traffic.config.settings import Settings
 from foot_traffic.events.event import Event
 from foot_traffic.model import randomness
 from foot_traffic.model.grid import UTC, datetime_to_us, local_date

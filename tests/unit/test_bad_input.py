@@ -33,7 +33,9 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from foot_traffic.cli.commands import main
-from foot_traffic.config.settings import SPECS, SPECS_BY_NAME, Settings, Spec, load_settings
+from foot_traffic.config.resolve import load_settings
+from foot_traffic.config.settings import SPECS, SPECS_BY_NAME, Settings
+from foot_traffic.config.spec import Spec
 from foot_traffic.errors import ConfigError
 from foot_traffic.model.grid import US_PER_DAY, WEEKDAYS
 from foot_traffic.run.clock import AcceleratedClock

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foot_traffic.config.files import load_calendar_file
 from foot_traffic.model.calendar import (
     CLOSED,
     CLOSED_DAY,
@@ -21,7 +22,6 @@ from foot_traffic.model.calendar import (
     DateOverride,
     DayRule,
     WeekdayHours,
-    load_calendar_file,
 )
 from foot_traffic.model.grid import WEEKDAYS
 

@@ -11,7 +11,8 @@ from collections import Counter
 import pytest
 
 from foot_traffic.cli.commands import main
-from foot_traffic.config.settings import SPECS, load_settings
+from foot_traffic.config.resolve import load_settings
+from foot_traffic.config.settings import SPECS
 from foot_traffic.model.grid import datetime_to_us
 from foot_traffic.model.randomness import root_entropy
 from foot_traffic.run.clock import ManualClock

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from foot_traffic.cli.commands import build_parser
 from foot_traffic.cli.completion import SHELLS, describe, script
+from foot_traffic.cli.parser import build_parser
 from foot_traffic.config.settings import SPECS
 
 CLI = [sys.executable, "-m", "foot_traffic"]

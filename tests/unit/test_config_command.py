@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from foot_traffic.cli.commands import EXAMPLES, build_parser, main
-from foot_traffic.config.settings import SPECS
+from foot_traffic.cli.commands import main
+from foot_traffic.cli.parser import EXAMPLES, build_parser
+from foot_traffic.config.settings import GROUPS, SPECS
 from tests.unit.conftest import KEY_PASSWORD, Pem
 
 PASSWORDS = {"KAFKA_SASL_PASSWORD": "pw-sasl-31415", "KAFKA_SSL_KEY_PASSWORD": KEY_PASSWORD}
@@ -165,3 +166,26 @@ def test_config_is_a_documented_command() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "foot-traffic config" in readme
     assert "### Configuration file" in readme
+
+
+@pytest.mark.parametrize("command", ["run", "plan", "config", "report"])
+def test_each_command_s_usage_line_fits_on_a_screen(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The usage line names the command and [options]; the settings' flags are in --help, not in the usage."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"usage: foot-traffic {command} [options]"
+
+
+def test_help_shows_each_setting_in_its_group(capsys: pytest.CaptureFixture[str]) -> None:
+    """``run --help`` has one section per group of settings, each listing exactly its settings' flags."""
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    sections = re.split(r"^(\S[^\n]*):\n", text, flags=re.MULTILINE)
+    by_title = dict(zip(sections[1::2], sections[2::2], strict=True))
+    for group in GROUPS:
+        body = by_title[f"{group.title} settings"]
+        listed = set(re.findall(r"^  (--[a-z0-9-]+) ", body, flags=re.MULTILINE))
+        assert listed == {spec.flag for spec in SPECS if spec.group == group}, group.title

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -14,9 +16,11 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from foot_traffic.cli.commands import main
-from foot_traffic.config.security import Secret
-from foot_traffic.config.settings import SPECS, Origin, Spec, load_settings, resolve
+from foot_traffic.config.resolve import Origin, load_settings, resolve
+from foot_traffic.config.settings import SPECS
+from foot_traffic.config.spec import Spec
 from foot_traffic.errors import ConfigError
+from foot_traffic.secret import Secret
 
 ROOT = Path(__file__).resolve().parents[2]
 SASL = {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "u"}
@@ -331,3 +335,21 @@ def test_a_value_in_the_file_is_checked_as_in_the_environment(spec: Spec, value:
         assert env_line.endswith(": " + file_line.split(where, 1)[1]), (env_line, file_line)
         if spec.secret:
             assert f"{spec.env}='***'" in file_line
+
+
+def test_the_configuration_file_reader_needs_no_kafka_client(tmp_path: Path) -> None:
+    """Configuration does not reach into Kafka: config_file reads a file with confluent_kafka unimportable."""
+    path = tmp_path / "ft.toml"
+    path.write_text('KAFKA_TOPIC = "t"\nKAFKA_PRODUCER_LINGER_MS = 5\n')
+    code = (
+        "import sys; sys.modules['confluent_kafka'] = None\n"
+        "from pathlib import Path\n"
+        "from foot_traffic.config.config_file import Vocabulary, read_config_file\n"
+        "words = Vocabulary({'KAFKA_TOPIC'}, set(), set(), 'CONFIG_FILE', 'KAFKA_PRODUCER_')\n"
+        f"config, problems = read_config_file(Path({str(path)!r}), 'CONFIG_FILE', words)\n"
+        "print(sorted((k, e.raw) for k, e in config.entries.items()), problems)\n"
+        "print('confluent_kafka' in sys.modules and sys.modules['confluent_kafka'] is not None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[('KAFKA_PRODUCER_LINGER_MS', '5'), ('KAFKA_TOPIC', 't')] []", "False"]

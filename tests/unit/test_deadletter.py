@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from foot_traffic.config.settings import load_settings
+from foot_traffic.config.resolve import load_settings
 from foot_traffic.errors import DeliveryError
 from foot_traffic.kafka.deadletter import DEFAULT_DEAD_LETTER_FILE, DeadLetterFile, dead_letter_line
 from foot_traffic.kafka.sink import KafkaSink

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from foot_traffic.config.settings import SPECS, load_settings
+from foot_traffic.config.resolve import load_settings
+from foot_traffic.config.settings import SPECS
 from foot_traffic.model.grid import datetime_to_us
 from foot_traffic.model.randomness import root_entropy
 from foot_traffic.run.clock import AcceleratedClock, Clock, ManualClock

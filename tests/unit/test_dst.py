@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from scipy import stats
 
-from foot_traffic.config.settings import load_settings
+from foot_traffic.config.resolve import load_settings
 from foot_traffic.model.grid import DEFAULT_GRID, WEEKDAYS, datetime_to_us
 from foot_traffic.model.plan import DayPlan, plan_day
 from foot_traffic.model.randomness import root_entropy

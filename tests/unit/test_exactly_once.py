@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from foot_traffic.config.settings import load_settings
+from foot_traffic.config.resolve import load_settings
 from foot_traffic.errors import ConfigError
 from foot_traffic.kafka.transactions import RunRecord, fingerprint, plan_settings, state_topic
 from foot_traffic.model.grid import US_PER_DAY, datetime_to_us

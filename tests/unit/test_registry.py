@@ -25,7 +25,9 @@ from confluent_kafka import KafkaError
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from foot_traffic.cli.commands import main
-from foot_traffic.config.settings import Settings, load_settings
+from foot_traffic.config import registry as registry_config
+from foot_traffic.config.resolve import load_settings
+from foot_traffic.config.settings import Settings
 from foot_traffic.errors import ConfigError, DeliveryError
 from foot_traffic.events.schema import EVENT_AVRO_SCHEMA, EVENT_SCHEMA
 from foot_traffic.kafka import registry
@@ -274,7 +276,7 @@ def tls_env(pem: Pem, **extra: str) -> dict[str, str]:
 def test_tls_settings_reach_the_registry_client_and_the_password_is_masked(pem: Pem) -> None:
     """The four SCHEMA_REGISTRY_SSL_* settings become the client's ssl.* entries; repr shows no password."""
     settings = load_settings(tls_env(pem))
-    config = registry.client_config(HTTPS, None, 5.0, registry.TLS.of(settings))
+    config = registry.client_config(HTTPS, None, 5.0, registry_config.tls(settings))
     assert {k: v for k, v in config.items() if k.startswith("ssl.")} == {
         "ssl.ca.location": str(pem.ca),
         "ssl.certificate.location": str(pem.cert),
@@ -282,7 +284,7 @@ def test_tls_settings_reach_the_registry_client_and_the_password_is_masked(pem: 
         "ssl.key.password": KEY_PASSWORD,
     }
     assert KEY_PASSWORD not in repr(settings)
-    assert KEY_PASSWORD not in repr(registry.TLS.of(settings))
+    assert KEY_PASSWORD not in repr(registry_config.tls(settings))
     assert registry.client_config(HTTPS, None, 5.0, registry.TLS()) == {"url": HTTPS, "timeout": 5.0, "max.retries": 0}
 
 
@@ -439,12 +441,15 @@ def test_unreachable_registry_is_retried_then_reported_with_its_url(caplog: pyte
     url = f"http://127.0.0.1:{port}/apis/ccompat/v7"
     slept: list[float] = []
     with pytest.raises(RegistryUnavailableError) as info:
-        registry.connect(registry_settings(url), sleep=slept.append)
+        registry_config.connect(registry_settings(url), sleep=slept.append)
     assert slept == [0.5, 0.5]
     assert str(info.value).startswith(f"cannot reach the schema registry at {url} after 3 attempt(s) 0.5 s apart: ")
     assert str(info.value).endswith("check SCHEMA_REGISTRY_URL")
     assert info.value.exit_status == 3
-    assert len([r for r in caplog.records if "not reachable (attempt" in r.getMessage()]) == 2
+    retries = [r.getMessage() for r in caplog.records if "not reachable (attempt" in r.getMessage()]
+    assert len(retries) == 2
+    assert retries[1].startswith(f"Schema registry at {url} not reachable (attempt 2 of 3): ")
+    assert retries[1].endswith("; retrying in 0.5 s")
 
 
 class _Refusing(BaseHTTPRequestHandler):

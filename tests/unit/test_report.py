@@ -27,7 +27,8 @@ from confluent_kafka import KafkaError
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
 from foot_traffic.cli.commands import main
-from foot_traffic.config.settings import SPECS, load_settings
+from foot_traffic.config.resolve import load_settings
+from foot_traffic.config.settings import SPECS
 from foot_traffic.events.event import format_instant
 from foot_traffic.events.schema import EVENT_AVRO_SCHEMA
 from foot_traffic.kafka.reader import batch_records

@@ -9,7 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from foot_traffic.cli.commands import main
-from foot_traffic.config.settings import load_settings
+from foot_traffic.config.resolve import load_settings
 from foot_traffic.events.schema import EVENT_SCHEMA
 from foot_traffic.model.grid import datetime_to_us
 from foot_traffic.model.plan import Model, StoreModel

@@ -9,10 +9,13 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from foot_traffic.config.security import ProducerProperties, Secret, client_config, property_name
-from foot_traffic.config.settings import SPECS, load_settings
+from foot_traffic.config.producer import ProducerProperties, property_name
+from foot_traffic.config.resolve import load_settings
+from foot_traffic.config.security import client_config
+from foot_traffic.config.settings import SPECS
 from foot_traffic.errors import ConfigError, KafkaRefusedError, KafkaUnavailableError
 from foot_traffic.kafka import sink as kafka_sink
+from foot_traffic.secret import Secret
 from tests.unit.conftest import KEY_PASSWORD, Pem
 
 PASSWORD = "pa55-Unit-7f3a9c"  # noqa: S105  # a test secret, to look for in every output

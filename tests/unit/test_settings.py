@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from foot_traffic.config.settings import SPECS, Settings, load_settings
+from foot_traffic.config.resolve import load_settings
+from foot_traffic.config.settings import GROUPS, SPECS, SPECS_BY_NAME, Settings
+from foot_traffic.config.spec import Spec
 from foot_traffic.errors import ConfigError
 from foot_traffic.model.weights import DEFAULT_WEIGHTS
 
@@ -261,3 +264,26 @@ def test_speed_max_and_number() -> None:
     assert load_settings({"SPEED": "max"}).speed_is_max
     fast = load_settings({"SPEED": "60"})
     assert (fast.speed, fast.speed_is_max) == (60.0, False)
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.default is not None], ids=lambda s: s.env)
+def test_a_field_s_default_is_its_default_text_parsed(spec: Spec) -> None:
+    """Each default is written once, as text: the field's typed default is that text through the setting's parser."""
+    assert spec.default is not None
+    assert getattr(Settings(), spec.name) == spec.parse(spec.default)
+
+
+def test_settings_fields_and_specs_are_one_declaration() -> None:
+    """SPECS holds exactly the Settings fields that are settings, in field order; the derived fields are not."""
+    fields = [f.name for f in dataclasses.fields(Settings)]
+    assert [spec.name for spec in SPECS] == [name for name in fields if name in SPECS_BY_NAME]
+    assert set(fields) - set(SPECS_BY_NAME) == {"producer_properties", "weights", "calendar", "stores", "speed_is_max"}
+    assert all(spec.group in GROUPS for spec in SPECS)
+    assert {spec.group for spec in SPECS} == set(GROUPS), "every group holds a setting"
+
+
+def test_a_fallback_setting_takes_the_other_s_value_and_its_typed_default() -> None:
+    """BASE_DAILY_CUSTOMERS has no default of its own: unset, it is DEFAULT_DAILY_CUSTOMERS, also in Settings()."""
+    base = SPECS_BY_NAME["base_daily_customers"]
+    assert (base.default, base.fallback) == (None, "DEFAULT_DAILY_CUSTOMERS")
+    assert Settings().base_daily_customers == SPECS_BY_NAME["default_daily_customers"].parse("100") == 100

@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pytest
 from scipy import stats
 
-from foot_traffic.config.settings import load_settings
+from foot_traffic.config.resolve import load_settings
 from foot_traffic.model.arrivals import DURATION_MIXTURE
 from foot_traffic.model.grid import US_PER_MINUTE, datetime_to_us
 from foot_traffic.model.plan import DayPlan, Model, plan_day

@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foot_traffic.config.files import load_stores_file
 from foot_traffic.model.grid import WEEKDAYS, SlotGrid
-from foot_traffic.model.stores import Store, StoresFileError, load_stores_file
-from foot_traffic.model.weights import DEFAULT_WEIGHTS, WeightTable
+from foot_traffic.model.stores import Store, StoresFileError, stores_from_mapping
+from foot_traffic.model.weights import DEFAULT_WEIGHTS, WeightsFileError, WeightTable
 
 CITY_TOML = "[weights]\n" + "\n".join(f"{day} = [16, 17, 20, 17, 13, 10]" for day in WEEKDAYS)
 CITY = WeightTable(DEFAULT_WEIGHTS.grid, ((16.0, 17.0, 20.0, 17.0, 13.0, 10.0),) * 7)
@@ -305,3 +306,20 @@ def test_any_valid_store_list_written_as_json_loads_back_equal(stores: list[dict
         loaded = load_stores_file(stores_path)
     assert loaded == expected
     assert [s.stream_key for s in loaded] == [s.stream_key for s in expected]
+
+
+def test_the_model_builds_stores_without_reading_a_file() -> None:
+    """stores_from_mapping asks its caller for each weights profile, by the path the file writes; it reads nothing."""
+    asked: list[str] = []
+
+    def profile(path: str) -> WeightTable:
+        asked.append(path)
+        if path == "broken.toml":
+            raise WeightsFileError("cannot read it: gone")
+        return MALL
+
+    data = {"store": [{"id": "a", "weights": "mall.toml"}, {"id": "b"}]}
+    assert stores_from_mapping(data, profile) == (Store("a", weights=MALL), Store("b"))
+    assert asked == ["mall.toml"]
+    with pytest.raises(StoresFileError, match=r"^store\[0\]\.weights='broken.toml': cannot read it: gone$"):
+        stores_from_mapping({"store": [{"id": "a", "weights": "broken.toml"}]}, profile)

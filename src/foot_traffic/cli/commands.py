@@ -19,16 +19,15 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from foot_traffic import __version__
 from foot_traffic.cli import logs
-from foot_traffic.cli.completion import SHELLS
 from foot_traffic.cli.completion import script as completion_script
-from foot_traffic.config import effective, security
-from foot_traffic.config.settings import SPECS, Settings, load_settings
+from foot_traffic.cli.parser import build_parser
+from foot_traffic.config import effective, registry, security
+from foot_traffic.config.resolve import load_settings
+from foot_traffic.config.settings import SPECS, Settings
 from foot_traffic.errors import ConfigError, DeliveryError, FootTrafficError
 from foot_traffic.events.event import format_instant
 from foot_traffic.events.schema import EVENT_SCHEMA
-from foot_traffic.kafka import registry
 from foot_traffic.kafka import sink as kafka_sink
 from foot_traffic.kafka import transactions as exactly_once
 from foot_traffic.kafka.deadletter import DeadLetterFile
@@ -36,7 +35,6 @@ from foot_traffic.metrics import prometheus as metrics
 from foot_traffic.model import randomness
 from foot_traffic.model.grid import UTC, datetime_to_us
 from foot_traffic.model.plan import DayPlan, plan_day
-from foot_traffic.report.command import add_arguments as add_report_arguments
 from foot_traffic.report.command import main as report_main
 from foot_traffic.run import stopping
 from foot_traffic.run.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock, RealClock
@@ -48,133 +46,6 @@ log = logging.getLogger("foot_traffic")
 
 EXIT_INTERRUPTED = 130
 """128 + SIGINT, as shells report a command interrupted by Ctrl-C."""
-
-EXAMPLES = {
-    "run": (
-        "examples:\n"
-        "  KAFKA_BROKER=localhost:9092 DAILY_CUSTOMERS=20 foot-traffic run\n"
-        "  foot-traffic run --sink stdout --seed demo --daily-customers 100000\n"
-    ),
-    "plan": (
-        "examples:\n"
-        "  foot-traffic plan --date 2025-08-12 --days 7 --seed demo\n"
-        "  foot-traffic plan --date 2025-08-12 --now 2025-08-12T15:30:00+00:00 --json\n"
-    ),
-    "config": (
-        "examples:\n"
-        "  foot-traffic config --config foot-traffic.toml\n"
-        "  KAFKA_BROKER=broker:9092 foot-traffic config --daily-customers 500 --json\n"
-    ),
-    "completion": (
-        "examples:\n"
-        '  eval "$(foot-traffic completion bash)"          # in ~/.bashrc\n'
-        '  foot-traffic completion zsh > "${fpath[1]}/_foot-traffic"\n'
-        "  foot-traffic completion fish > ~/.config/fish/completions/foot-traffic.fish\n"
-    ),
-    "report": (
-        "examples:\n"
-        "  foot-traffic report --broker localhost:9092 --topic foot_traffic --seed demo\n"
-        "  foot-traffic report --input week.jsonl --seed demo --start 2025-08-11 --until 2025-08-18 --format html\n"
-        "  foot-traffic run --sink stdout --speed max --start 2025-08-11 --until 2025-08-12"
-        " | foot-traffic report --input -\n"
-    ),
-}
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors name the flag and what is expected, exit status 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        """Parse as argparse does, but keep ``--opt=--`` as the value "--".
-
-        Python 3.11's argparse drops a "--" even from ``--opt=--`` and hands the option an
-        empty list; the settings' parsers expect text, and "--" is then reported as a bad value.
-        """
-        parsed, extras = super().parse_known_args(args, namespace)
-        for action in self._actions:
-            if action.option_strings and action.nargs is None and getattr(parsed, action.dest, None) == []:
-                setattr(parsed, action.dest, "--")
-        return parsed, extras
-
-
-def _add_settings(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("settings (each overrides its environment variable)")
-    for spec in SPECS:
-        default = f" Default: {spec.default}." if spec.default is not None else ""
-        group.add_argument(
-            spec.flag,
-            *spec.aliases,
-            dest=spec.name,
-            metavar=spec.env,
-            help=f"{spec.help}{default}",
-        )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every command and flag."""
-    parser = _Parser(
-        prog="foot-traffic",
-        description="Simulate customers arriving at a store and stream one JSON event per visit to Kafka.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = commands.add_parser(
-        "run",
-        help="stream events in real time",
-        epilog=EXAMPLES["run"],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_settings(run)
-    plan = commands.add_parser(
-        "plan",
-        help="print the plan that run would follow, without Kafka",
-        epilog=EXAMPLES["plan"],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    plan.add_argument("--date", help="first date, YYYY-MM-DD. Default: today (UTC).")
-    plan.add_argument("--days", default="1", help="number of days. Default: 1.")
-    plan.add_argument("--now", help="apply the mid-day start rule at this ISO-8601 instant.")
-    plan.add_argument("--json", action="store_true", help="one JSON object per day per line.")
-    _add_settings(plan)
-    config = commands.add_parser(
-        "config",
-        help="print every setting, its value and where it came from (secrets as ***)",
-        epilog=EXAMPLES["config"],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    config.add_argument("--json", action="store_true", help="one JSON object: each setting's value and origin.")
-    _add_settings(config)
-    commands.add_parser(
-        "schema",
-        help="print the JSON Schema of the events",
-        epilog="examples:\n  foot-traffic schema > foot-traffic-event.schema.json\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    completion = commands.add_parser(
-        "completion",
-        help="print the shell completion script for bash, zsh or fish",
-        epilog=EXAMPLES["completion"],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    completion.add_argument("shell", choices=SHELLS, help="the shell: bash, zsh or fish.")
-    report = commands.add_parser(
-        "report",
-        help="check events (Kafka or a JSON-lines file) against the model; write a summary and plots",
-        description="Check events against the model the settings describe; write a summary and plots. "
-        "Exit status: 0 the events fit, 1 a check failed, 2 bad input, 3 Kafka unreachable.",
-        epilog=EXAMPLES["report"],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_report_arguments(report)
-    _add_settings(report)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import available_timezones
 
-from foot_traffic.config.settings import BOOL_PARSER, FILE_PARSERS, SPECS_BY_NAME, Choice
+from foot_traffic.config.parsers import FILE_PARSERS, Choice, boolean
+from foot_traffic.config.settings import SPECS_BY_NAME
 
 SHELLS = ("bash", "zsh", "fish")
 PROGRAM = "foot-traffic"
@@ -63,7 +64,7 @@ def _options(actions: Iterable[argparse.Action]) -> tuple[Option, ...]:
         if spec is not None:
             if isinstance(spec.parse, Choice):
                 words = spec.parse.options
-            elif spec.parse is BOOL_PARSER:
+            elif spec.parse is boolean:
                 words = ("true", "false")
             elif spec.parse in FILE_PARSERS:
                 files = True

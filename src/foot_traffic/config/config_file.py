@@ -14,8 +14,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from foot_traffic.config.documents import read_document
-from foot_traffic.config.security import MASK, PRODUCER_PREFIX
+from foot_traffic.config.files import read_document
+from foot_traffic.secret import MASK
 
 _SCALARS = "a string, a number or a boolean"
 
@@ -41,6 +41,8 @@ class Vocabulary:
     paths: Collection[str]
     reserved: str
     """The variable that names the file itself, which the file cannot set."""
+    passthrough: str
+    """The prefix of the variables passed through to the Kafka client (any name after it is accepted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,7 @@ def _key_problem(key: str, label: str, words: Vocabulary) -> str | None:
     """What is wrong with a key: the file's own setting, or a name that is no setting's variable."""
     if key == words.reserved:
         return f"{label}: key {key!r} expected in the environment or as a flag, not in the configuration file"
-    if key in words.known or key.startswith(PRODUCER_PREFIX):
+    if key in words.known or key.startswith(words.passthrough):
         return None
     guess = difflib.get_close_matches(key.upper().replace("-", "_").replace(".", "_"), list(words.known), n=1)
     hint = f"did you mean {guess[0]}?" if guess else "foot-traffic run --help lists them"

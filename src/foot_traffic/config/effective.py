@@ -10,8 +10,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from foot_traffic.config.security import PRODUCER_PREFIX, Secret, is_sensitive, property_name
-from foot_traffic.config.settings import SPECS, Origin, Settings, Spec, resolve
+from foot_traffic.config.producer import PRODUCER_PREFIX, is_sensitive, property_name
+from foot_traffic.config.resolve import Origin, resolve
+from foot_traffic.config.settings import SPECS, Settings
+from foot_traffic.config.spec import Spec
+from foot_traffic.secret import Secret
 
 Value = str | int | float | bool | None
 """A setting's value as JSON holds it (None: unset)."""

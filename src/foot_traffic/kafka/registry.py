@@ -10,52 +10,34 @@ proves the registry reachable: after that the serializer and the deserializer
 kept for dead letters work from their caches and never call the registry again.
 
 The serializers live in the optional ``registry`` extra; nothing here imports
-them before a run asks for the registry.
+them before a run asks for the registry. The settings behind the parameters are
+read and checked in foot_traffic.config.registry.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import ssl
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
-from foot_traffic.config.security import MASK, Secret
 from foot_traffic.errors import DeliveryError, FootTrafficError
 from foot_traffic.events.schema import EVENT_AVRO_SCHEMA, EVENT_SCHEMA
-
-if TYPE_CHECKING:
-    from foot_traffic.config.settings import Settings
+from foot_traffic.retry import Backoff, RetriesExhausted, Retryable, retrying
+from foot_traffic.secret import Secret
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-
-FORMATS = ("json", "avro")
-"""Values of SCHEMA_REGISTRY_FORMAT."""
 
 EXTRA_HINT = "pip install 'foot-traffic[registry]'"
 """How to install the serializers."""
 
 MAGIC_BYTE = 0
 """First byte of every value in the Confluent wire format; the schema id follows in 4 big-endian bytes."""
-
-_EXTRA_MODULES: dict[str, tuple[str, ...]] = {
-    "json": (
-        "jsonschema",
-        "referencing",
-        "confluent_kafka.schema_registry",
-        "confluent_kafka.schema_registry.json_schema",
-    ),
-    "avro": ("fastavro", "confluent_kafka.schema_registry", "confluent_kafka.schema_registry.avro"),
-}
-"""What each format imports: the third-party modules first, so a missing one is named."""
 
 _SAMPLE: dict[str, object] = {
     "event_type": "foot_traffic",
@@ -84,16 +66,6 @@ class TLS:
     key_location: Path | None = None
     key_password: Secret | None = None
 
-    @classmethod
-    def of(cls, settings: Settings) -> TLS:
-        """The TLS settings of a run."""
-        return cls(
-            settings.schema_registry_ssl_ca_location,
-            settings.schema_registry_ssl_certificate_location,
-            settings.schema_registry_ssl_key_location,
-            settings.schema_registry_ssl_key_password,
-        )
-
     def client_config(self) -> dict[str, str]:
         """The SchemaRegistryClient's ssl.* entries (none: the system's trust store, no client certificate)."""
         config: dict[str, str] = {}
@@ -106,143 +78,6 @@ class TLS:
             if value is not None:
                 config[key] = value.reveal() if isinstance(value, Secret) else str(value)
         return config
-
-
-TLS_SETTINGS = (
-    ("schema_registry_ssl_ca_location", "SCHEMA_REGISTRY_SSL_CA_LOCATION"),
-    ("schema_registry_ssl_certificate_location", "SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION"),
-    ("schema_registry_ssl_key_location", "SCHEMA_REGISTRY_SSL_KEY_LOCATION"),
-    ("schema_registry_ssl_key_password", "SCHEMA_REGISTRY_SSL_KEY_PASSWORD"),
-)
-"""The TLS settings, by field name and variable."""
-
-
-def parse_url(raw: str) -> str:
-    """SCHEMA_REGISTRY_URL: one http:// or https:// URL with a host, without credentials, query or fragment."""
-    expected = "an http:// or https:// URL such as http://localhost:8081, without user:password@, query or fragment"
-    text = raw.strip()
-    try:
-        parts = urlsplit(text)
-        port = parts.port  # raises ValueError when out of range or not a number
-    except ValueError:
-        raise ValueError(expected) from None
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.query
-        or parts.fragment
-        or any(c.isspace() for c in text)
-        or "," in text
-        or (port is not None and port == 0)
-    ):
-        raise ValueError(expected)
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(f"{expected} (credentials go in SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO)")
-    return text.rstrip("/")
-
-
-def parse_user_info(raw: str) -> Secret:
-    """SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO: ``user:password`` with a non-empty user, kept as a Secret."""
-    user, sep, _ = raw.partition(":")
-    if not sep or not user or any(c in raw for c in "\r\n"):
-        raise ValueError("user:password (a user name, a colon, then the password)")
-    return Secret(raw)
-
-
-def missing_extra(fmt: str, import_module: Callable[[str], object] = importlib.import_module) -> str | None:
-    """Why the serializers of ``fmt`` cannot be imported (the import error), or None when they can."""
-    for module in _EXTRA_MODULES[fmt]:
-        try:
-            import_module(module)
-        except ImportError as exc:
-            return str(exc)
-    return None
-
-
-def check(values: Mapping[str, Any], problems: list[str], *, in_file: Mapping[str, str] | None = None) -> None:
-    """Check the registry settings together with the rest; append one line per problem.
-
-    ``in_file`` names the configuration file of each setting read from one, by name.
-    """
-
-    def where(name: str) -> str:
-        return f" (in {in_file[name]})" if in_file and name in in_file else ""
-
-    def shown(name: str, env: str) -> str:
-        value = values[name]
-        return f"{env}={MASK if isinstance(value, Secret) else repr(str(value))}{where(name)}"
-
-    url = values.get("schema_registry_url")
-    dependent = (("schema_registry_basic_auth_user_info", "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO"), *TLS_SETTINGS)
-    if url is None:
-        problems.extend(
-            f"{shown(name, env)}: expected SCHEMA_REGISTRY_URL to be set too"
-            for name, env in dependent
-            if name in values
-        )
-        return
-    _check_tls(values, url, problems, shown)
-    quoted = f"SCHEMA_REGISTRY_URL={url!r}{where('schema_registry_url')}"
-    sink = values.get("sink", "kafka")
-    if sink != "kafka":
-        problems.append(f"{quoted} with SINK={sink!r}: expected SINK=kafka (the registry's framing is for Kafka)")
-    if values.get("exit_events_topic") is not None:
-        problems.append(
-            f"{quoted} with EXIT_EVENTS_TOPIC: expected one or the other "
-            "(the entry/exit events have no registered schema)"
-        )
-    fmt = values.get("schema_registry_format", "json")
-    if fmt in FORMATS:
-        reason = missing_extra(fmt)
-        if reason is not None:
-            problems.append(f"{quoted}: expected the registry serializers to be installed ({reason}); {EXTRA_HINT}")
-
-
-def _check_tls(values: Mapping[str, Any], url: str, problems: list[str], shown: Callable[[str, str], str]) -> None:
-    """The SCHEMA_REGISTRY_SSL_* settings: for https:// only, a key with its certificate, and loadable by Python."""
-    given = [(name, env) for name, env in TLS_SETTINGS if name in values]
-    if not given:
-        return
-    if not url.lower().startswith("https://"):
-        problems.extend(
-            f"{shown(name, env)}: expected an https:// SCHEMA_REGISTRY_URL to use it (it is {url!r}), or no value"
-            for name, env in given
-        )
-        return
-    before = len(problems)
-    certificate = "schema_registry_ssl_certificate_location"
-    reasons = ("a client key needs its certificate", "it decrypts that key")
-    needs_certificate = zip(TLS_SETTINGS[2:], reasons, strict=True)
-    problems.extend(
-        f"{shown(name, env)}: expected SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION to be set too ({why})"
-        for (name, env), why in needs_certificate
-        if name in values and certificate not in values
-    )
-    if len(problems) == before:
-        problems.extend(_load_tls(TLS(*(values.get(name) for name, _ in TLS_SETTINGS)), shown))
-
-
-def _load_tls(tls: TLS, shown: Callable[[str, str], str]) -> list[str]:
-    """Problems Python's ssl finds in the CA file and the client's certificate and key, each naming its setting."""
-    try:
-        context = ssl.create_default_context(cafile=None if tls.ca_location is None else str(tls.ca_location))
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        return [f"{shown(*TLS_SETTINGS[0])}: expected a PEM file of CA certificate(s); {type(exc).__name__}: {exc}"]
-    if tls.certificate_location is None:
-        return []
-    try:
-        context.load_cert_chain(
-            str(tls.certificate_location),
-            None if tls.key_location is None else str(tls.key_location),
-            _no_password if tls.key_password is None else tls.key_password.reveal(),
-        )
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        return [
-            f"{shown(*TLS_SETTINGS[1])}: expected a PEM client certificate and its private key (in "
-            "SCHEMA_REGISTRY_SSL_KEY_LOCATION or the same file; an encrypted key needs the right "
-            f"SCHEMA_REGISTRY_SSL_KEY_PASSWORD); {type(exc).__name__}: {exc}"
-        ]
-    return []
 
 
 def subject(topic: str) -> str:
@@ -340,49 +175,41 @@ class EventSerializer:
             raise ValueError(f"not an event framed for {self.subject}: {exc}") from None
 
 
-def connect(settings: Settings, *, client: Any = None, sleep: Callable[[float], None] = time.sleep) -> EventSerializer:
-    """Reach the registry (MAX_RETRIES attempts, RETRY_BACKOFF_SECONDS apart) and register the event's schema.
+def connect(
+    url: str,
+    topic: str,
+    fmt: str,
+    *,
+    user_info: Secret | None,
+    tls: TLS | None,
+    timeout_s: float,
+    backoff: Backoff,
+    client: Any = None,
+) -> EventSerializer:
+    """Reach the registry at ``url`` (``backoff.attempts`` attempts) and register the event's ``fmt`` schema.
 
     Raises RegistryUnavailableError naming the URL: at once when the registry
     answers with a refusal (credentials, a wrong path, a schema it rejects),
     after the last attempt when it cannot be reached or fails.
     """
-    url = settings.schema_registry_url
-    if url is None:
-        raise ValueError("SCHEMA_REGISTRY_URL is not set")
     own = client is None
     if client is None:
-        client = new_client(
-            url, settings.schema_registry_basic_auth_user_info, settings.connect_timeout_seconds, TLS.of(settings)
-        )
+        client = new_client(url, user_info, timeout_s, tls)
+    serializer = EventSerializer(client, topic, fmt)
     try:
-        return _register(settings, url, EventSerializer(client, settings.topic, settings.schema_registry_format), sleep)
+        registered = call_registry(
+            serializer.register,
+            url=url,
+            attempts=backoff.attempts,
+            backoff_s=backoff.seconds,
+            sleep=backoff.sleep,
+            refusal=f"cannot register the {fmt} schema of {serializer.subject} at the schema registry at {url}",
+        )
     except RegistryUnavailableError:
         if own:
             client.close()
         raise
-
-
-def _register(
-    settings: Settings, url: str, serializer: EventSerializer, sleep: Callable[[float], None]
-) -> EventSerializer:
-    """Register the schema within MAX_RETRIES attempts; the serializer, ready, or RegistryUnavailableError."""
-    registered = call_registry(
-        serializer.register,
-        url=url,
-        attempts=settings.max_retries,
-        backoff_s=settings.retry_backoff_seconds,
-        sleep=sleep,
-        refusal=f"cannot register the {settings.schema_registry_format} schema of {serializer.subject} "
-        f"at the schema registry at {url}",
-    )
-    log.info(
-        "Schema registry at %s: subject %s, %s schema id %d",
-        url,
-        serializer.subject,
-        settings.schema_registry_format,
-        registered,
-    )
+    log.info("Schema registry at %s: subject %s, %s schema id %d", url, serializer.subject, fmt, registered)
     return serializer
 
 
@@ -412,8 +239,7 @@ def call_registry(
     """
     from confluent_kafka.schema_registry import SchemaRegistryError  # noqa: PLC0415 - the extra
 
-    last_error = ""
-    for attempt in range(1, attempts + 1):
+    def attempt() -> _T:
         try:
             return request()
         except SchemaRegistryError as exc:
@@ -424,31 +250,21 @@ def call_registry(
                 raise RegistryUnavailableError(
                     f"{refusal}: HTTP {status}: {exc.error_message}; {_hint(status)}"
                 ) from None
-            last_error = f"HTTP {status}: {exc.error_message}"
+            raise Retryable(f"HTTP {status}: {exc.error_message}") from None
         except Exception as exc:  # the HTTP client's transport errors (refused, timed out, unknown host, TLS)
-            last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             refused = _tls_refusal(exc)
             if refused is not None:
-                raise RegistryUnavailableError(f"{refusal}: {last_error}; {refused}") from None
-        if attempt < attempts:
-            log.warning(
-                "Schema registry at %s not reachable (attempt %d of %d): %s; retrying in %.1f s",
-                url,
-                attempt,
-                attempts,
-                last_error,
-                backoff_s,
-            )
-            sleep(backoff_s)
-    raise RegistryUnavailableError(
-        f"cannot reach the schema registry at {url} after {attempts} attempt(s) {backoff_s:g} s apart: "
-        f"{last_error}; check SCHEMA_REGISTRY_URL"
-    )
+                raise RegistryUnavailableError(f"{refusal}: {reason}; {refused}") from None
+            raise Retryable(reason) from None
 
-
-def _no_password() -> str:
-    """An encrypted key without SCHEMA_REGISTRY_SSL_KEY_PASSWORD fails to load, rather than prompting on a terminal."""
-    return ""
+    try:
+        return retrying(attempt, Backoff(attempts, backoff_s, sleep), f"Schema registry at {url}")
+    except RetriesExhausted as exc:
+        raise RegistryUnavailableError(
+            f"cannot reach the schema registry at {url} after {attempts} attempt(s) {backoff_s:g} s apart: "
+            f"{exc.reason}; check SCHEMA_REGISTRY_URL"
+        ) from None
 
 
 def _tls_refusal(exc: BaseException) -> str | None:

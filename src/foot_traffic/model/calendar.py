@@ -1,4 +1,4 @@
-"""Opening hours per weekday and per-date exceptions (holidays, sales), read from CALENDAR_FILE.
+"""Opening hours per weekday and per-date exceptions (holidays, sales), as CALENDAR_FILE describes them.
 
 The file is TOML when its name ends in ``.toml`` and JSON otherwise; both have
 the same structure::
@@ -47,11 +47,9 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Final, Literal
 
-from foot_traffic.config.documents import build, read_document
 from foot_traffic.model.grid import MINUTES_PER_DAY, WEEKDAYS
 
 CLOSED: Final = "closed"
@@ -273,8 +271,3 @@ def calendar_from_mapping(data: Mapping[str, object]) -> Calendar:
     weekday_hours = _parse_weekday_hours(data["hours"]) if "hours" in data else EMPTY_CALENDAR.weekday_hours
     dates = _parse_dates(data["dates"]) if "dates" in data else {}
     return Calendar(weekday_hours, dates)
-
-
-def load_calendar_file(path: Path) -> Calendar:
-    """Read a TOML (``.toml``) or JSON (any other suffix) calendar file."""
-    return build(read_document(path, CalendarFileError), calendar_from_mapping, CalendarFileError)

@@ -1,4 +1,4 @@
-"""The stores to simulate, each with its own scale, profile and time zone, read from STORES_FILE.
+"""The stores to simulate, each with its own scale, profile and time zone, as STORES_FILE describes them.
 
 The file is TOML when its name ends in ``.toml`` and JSON otherwise::
 
@@ -29,13 +29,11 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from foot_traffic.config.documents import build, read_document
-from foot_traffic.model.weights import WeightsFileError, WeightTable, load_weights_file
+from foot_traffic.model.weights import WeightsFileError, WeightTable
 
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _ID_EXPECTED = "1 to 64 characters, each a letter, a digit, '.', '_' or '-'"
@@ -93,7 +91,11 @@ def _as_float(value: object) -> float | None:
         return math.inf
 
 
-def _parse_store(index: int, data: object, folder: Path, profiles: dict[Path, WeightTable]) -> Store:
+ProfileLoader = Callable[[str], WeightTable]
+"""Reads the weights file a store's ``weights`` names (as written in the stores file); WeightsFileError if bad."""
+
+
+def _parse_store(index: int, data: object, load_profile: ProfileLoader) -> Store:
     where = f"store[{index}]"
     if not isinstance(data, Mapping):
         raise StoresFileError(
@@ -117,13 +119,10 @@ def _parse_store(index: int, data: object, folder: Path, profiles: dict[Path, We
         raw_path = data["weights"]
         if not isinstance(raw_path, str) or not raw_path:
             raise StoresFileError(f"{where}.weights={raw_path!r}: expected the path of a weights file")
-        profile = folder / raw_path
-        if profile not in profiles:
-            try:
-                profiles[profile] = load_weights_file(profile)
-            except WeightsFileError as exc:
-                raise StoresFileError(f"{where}.weights={raw_path!r}: {exc}") from None
-        weights = profiles[profile]
+        try:
+            weights = load_profile(raw_path)
+        except WeightsFileError as exc:
+            raise StoresFileError(f"{where}.weights={raw_path!r}: {exc}") from None
     timezone = None
     if "timezone" in data:
         timezone = data["timezone"]
@@ -132,8 +131,8 @@ def _parse_store(index: int, data: object, folder: Path, profiles: dict[Path, We
     return Store(store_id, scale, weights, timezone)
 
 
-def stores_from_mapping(data: Mapping[str, object], folder: Path) -> tuple[Store, ...]:
-    """Build the stores from parsed TOML or JSON; weights paths are relative to ``folder``."""
+def stores_from_mapping(data: Mapping[str, object], load_profile: ProfileLoader) -> tuple[Store, ...]:
+    """Build the stores from parsed TOML or JSON; ``load_profile`` reads the weights file a store names."""
     for key, value in data.items():
         if key != "store":
             raise StoresFileError(f"{key}={value!r}: unknown key; expected only 'store', a list of store tables")
@@ -142,8 +141,7 @@ def stores_from_mapping(data: Mapping[str, object], folder: Path) -> tuple[Store
     raw = data["store"]
     if not isinstance(raw, list) or not raw:
         raise StoresFileError(f"store={raw!r}: expected a list of at least one store table ([[store]] in TOML)")
-    profiles: dict[Path, WeightTable] = {}
-    stores = tuple(_parse_store(i, item, folder, profiles) for i, item in enumerate(raw))
+    stores = tuple(_parse_store(i, item, load_profile) for i, item in enumerate(raw))
     first_index: dict[str, int] = {}
     for i, store in enumerate(stores):
         if store.id in first_index:
@@ -152,9 +150,3 @@ def stores_from_mapping(data: Mapping[str, object], folder: Path) -> tuple[Store
             )
         first_index[store.id] = i
     return stores
-
-
-def load_stores_file(path: Path) -> tuple[Store, ...]:
-    """Read a TOML (``.toml``) or JSON (any other suffix) stores file, in file order."""
-    data = read_document(path, StoresFileError)
-    return build(data, lambda d: stores_from_mapping(d, path.parent), StoresFileError)

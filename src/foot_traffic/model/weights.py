@@ -7,10 +7,8 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from foot_traffic.config.documents import build, read_document
 from foot_traffic.model.grid import DEFAULT_GRID, MINUTES_PER_DAY, WEEKDAYS, SlotGrid
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -117,8 +115,3 @@ def table_from_mapping(data: Mapping[str, Any]) -> WeightTable:
     if not math.isfinite(sum(sum(row) for row in rows)):
         raise WeightsFileError("the weights add up to more than the largest float; expected smaller weights")
     return WeightTable(grid, rows)
-
-
-def load_weights_file(path: Path) -> WeightTable:
-    """Read a TOML (``.toml``) or JSON (any other suffix) weights file."""
-    return build(read_document(path, WeightsFileError), table_from_mapping, WeightsFileError)

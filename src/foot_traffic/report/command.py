@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from foot_traffic.config import security
+from foot_traffic.config.registry import tls as registry_tls
 from foot_traffic.config.settings import Settings
 from foot_traffic.errors import ConfigError
-from foot_traffic.kafka.registry import TLS
 from foot_traffic.model import randomness
 from foot_traffic.model.grid import us_to_datetime
 from foot_traffic.report.document import (
@@ -194,7 +194,7 @@ def _chunks(settings: Settings, options: Options) -> Iterator[Chunk]:
         registry = RegistrySource(
             url=settings.schema_registry_url,
             user_info=settings.schema_registry_basic_auth_user_info,
-            tls=TLS.of(settings),
+            tls=registry_tls(settings),
             attempts=settings.max_retries,
             backoff_s=settings.retry_backoff_seconds,
             timeout_s=settings.connect_timeout_seconds,

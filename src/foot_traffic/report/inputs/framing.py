@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any
 
-from foot_traffic.config.security import Secret
 from foot_traffic.events.schema import EVENT_AVRO_SCHEMA
 from foot_traffic.kafka.registry import EXTRA_HINT, TLS, call_registry, new_client
 from foot_traffic.report.inputs.events import EventsInputError
+from foot_traffic.secret import Secret
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""Reading the TOML or JSON documents behind WEIGHTS_FILE, CALENDAR_FILE and STORES_FILE."""
+"""Reading the TOML or JSON documents behind CONFIG_FILE, WEIGHTS_FILE, CALENDAR_FILE and STORES_FILE.
+
+The model builds weights, calendars and stores from parsed mappings and never
+reads a file; this module does the reading and hands it the mappings.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,10 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
+
+from foot_traffic.model.calendar import Calendar, CalendarFileError, calendar_from_mapping
+from foot_traffic.model.stores import Store, StoresFileError, stores_from_mapping
+from foot_traffic.model.weights import WeightsFileError, WeightTable, table_from_mapping
 
 T = TypeVar("T")
 
@@ -46,9 +54,36 @@ def read_document(path: Path, error: type[ValueError], *, toml: bool | None = No
     return data
 
 
-def build(data: Mapping[str, object], builder: Callable[[Mapping[str, object]], T], error: type[ValueError]) -> T:
+def _build(data: Mapping[str, object], builder: Callable[[Mapping[str, object]], T], error: type[ValueError]) -> T:
     """Run a document's builder, turning a value nested too deeply to describe into ``error``."""
     try:
         return builder(data)
     except RecursionError:  # a value nested almost as deep as the parser allows, shown in a message
         raise error("cannot parse it: nested too deeply") from None
+
+
+def load_weights_file(path: Path) -> WeightTable:
+    """Read a TOML (``.toml``) or JSON (any other suffix) weights file."""
+    return _build(read_document(path, WeightsFileError), table_from_mapping, WeightsFileError)
+
+
+def load_calendar_file(path: Path) -> Calendar:
+    """Read a TOML (``.toml``) or JSON (any other suffix) calendar file."""
+    return _build(read_document(path, CalendarFileError), calendar_from_mapping, CalendarFileError)
+
+
+def load_stores_file(path: Path) -> tuple[Store, ...]:
+    """Read a TOML (``.toml``) or JSON (any other suffix) stores file, in file order.
+
+    A store's weights profile is read relative to the stores file's folder, each file once.
+    """
+    profiles: dict[Path, WeightTable] = {}
+
+    def load_profile(raw_path: str) -> WeightTable:
+        profile = path.parent / raw_path
+        if profile not in profiles:
+            profiles[profile] = load_weights_file(profile)
+        return profiles[profile]
+
+    data = read_document(path, StoresFileError)
+    return _build(data, lambda d: stores_from_mapping(d, load_profile), StoresFileError)
