@@ -30,7 +30,7 @@ from tests.integration.test_run_kafka import FIELDS, assert_event_shape, emitted
 
 DATA = ROOT / "tests" / "integration" / "data"
 LOGGED = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO foot_traffic\.service: "
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO foot_traffic\.run\.service: "
     r"Emitted customer_id=([0-9a-f-]{36}) entry_time=(\S+) "
 )
 PROGRESS = re.compile(
