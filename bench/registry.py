@@ -18,8 +18,9 @@ import time
 import uuid
 
 from foot_traffic.config.settings import load_settings
+from foot_traffic.kafka.admin import connect
+from foot_traffic.kafka.producer import KafkaSink, ValueSerializer
 from foot_traffic.kafka.registry import connect as connect_registry
-from foot_traffic.kafka.sink import KafkaSink, ValueSerializer, connect
 from foot_traffic.model.randomness import root_entropy
 from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.service import Service

@@ -28,9 +28,10 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from foot_traffic.config.settings import load_settings
+from foot_traffic.kafka.admin import connect
+from foot_traffic.kafka.producer import KafkaSink, ValueSerializer
 from foot_traffic.kafka.registry import EventSerializer
 from foot_traffic.kafka.registry import connect as connect_registry
-from foot_traffic.kafka.sink import KafkaSink, ValueSerializer, connect
 from foot_traffic.model.randomness import root_entropy
 from foot_traffic.report.framing import FramedValues, RegistrySource
 from foot_traffic.report.inputs import KAFKA_BATCH, Events, KafkaSource, kafka_chunk, kafka_chunks, read_events

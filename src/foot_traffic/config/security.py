@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from foot_traffic.kafka.sink import producer_config
+from foot_traffic.kafka.client import producer_config
 
 if TYPE_CHECKING:
     from foot_traffic.config.settings import Settings
