@@ -19,7 +19,8 @@ import uuid
 
 from foot_traffic.config.registry import connect as connect_registry
 from foot_traffic.config.resolve import load_settings
-from foot_traffic.kafka.sink import KafkaSink, ValueSerializer, connect
+from foot_traffic.kafka.admin import connect
+from foot_traffic.kafka.producer import KafkaSink, ValueSerializer
 from foot_traffic.model.randomness import root_entropy
 from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.service import Service

@@ -29,8 +29,9 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from foot_traffic.config.registry import connect as connect_registry
 from foot_traffic.config.resolve import load_settings
+from foot_traffic.kafka.admin import connect
+from foot_traffic.kafka.producer import KafkaSink, ValueSerializer
 from foot_traffic.kafka.registry import EventSerializer
-from foot_traffic.kafka.sink import KafkaSink, ValueSerializer, connect
 from foot_traffic.model.randomness import root_entropy
 from foot_traffic.report.inputs.events import Events
 from foot_traffic.report.inputs.framing import FramedValues, RegistrySource

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from foot_traffic.config.resolve import load_settings
-from foot_traffic.kafka.transactions import RunRecord, state_topic
+from foot_traffic.kafka.resume import RunRecord, state_topic
 from foot_traffic.model.grid import local_date
 from foot_traffic.model.plan import plan_day
 from foot_traffic.model.randomness import root_entropy

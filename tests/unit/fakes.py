@@ -1,14 +1,15 @@
-"""In-memory stand-ins for confluent-kafka's Producer and Message, shared by the unit tests of the Kafka sink."""
+"""In-memory stand-ins shared by the unit tests: confluent-kafka's Producer and Message, and real time."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from foot_traffic.kafka.sink import KafkaSink
+from foot_traffic.kafka.producer import KafkaSink
 
 
 class FakeMessage:
@@ -30,7 +31,8 @@ class FakeMessage:
 class FakeProducer:
     """Queues produce calls; ``deliver`` fires the oldest one's report with a chosen error.
 
-    ``refuse`` makes every produce call raise it; ``full_for`` makes that many of them raise BufferError.
+    ``full_for`` makes that many produce calls raise BufferError, then ``refuse`` makes every one raise it.
+    Transaction calls are recorded in ``calls``; ``refuse_commit`` makes a commit raise it.
     """
 
     def __init__(self, config: dict[str, Any], logger: logging.Logger | None = None) -> None:
@@ -39,13 +41,15 @@ class FakeProducer:
         self.refuse: KafkaException | None = None
         self.full_for = 0
         self.purged = False
+        self.calls: list[str] = []
+        self.refuse_commit: KafkaException | None = None
 
     def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any) -> None:
-        if self.refuse is not None:
-            raise self.refuse
         if self.full_for:
             self.full_for -= 1
             raise BufferError("queue full")
+        if self.refuse is not None:
+            raise self.refuse
         self.queue.append((FakeMessage(topic, key, value), on_delivery))
 
     def poll(self, timeout: float = 0) -> int:
@@ -53,7 +57,8 @@ class FakeProducer:
 
     def deliver(self, error: KafkaError | None) -> None:
         message, callback = self.queue.pop(0)
-        callback(error, message)
+        if callback is not None:
+            callback(error, message)
 
     def flush(self, timeout: float = 0) -> int:
         return len(self.queue)
@@ -66,6 +71,20 @@ class FakeProducer:
     def __len__(self) -> int:
         return len(self.queue)
 
+    def init_transactions(self, timeout: float) -> None:
+        self.calls.append("init")
+
+    def begin_transaction(self) -> None:
+        self.calls.append("begin")
+
+    def commit_transaction(self, timeout: float) -> None:
+        if self.refuse_commit is not None:
+            raise self.refuse_commit
+        self.calls.append("commit")
+
+    def abort_transaction(self, timeout: float) -> None:
+        self.calls.append("abort")
+
 
 def fake_sink(bootstrap: str = "b:9092", topic: str = "t", **options: Any) -> tuple[KafkaSink, FakeProducer]:
     """A KafkaSink wired to a fake producer, and that producer; ``options`` are KafkaSink's keyword arguments."""
@@ -77,3 +96,41 @@ def fake_sink(bootstrap: str = "b:9092", topic: str = "t", **options: Any) -> tu
 
     sink = KafkaSink(bootstrap, topic, producer_factory=factory, **options)  # type: ignore[arg-type]
     return sink, made[0]
+
+
+class SteppedClock:
+    """Real time that passes only while the service loop waits on its stop flag, which then takes no real time.
+
+    Pass ``clock.stop`` as the loop's stop flag: each wait moves the clock forward by its timeout, as real time
+    would, and is recorded in ``waits`` (timeout, now after it).
+    """
+
+    rate = 1.0
+
+    def __init__(self, now_us: int) -> None:
+        self.now = now_us
+        self.waits: list[tuple[float, int]] = []
+        self.stop = _PassingStop(self)
+
+    def now_us(self) -> int:
+        return self.now
+
+    def sleep_time(self, deadline_us: int) -> float:
+        return max(0.0, (deadline_us - self.now) / 1e6)
+
+    def reach(self, until_us: int) -> int:
+        return self.now
+
+
+class _PassingStop(threading.Event):
+    """A stop flag whose waits move a SteppedClock instead of sleeping."""
+
+    def __init__(self, clock: SteppedClock) -> None:
+        super().__init__()
+        self._clock = clock
+
+    def wait(self, timeout: float | None = None) -> bool:
+        assert timeout is not None, "the loop always waits with a timeout"
+        self._clock.now += round(timeout * 1e6)
+        self._clock.waits.append((timeout, self._clock.now))
+        return self.is_set()

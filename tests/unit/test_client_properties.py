@@ -19,8 +19,8 @@ from foot_traffic.config.producer import PRODUCER_PREFIX, is_sensitive, property
 from foot_traffic.config.resolve import load_settings
 from foot_traffic.config.security import client_config
 from foot_traffic.errors import ConfigError
+from foot_traffic.kafka.client import producer_config
 from foot_traffic.kafka.properties import PYTHON_OBJECTS, client_error, typed
-from foot_traffic.kafka.sink import producer_config
 
 _NAMES = """
 client.id metadata.broker.list bootstrap.servers message.max.bytes message.copy.max.bytes receive.message.max.bytes

@@ -12,7 +12,7 @@ from confluent_kafka import KafkaError, KafkaException
 from foot_traffic.config.resolve import load_settings
 from foot_traffic.errors import DeliveryError
 from foot_traffic.kafka.deadletter import DEFAULT_DEAD_LETTER_FILE, DeadLetterFile, dead_letter_line
-from foot_traffic.kafka.sink import KafkaSink
+from foot_traffic.kafka.producer import KafkaSink
 from tests.unit.fakes import FakeProducer, fake_sink
 
 EVENT = '{"event_type":"foot_traffic","customer_id":"c-1","time_slot":"17:00–19:59"}'.encode()
@@ -98,8 +98,8 @@ def test_failed_delivery_reports_become_dead_letters(tmp_path: Path) -> None:
     path = tmp_path / "dl.jsonl"
     sink, producer = make_sink(path)
     for i in range(3):
-        sink.send(f"c-{i}", EVENT)
-    sink.send("s-1", b'{"event_type":"exit"}', "sensors")
+        sink.send(f"c-{i}", EVENT, None, "17:00–19:59")
+    sink.send_to("sensors", "s-1", b'{"event_type":"exit"}')
     producer.deliver(None)
     producer.deliver(KafkaError(KafkaError._MSG_TIMED_OUT))
     producer.deliver(None)
@@ -118,7 +118,7 @@ def test_events_purged_at_close_become_dead_letters(tmp_path: Path) -> None:
     path = tmp_path / "dl.jsonl"
     sink, producer = make_sink(path)
     for i in range(4):
-        sink.send(f"c-{i}", EVENT)
+        sink.send(f"c-{i}", EVENT, None, "17:00–19:59")
     producer.deliver(None)
     sink.close()
     assert (sink.delivered, sink.failed) == (1, 3)
@@ -134,7 +134,7 @@ def test_event_the_client_refuses_becomes_a_dead_letter(tmp_path: Path) -> None:
     sink, producer = make_sink(path)
     producer.refuse = KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
     with pytest.raises(DeliveryError):
-        sink.send("c-1", EVENT)
+        sink.send("c-1", EVENT, None, "17:00–19:59")
     sink.close()
     assert sink.failed == 1
     ((record),) = read_lines(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -42,8 +43,18 @@ def test_encoding_is_the_specification_schema() -> None:
         "weekday": "Tuesday",
         "time_slot": "17:00\u201319:59",
     }
-    assert parsed == event.to_dict()
     assert "\u2013".encode() in raw
+
+
+def test_a_store_id_comes_last_escaped_and_times_carry_the_zone_offset() -> None:
+    """With a store and a zone, the JSON ends with the store_id (escaped) and both times use the local offset."""
+    entry = datetime_to_us(dt.datetime(2025, 8, 12, 17, 52, 24, 442703, tzinfo=dt.UTC))
+    event = Event("c-1", entry, 75, "Tuesday", "17:00\u201319:59", 'north "2"', ZoneInfo("Europe/Rome"))
+    parsed = json.loads(event.encode())
+    assert list(parsed) == [*FIELDS, "store_id"]
+    assert parsed["store_id"] == 'north "2"'
+    assert parsed["entry_time"] == "2025-08-12T19:52:24.442703+02:00"  # CEST is UTC+2 in August
+    assert parsed["exit_time"] == "2025-08-12T21:07:24.442703+02:00"  # 75 minutes later
 
 
 def test_events_of_a_plan_carry_weekday_slot_and_consistent_times() -> None:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
+from foot_traffic.cli.run_command import plan_settings
 from foot_traffic.config.resolve import load_settings
-from foot_traffic.errors import ConfigError
-from foot_traffic.kafka.transactions import RunRecord, fingerprint, plan_settings, state_topic
+from foot_traffic.errors import ConfigError, DeliveryError
+from foot_traffic.kafka.resume import RunRecord, fingerprint, state_topic
+from foot_traffic.kafka.transactions import TransactionalKafkaSink
 from foot_traffic.model.grid import US_PER_DAY, datetime_to_us
 from foot_traffic.model.plan import Model, plan_day
 from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.service import ResumeAfter, Service, day_events
 from foot_traffic.run.sinks import MemorySink
+from tests.unit.fakes import FakeProducer, fake_sink
 
+GOLDEN = Path(__file__).parent.parent / "golden"
 START = datetime_to_us(dt.datetime(2025, 8, 12, 9, 30, tzinfo=dt.UTC))
 END = datetime_to_us(dt.datetime(2025, 8, 14, tzinfo=dt.UTC))
 
@@ -38,6 +45,29 @@ def test_fingerprint_follows_the_plan_settings_only() -> None:
         {"DAILY_CUSTOMERS": "10", "KAFKA_TOPIC": "x"},
     ):
         assert fingerprint(plan_settings(load_settings(changed))) != base
+
+
+@pytest.mark.parametrize(
+    ("env", "digest"),
+    [
+        ({"DAILY_CUSTOMERS": "10"}, "81f744c8f4e7ac9b"),
+        ({}, "50017fb4fe16d43b"),
+        (
+            {
+                "KAFKA_TOPIC": "x",
+                "TIMEZONE": "Europe/Rome",
+                "ARRIVAL_MODEL": "poisson",
+                "STORES_FILE": str(GOLDEN / "stores.toml"),
+                "CALENDAR_FILE": str(GOLDEN / "calendar.toml"),
+            },
+            "3c3e8faf38e34b19",
+        ),
+    ],
+    ids=["daily-customers", "defaults", "stores-and-calendar"],
+)
+def test_fingerprints_stay_those_of_earlier_runs(env: dict[str, str], digest: str) -> None:
+    """The fingerprints recorded by earlier versions are still produced, so a topic they wrote still resumes."""
+    assert fingerprint(plan_settings(load_settings(env))) == digest
 
 
 @pytest.mark.parametrize("skip", [0, 1, 57, -1])
@@ -79,3 +109,72 @@ def test_exactly_once_settings_are_checked(env: dict[str, str], needle: str) -> 
     with pytest.raises(ConfigError) as info:
         load_settings(env)
     assert any(needle in p for p in info.value.problems)
+
+
+class Monotonic:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def transactional(record: RunRecord | None = None) -> tuple[TransactionalKafkaSink, FakeProducer, Monotonic]:
+    """A transactional sink committing every second over a fake producer, with its clock."""
+    plain, producer = fake_sink(topic="t")
+    clock = Monotonic()
+    sink = TransactionalKafkaSink(plain, commit_interval_s=1.0, run_record=record, monotonic=clock, timeout_s=1)
+    return sink, producer, clock
+
+
+def test_sends_go_in_transactions_committed_on_the_interval() -> None:
+    """The first send opens a transaction that carries the run record first; a send past the interval commits."""
+    sink, producer, clock = transactional(RunRecord("f", "s", START))
+    assert producer.calls == ["init"]
+    sink.send("c1", b"{}", None, "slot")
+    assert producer.calls == ["init", "begin"]
+    assert [(m.topic(), m.key()) for m, _ in producer.queue] == [(state_topic("t"), b"t"), ("t", b"c1")]
+    assert RunRecord.decode(producer.queue[0][0].value()) == RunRecord("f", "s", START)
+    clock.now = 0.5
+    sink.send_to("sensors", "c1", b"{}")
+    assert producer.calls == ["init", "begin"], "within the interval: the same transaction"
+    clock.now = 1.0
+    sink.poll()
+    assert producer.calls == ["init", "begin", "commit"]
+    sink.send("c2", b"{}", None, "slot")
+    assert producer.calls == ["init", "begin", "commit", "begin"]
+    assert [m.topic() for m, _ in producer.queue].count(state_topic("t")) == 1, "the run record goes once"
+    for _ in range(len(producer.queue)):
+        producer.deliver(None)
+    assert sink.flush(0) == 0
+    assert producer.calls[-1] == "commit"
+    assert (sink.delivered, sink.failed) == (3, 0), "the run record is not an event"
+
+
+def test_a_refused_commit_aborts_and_flush_reports_it_unconfirmed(caplog: pytest.LogCaptureFixture) -> None:
+    """A commit the broker refuses aborts the transaction; flush logs why and counts its events as unconfirmed."""
+    sink, producer, clock = transactional()
+    sink.send("c1", b"{}", None, "slot")
+    producer.refuse_commit = KafkaException(KafkaError(KafkaError._FENCED, "fenced"))
+    assert sink.flush(0) == 1
+    assert producer.calls == ["init", "begin", "abort"]
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert line.startswith("cannot commit a transaction: _FENCED: fenced; the transaction was aborted")
+    sink.send("c2", b"{}", None, "slot")
+    clock.now = 1.0  # past the interval: the loop's own commit is refused too, and stops the run
+    with pytest.raises(DeliveryError, match="cannot commit a transaction: _FENCED"):
+        sink.poll()
+    assert producer.calls == ["init", "begin", "abort", "begin", "abort"]
+
+
+def test_close_aborts_an_open_transaction_and_fails_its_events() -> None:
+    """Closing mid-transaction aborts it; the events still queued are purged and counted as failed."""
+    sink, producer, _ = transactional()
+    sink.send("c1", b"{}", None, "slot")
+    sink.send("c2", b"{}", None, "slot")
+    sink.close()
+    assert producer.calls == ["init", "begin", "abort"]
+    assert producer.purged
+    assert (sink.delivered, sink.failed) == (0, 2)

@@ -5,12 +5,19 @@ This proves only the bookkeeping; the integration tests prove delivery to a real
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
-from foot_traffic.kafka.sink import FailureLog, producer_config
+from foot_traffic.errors import DeliveryError
+from foot_traffic.events.encoding import EncodedBatch, encode_batch
+from foot_traffic.kafka.client import producer_config
+from foot_traffic.kafka.producer import FailureLog
+from foot_traffic.model.arrivals import day_batches
+from foot_traffic.model.plan import Model, plan_day
 from tests.unit.fakes import fake_sink
 
 
@@ -25,8 +32,8 @@ def test_producer_is_durable_and_idempotent() -> None:
 def test_failed_delivery_is_logged_with_its_customer_id_and_counted(caplog: pytest.LogCaptureFixture) -> None:
     """A delivery report with an error counts as failed and names the customer."""
     sink, producer = fake_sink()
-    sink.send("id-1", b"{}")
-    sink.send("id-2", b"{}")
+    sink.send("id-1", b"{}", None, "slot")
+    sink.send("id-2", b"{}", None, "slot")
     producer.deliver(None)
     producer.deliver(KafkaError(KafkaError._MSG_TIMED_OUT))
     assert (sink.delivered, sink.failed) == (1, 1)
@@ -37,15 +44,44 @@ def test_full_queue_waits_instead_of_dropping() -> None:
     """BufferError makes the sink poll and retry; the event is queued, not lost."""
     sink, producer = fake_sink()
     producer.full_for = 3
-    sink.send("id-1", b"{}")
+    sink.send("id-1", b"{}", None, "slot")
     assert len(producer.queue) == 1
+
+
+def a_batch(store_id: str | None = None) -> EncodedBatch:
+    """The first encoded batch of a day's plan."""
+    plan = plan_day(Model(daily_customers=600), 1, dt.date(2025, 1, 6))
+    return encode_batch(plan, next(iter(day_batches(1, plan))), store_id)
+
+
+def test_a_full_queue_during_a_batch_waits_and_keeps_every_event_in_order() -> None:
+    """BufferError on a batch's first event: the sink polls and retries; each event is queued once, in order."""
+    sink, producer = fake_sink()
+    batch = a_batch()
+    producer.full_for = 3
+    sink.send_batch(batch, 0, 10)
+    values = [m.value() for m, _ in producer.queue]
+    assert values == [bytes(v) for v in batch.values(0, 10)]
+    assert [m.key() for m, _ in producer.queue] == [json.loads(v)["customer_id"].encode() for v in values]
+
+
+@pytest.mark.parametrize("full_first", [0, 1], ids=["refused", "full-then-refused"])
+def test_an_event_of_a_batch_the_client_refuses_stops_the_run(full_first: int) -> None:
+    """A refusal, even after waiting for room, counts the event as failed and raises DeliveryError naming it."""
+    sink, producer = fake_sink()
+    batch = a_batch()
+    producer.full_for = full_first
+    producer.refuse = KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+    with pytest.raises(DeliveryError, match=f"cannot produce event {batch.key(0).decode()}: MSG_SIZE_TOO_LARGE"):
+        sink.send_batch(batch, 0, 10)
+    assert (sink.failed, len(producer.queue)) == (1, 0)
 
 
 def test_close_fails_what_is_still_unconfirmed() -> None:
     """Closing with events in flight purges them, and each is counted as failed."""
     sink, producer = fake_sink()
     for i in range(3):
-        sink.send(f"id-{i}", b"{}")
+        sink.send(f"id-{i}", b"{}", None, "slot")
     producer.deliver(None)
     assert sink.flush(0) == 2
     sink.close()
@@ -59,7 +95,7 @@ def test_all_brokers_down_is_logged_once_then_recovery_once(caplog: pytest.LogCa
     error_cb = producer.config["error_cb"]
     for _ in range(5):
         error_cb(KafkaError(KafkaError._ALL_BROKERS_DOWN))
-    sink.send("id-1", b"{}")
+    sink.send("id-1", b"{}", None, "slot")
     producer.deliver(None)
     messages = [r.getMessage() for r in caplog.records]
     assert sum("are down" in m for m in messages) == 1
@@ -112,7 +148,7 @@ def test_the_sink_counts_every_failure_and_reports_the_rest_when_flushed(caplog:
     """25 timed-out events: 25 failed, 10 lines naming an id, the other 15 in one line at flush."""
     sink, producer = fake_sink()
     for i in range(25):
-        sink.send(f"id-{i}", b"{}")
+        sink.send(f"id-{i}", b"{}", None, "slot")
     for _ in range(25):
         producer.deliver(KafkaError(KafkaError._MSG_TIMED_OUT))
     assert sink.failed == 25

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from collections import Counter
 from typing import Any
 
@@ -16,22 +15,17 @@ from hypothesis import strategies as st
 
 from foot_traffic.events.encoding import encode_batch
 from foot_traffic.events.event import Event, sensor_event
-from foot_traffic.metrics.prometheus import (
-    LATENESS_BUCKETS,
-    NO_METRICS,
-    Health,
-    Metrics,
-    Occupancy,
-    pace,
-    visit_labels,
-)
+from foot_traffic.metrics.health import Health
+from foot_traffic.metrics.occupancy import Occupancy
+from foot_traffic.metrics.recorder import LATENESS_BUCKETS, Metrics
 from foot_traffic.model.arrivals import day_batches
 from foot_traffic.model.grid import US_PER_DAY, US_PER_MINUTE, US_PER_SECOND, datetime_to_us
 from foot_traffic.model.plan import Model, StoreModel, plan_day
-from foot_traffic.run.clock import AcceleratedClock, CatchUpClock, ManualClock, RealClock
+from foot_traffic.run.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock
+from foot_traffic.run.recording import NO_METRICS
 from foot_traffic.run.service import Service, day_events
 from foot_traffic.run.sinks import MemorySink
-from tests.unit.fakes import fake_sink
+from tests.unit.fakes import SteppedClock, fake_sink
 
 ROOT = 7
 DATE = dt.date(2025, 1, 6)
@@ -39,17 +33,7 @@ MIDNIGHT = datetime_to_us(dt.datetime.combine(DATE, dt.time(), tzinfo=dt.UTC))
 END = MIDNIGHT + US_PER_DAY
 
 
-class SteppingClock(ManualClock):
-    """A manual clock that, like a real one, never jumps ahead: each wait moves it at most ``max_wait_s``."""
-
-    def wait(self, until_us: int, max_wait_s: float, stop: threading.Event) -> None:
-        self._now = min(until_us, self._now + int(max_wait_s * US_PER_SECOND))
-
-    def reach(self, until_us: int) -> int:
-        return self._now
-
-
-class Clock:
+class Monotonic:
     """An injectable monotonic clock for the health check."""
 
     def __init__(self) -> None:
@@ -74,12 +58,21 @@ def samples(metrics: Metrics, name: str) -> dict[tuple[str, ...], float]:
     }
 
 
-def run(stores: list[StoreModel], clock: ManualClock, metrics: Metrics, **options: Any) -> MemorySink:
-    """One simulated day of ``stores`` into a memory sink, reported to ``metrics``."""
+def run(stores: list[StoreModel], clock: Clock, metrics: Metrics, **options: Any) -> MemorySink:
+    """One simulated day of ``stores`` into a memory sink, reported to ``metrics`` (a stepped clock's stop flag)."""
     sink = MemorySink()
     metrics.running(clock)
+    stop = clock.stop if isinstance(clock, SteppedClock) else None
     Service(
-        stores, ROOT, sink, clock, poll_s=options.pop("poll_s", 0.5), until_us=END, metrics=metrics, **options
+        stores,
+        ROOT,
+        sink,
+        clock,
+        poll_s=options.pop("poll_s", 0.5),
+        stop=stop,
+        until_us=END,
+        metrics=metrics,
+        **options,
     ).run()
     return sink
 
@@ -104,8 +97,8 @@ def test_planned_and_emitted_are_counted_by_store_and_slot() -> None:
     assert sum(samples(metrics, "foot_traffic_events_emitted_total").values()) == len(events) == 420
 
 
-@pytest.mark.parametrize("clock", [ManualClock(MIDNIGHT), SteppingClock(MIDNIGHT)], ids=["batches", "one-by-one"])
-def test_a_single_store_is_labelled_empty_on_every_path(clock: ManualClock) -> None:
+@pytest.mark.parametrize("clock", [ManualClock(MIDNIGHT), SteppedClock(MIDNIGHT)], ids=["batches", "one-by-one"])
+def test_a_single_store_is_labelled_empty_on_every_path(clock: Clock) -> None:
     """Without store ids the store label is empty; vectorised batches and events sent one by one count alike."""
     metrics = Metrics(Health(60))
     sink = run([StoreModel(Model(daily_customers=500))], clock, metrics, poll_s=20.0)
@@ -163,7 +156,8 @@ def test_no_clock_gauge_before_the_loop_reads_the_clock() -> None:
     metrics.running(clock)
     assert value(metrics, "foot_traffic_clock_seconds") is None
     assert clock._origin is None, "the scrape did not read the clock"
-    metrics.clock_at(clock.now_us())
+    clock.now_us()
+    metrics.clock_read()
     reading = value(metrics, "foot_traffic_clock_seconds")
     assert reading is not None
     assert reading >= MIDNIGHT / US_PER_SECOND
@@ -206,7 +200,7 @@ def test_occupancy_empties_after_a_long_quiet_spell() -> None:
 
 def test_lateness_is_recorded_in_real_seconds_only_for_clocks_tied_to_real_time() -> None:
     """Live: now − entry lands in its bucket (divided by the speed); a backfill records nothing."""
-    real = ManualClock(MIDNIGHT)
+    real = SteppedClock(MIDNIGHT)
     clock = CatchUpClock(MIDNIGHT - 10 * US_PER_SECOND, real=real)
     metrics = Metrics(Health(60))
     metrics.running(clock)
@@ -217,9 +211,9 @@ def test_lateness_is_recorded_in_real_seconds_only_for_clocks_tied_to_real_time(
     assert value(metrics, "foot_traffic_emission_lateness_seconds_count") == 0
     clock.live = True
     entries = encoded.entries_us[:3].tolist()
-    real._now = entries[2] + 5_000  # 5 ms after the third entry: right on a bucket's bound, which holds it
+    real.now = entries[2] + 5_000  # 5 ms after the third entry: right on a bucket's bound, which holds it
     metrics.emitted(encoded, 0, 3)
-    late = [(real._now - e) / US_PER_SECOND for e in entries]
+    late = [(real.now - e) / US_PER_SECOND for e in entries]
     assert value(metrics, "foot_traffic_emission_lateness_seconds_count") == 3
     assert value(metrics, "foot_traffic_emission_lateness_seconds_sum") == pytest.approx(sum(late))
     for bound in LATENESS_BUCKETS:
@@ -229,21 +223,39 @@ def test_lateness_is_recorded_in_real_seconds_only_for_clocks_tied_to_real_time(
     assert value(metrics, "foot_traffic_emission_lateness_seconds_bucket", le="0.005") == 1
 
 
-def test_pace_follows_the_clock() -> None:
-    """Real time runs at 1, an accelerated clock at its speed; a backfill has no pace until it goes live."""
-    assert pace(RealClock())() == 1.0
-    assert pace(AcceleratedClock(MIDNIGHT, 24.0))() == 24.0
-    assert pace(ManualClock(MIDNIGHT))() is None
-    catch_up = CatchUpClock(MIDNIGHT, real=ManualClock(MIDNIGHT + US_PER_DAY))
-    rate = pace(catch_up)
-    assert rate() is None
-    catch_up.live = True
-    assert rate() == 1.0
+def test_lateness_is_divided_by_the_clock_rate() -> None:
+    """On a clock at 24 simulated seconds per real second, 48 simulated seconds late is 2 real seconds late."""
+    clock = SteppedClock(MIDNIGHT)
+    clock.rate = 24.0
+    metrics = Metrics(Health(60))
+    metrics.running(clock)
+    plan = plan_day(Model(daily_customers=1000), ROOT, DATE)
+    encoded = encode_batch(plan, next(iter(day_batches(ROOT, plan))))
+    clock.now = int(encoded.entries_us[0]) + 48 * US_PER_SECOND
+    metrics.emitted(encoded, 0, 1)
+    assert value(metrics, "foot_traffic_emission_lateness_seconds_sum") == 2.0
+    assert value(metrics, "foot_traffic_emission_lateness_seconds_bucket", le="1") == 0
+    assert value(metrics, "foot_traffic_emission_lateness_seconds_bucket", le="2.5") == 1
+
+
+def test_a_backfill_clock_records_no_lateness() -> None:
+    """A clock running as fast as possible (rate ∞) is not tied to real time: nothing is late."""
+    clock = ManualClock(MIDNIGHT)
+    metrics = Metrics(Health(60))
+    metrics.running(clock)
+    plan = plan_day(Model(daily_customers=1000), ROOT, DATE)
+    encoded = encode_batch(plan, next(iter(day_batches(ROOT, plan))))
+    now = clock.reach(int(encoded.entries_us[-1]) + 10 * US_PER_SECOND)
+    metrics.emitted(encoded, 0, len(encoded.entries_us))
+    assert value(metrics, "foot_traffic_emission_lateness_seconds_count") == 0
+    inside = sum(1 for exit_us in encoded.exits_us.tolist() if exit_us // US_PER_SECOND > now // US_PER_SECOND)
+    assert inside > 0
+    assert value(metrics, "foot_traffic_occupancy", store="") == inside, "occupancy is still recorded"
 
 
 def test_health_goes_from_starting_to_running_to_stopping() -> None:
     """503 before the run is connected, 200 while it runs, 503 once its loop has ended."""
-    health = Health(60, Clock())
+    health = Health(60, Monotonic())
     code, reason = health.status()
     assert (code, reason.split(":")[0]) == (503, "starting")
     health.running(lambda: 0)
@@ -255,7 +267,7 @@ def test_health_goes_from_starting_to_running_to_stopping() -> None:
 
 def test_health_turns_503_only_past_the_threshold_with_events_waiting() -> None:
     """Brokers down: 200 up to the threshold, 503 past it while events wait, 200 again once a delivery is confirmed."""
-    clock, waiting = Clock(), [250]
+    clock, waiting = Monotonic(), [250]
     health = Health(30, clock)
     health.running(lambda: waiting[0])
     health.broker_down()
@@ -289,8 +301,8 @@ def test_kafka_sink_counts_confirmations_and_failures_by_store_and_slot() -> Non
     encoded = encode_batch(plan, batch, "s-1")
     sink.send_batch(encoded, 0, 5)
     event = Event("c1", MIDNIGHT + 3600 * US_PER_SECOND, 20, "Monday", "07:00–09:59", 'north "2"')
-    sink.send(event.customer_id, event.encode())
-    sink.send("c2", sensor_event("entry", "c2", "2025-01-06T01:00:00.000000+00:00"), "sensors")
+    sink.send(event.customer_id, event.encode(), event.store_id, event.time_slot)
+    sink.send_to("sensors", "c2", sensor_event("entry", "c2", "2025-01-06T01:00:00.000000+00:00"))
     for error in (None, None, KafkaError(KafkaError._MSG_TIMED_OUT), None, None, None, None):
         producer.deliver(error)
     assert value(metrics, "foot_traffic_events_delivered_total", store="s-1", slot=encoded.time_slot) == 4
@@ -301,14 +313,14 @@ def test_kafka_sink_counts_confirmations_and_failures_by_store_and_slot() -> Non
 
 def test_kafka_sink_reports_outages_to_the_health_check() -> None:
     """The all-brokers-down report starts the unreachable timer; the next confirmed delivery stops it."""
-    clock = Clock()
+    clock = Monotonic()
     metrics = Metrics(Health(5, clock))
     metrics.running(ManualClock(MIDNIGHT), lambda: 1)
     sink, producer = fake_sink(metrics=metrics)
     producer.config["error_cb"](KafkaError(KafkaError._ALL_BROKERS_DOWN))
     clock.now += 6
     assert metrics.health.status()[0] == 503
-    sink.send("c1", b"{}")
+    sink.send("c1", b"{}", None, "00:00–06:59")
     producer.deliver(None)
     assert metrics.health.status()[0] == 200
 
@@ -326,20 +338,14 @@ def test_delivery_counters_are_kafka_only() -> None:
     assert value(metrics, "foot_traffic_producer_queue_length") == 42
 
 
-@pytest.mark.parametrize(
-    ("store_id", "slot"),
-    [(None, "17:00–19:59"), ("milan-01", "10:00–13:59"), ('a "quoted"\\ store', 'odd "slot"')],
-)
-def test_visit_labels_read_store_and_slot_back_from_the_json(store_id: str | None, slot: str) -> None:
-    """The store and slot of an encoded visit event are read back exactly, escapes included."""
-    event = Event("0f8b6c1e-6a55-4c7e-9a56-2a8f0d7f3b21", MIDNIGHT, 39, "Monday", slot, store_id)
-    assert visit_labels(event.encode()) == (store_id, slot)
-
-
-@pytest.mark.parametrize("raw", [b"{}", b"not json", b'{"time_slot":5}', b"\xff\xfe", sensor_event("exit", "c", "t")])
-def test_visit_labels_of_anything_else_is_none(raw: bytes) -> None:
-    """A value that is not a visit event has no labels."""
-    assert visit_labels(raw) is None
+def test_kafka_sink_counts_under_the_labels_it_is_given_without_reading_the_event() -> None:
+    """The store and slot come with the send: a value that is not even JSON is counted under them."""
+    metrics = Metrics(Health(60))
+    metrics.running(ManualClock(MIDNIGHT), lambda: 0)
+    sink, producer = fake_sink(metrics=metrics)
+    sink.send("c1", b"not json", 'a "quoted"\\ store', 'odd "slot"')
+    producer.deliver(None)
+    assert value(metrics, "foot_traffic_events_delivered_total", store='a "quoted"\\ store', slot='odd "slot"') == 1
 
 
 def test_the_no_op_recorder_is_disabled() -> None:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import io
+import sys
 
+import pytest
+
+from foot_traffic.cli.run_command import _progress
+from foot_traffic.config.resolve import load_settings
 from foot_traffic.model.grid import UTC
+from foot_traffic.run.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock, RealClock
 from foot_traffic.run.progress import Progress
 
 HOUR = 3_600_000_000
@@ -51,3 +57,30 @@ def test_no_line_no_newline() -> None:
     out = io.StringIO()
     Progress(out, 0, HOUR, UTC).close()
     assert out.getvalue() == ""
+
+
+class Terminal(io.StringIO):
+    """Standard error as a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("clock", "fmt", "shown"),
+    [
+        (ManualClock(HOUR), "text", True),
+        (CatchUpClock(HOUR), "text", True),
+        (AcceleratedClock(HOUR, 3600.0), "text", False),
+        (RealClock(), "text", False),
+        (ManualClock(HOUR), "json", False),
+    ],
+    ids=["backfill", "backfill-then-live", "accelerated", "real", "json-logs"],
+)
+def test_the_line_is_drawn_for_clocks_that_run_as_fast_as_possible(
+    monkeypatch: pytest.MonkeyPatch, clock: Clock, fmt: str, shown: bool
+) -> None:
+    """Only a backfill's clock (rate ∞) on a terminal, with text logs, gets a progress line."""
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    settings = load_settings({"SPEED": "max", "LOG_FORMAT": fmt, "UNTIL": "2025-08-18"})
+    assert (_progress(settings, clock) is not None) == shown

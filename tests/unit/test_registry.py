@@ -162,7 +162,7 @@ def test_kafka_sink_frames_each_event_and_dead_letters_keep_plain_json(tmp_path:
     assert [(m.key().decode(), serializer.plain(m.value())) for m, _ in producer.queue] == plain
     assert all(m.value()[0] == 0 and m.value() != v for (m, _), (_, v) in zip(producer.queue, plain, strict=True))
     producer.deliver(KafkaError(KafkaError._MSG_TIMED_OUT))
-    sink.send("k", b'{"event_type":"other"}', "elsewhere")
+    sink.send_to("elsewhere", "k", b'{"event_type":"other"}')
     assert producer.queue[-1][0].value() == b'{"event_type":"other"}'
     letters.close()
     (line,) = (tmp_path / "dl.jsonl").read_text().splitlines()
@@ -177,7 +177,7 @@ def test_an_event_the_serializer_refuses_is_failed_and_dead_lettered(tmp_path: A
     letters = DeadLetterFile(tmp_path / "dl.jsonl")
     sink, _ = fake_sink("b:1", "events", dead_letters=letters, serializer=serializer)
     with pytest.raises(DeliveryError):
-        sink.send("k", b'{"event_type":"foot_traffic"}')
+        sink.send("k", b'{"event_type":"foot_traffic"}', None, "slot")
     letters.close()
     assert sink.failed == 1
     assert letters.written == 1

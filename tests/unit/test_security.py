@@ -14,7 +14,7 @@ from foot_traffic.config.resolve import load_settings
 from foot_traffic.config.security import client_config
 from foot_traffic.config.settings import SPECS
 from foot_traffic.errors import ConfigError, KafkaRefusedError, KafkaUnavailableError
-from foot_traffic.kafka import sink as kafka_sink
+from foot_traffic.kafka import admin, client
 from foot_traffic.secret import Secret
 from tests.unit.conftest import KEY_PASSWORD, Pem
 
@@ -305,7 +305,7 @@ def test_delivery_timeout_has_its_own_setting_when_there_is_one() -> None:
 )
 def test_refusals_are_told_from_outages(code: int, text: str, expected: str | None) -> None:
     """A failed login or TLS handshake is a refusal with a clear reason; a broker that is down is not."""
-    refusal = kafka_sink._refusal([KafkaError(code, text)])
+    refusal = client.refusal([KafkaError(code, text)])
     if expected is None:
         assert refusal is None
     else:
@@ -338,10 +338,10 @@ class FakeAdmin:
 
 def connect_with(monkeypatch: pytest.MonkeyPatch, report: KafkaError | None, attempts: int) -> list[float]:
     """Run connect() against FakeAdmin; return the back-off sleeps it asked for."""
-    monkeypatch.setattr(kafka_sink, "AdminClient", FakeAdmin)
+    monkeypatch.setattr(admin, "AdminClient", FakeAdmin)
     monkeypatch.setattr(FakeAdmin, "report", report)
     sleeps: list[float] = []
-    kafka_sink.connect(
+    admin.connect(
         "b:9094",
         ["t"],
         attempts=attempts,
@@ -376,5 +376,5 @@ def test_an_unreachable_broker_is_still_retried(monkeypatch: pytest.MonkeyPatch)
 def test_admin_client_gets_security_properties_only() -> None:
     """The start-up check's admin client receives security., sasl., ssl. and enable.ssl. properties only."""
     extra = {"security.protocol": "SSL", "ssl.ca.location": "ca.pem", "enable.ssl.certificate.verification": "true"}
-    config = kafka_sink.admin_config("b:1", {**extra, "linger.ms": "5"})
+    config = client.admin_config("b:1", {**extra, "linger.ms": "5"})
     assert config == {"bootstrap.servers": "b:1", **extra}

@@ -11,34 +11,16 @@ from collections import Counter
 import pytest
 
 from foot_traffic.events.encoding import EncodedBatch
-from foot_traffic.model.grid import US_PER_DAY, datetime_to_us
+from foot_traffic.model.grid import US_PER_DAY, US_PER_SECOND, datetime_to_us
 from foot_traffic.model.plan import Model, StoreModel, plan_day
 from foot_traffic.run.clock import ManualClock, RealClock
 from foot_traffic.run.service import Service, day_events
 from foot_traffic.run.sinks import MemorySink
+from tests.unit.fakes import SteppedClock
 
 ROOT = 99
 DATE = dt.date(2025, 8, 12)
 MIDNIGHT = datetime_to_us(dt.datetime.combine(DATE, dt.time(), tzinfo=dt.UTC))
-
-
-class RecordingClock(ManualClock):
-    """A manual clock that records the real waits asked of it."""
-
-    def __init__(self, now_us: int) -> None:
-        super().__init__(now_us)
-        self.max_waits: list[float] = []
-        self.deadlines: list[int] = []
-
-    def wait(self, until_us: int, max_wait_s: float, stop: threading.Event) -> None:
-        """Record, then jump at most max_wait_s forward, like a real clock would."""
-        self.max_waits.append(max_wait_s)
-        self.deadlines.append(until_us)
-        self._now = min(until_us, self._now + int(max_wait_s * 1e6))
-
-    def reach(self, until_us: int) -> int:
-        """Like the real clock, never jump ahead without waiting."""
-        return self._now
 
 
 def test_emits_the_whole_plan_in_order_until_the_end() -> None:
@@ -63,10 +45,10 @@ def test_each_event_leaves_once_its_entry_time_is_due() -> None:
     sent_at: list[tuple[int, int]] = []
 
     class Probe(MemorySink):
-        def send(self, key: str, value: bytes, topic: str | None = None) -> None:
+        def send(self, key: str, value: bytes, store_id: str | None, slot: str) -> None:
             entry = datetime_to_us(dt.datetime.fromisoformat(json.loads(value)["entry_time"]))
             sent_at.append((entry, clock.now_us()))
-            super().send(key, value, topic)
+            super().send(key, value, store_id, slot)
 
         def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
             for value in batch.values(start, stop):
@@ -80,12 +62,43 @@ def test_each_event_leaves_once_its_entry_time_is_due() -> None:
 
 
 def test_waits_are_never_longer_than_the_poll_interval() -> None:
-    """No single wait exceeds SLEEP / TIME_SCALE, and the loop aims at the next due time."""
+    """No single wait exceeds SLEEP / TIME_SCALE, and a shorter one ends exactly when the next event is due."""
     model = Model(daily_customers=5)
-    clock = RecordingClock(MIDNIGHT)
-    Service(model, ROOT, MemorySink(), clock, poll_s=0.25, until_us=MIDNIGHT + US_PER_DAY).run()
-    assert clock.max_waits
-    assert set(clock.max_waits) == {0.25}
+    clock = SteppedClock(MIDNIGHT)
+    sink = MemorySink()
+    Service(model, ROOT, sink, clock, poll_s=0.25, stop=clock.stop, until_us=MIDNIGHT + US_PER_DAY).run()
+    entries = {datetime_to_us(dt.datetime.fromisoformat(json.loads(v)["entry_time"])) for _, v in sink.records}
+    assert len(entries) == 5
+    assert max(timeout for timeout, _ in clock.waits) == 0.25
+    short = [now for timeout, now in clock.waits if timeout < 0.25]
+    assert short
+    assert set(short) <= entries | {MIDNIGHT + US_PER_DAY}
+
+
+def test_a_manual_clock_never_waits() -> None:
+    """At max speed the loop jumps from deadline to deadline: a simulated day takes no wait on the stop flag."""
+
+    class NoWaits(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            raise AssertionError("the loop waited")
+
+    sink = MemorySink()
+    clock = ManualClock(MIDNIGHT)
+    end = MIDNIGHT + US_PER_DAY
+    Service(Model(daily_customers=300), ROOT, sink, clock, poll_s=0.5, stop=NoWaits(), until_us=end).run()
+    assert len(sink.records) == 300
+    with_sensors = MemorySink()  # the event-by-event path too
+    Service(
+        Model(daily_customers=300),
+        ROOT,
+        with_sensors,
+        ManualClock(MIDNIGHT),
+        poll_s=0.5,
+        stop=NoWaits(),
+        until_us=end,
+        sensor_topic="s",
+    ).run()
+    assert with_sensors.records == sink.records
 
 
 def test_mid_day_start_then_next_day_whole(caplog: pytest.LogCaptureFixture) -> None:
@@ -108,33 +121,34 @@ def test_mid_day_start_then_next_day_whole(caplog: pytest.LogCaptureFixture) -> 
 def test_stop_flag_ends_the_run_without_emitting_more() -> None:
     """Once the stop flag is set, nothing more is sent."""
     model = Model(daily_customers=100)
-    stop = threading.Event()
 
     class StopAfter(MemorySink):
-        def send(self, key: str, value: bytes, topic: str | None = None) -> None:
-            super().send(key, value, topic)
+        def send(self, key: str, value: bytes, store_id: str | None, slot: str) -> None:
+            super().send(key, value, store_id, slot)
             if len(self.records) >= 10:
-                stop.set()
+                clock.stop.set()
 
         def send_batch(self, batch: EncodedBatch, start: int, stop_at: int) -> None:
             super().send_batch(batch, start, stop_at)
             if len(self.records) >= 10:
-                stop.set()
+                clock.stop.set()
 
     sink = StopAfter()
-    clock = RecordingClock(MIDNIGHT)  # a clock that waits, so events leave one by one
-    counters = Service(model, ROOT, sink, clock, poll_s=60.0, stop=stop).run()
+    clock = SteppedClock(MIDNIGHT)  # a clock that waits, so events leave one by one
+    counters = Service(model, ROOT, sink, clock, poll_s=60.0, stop=clock.stop).run()
     assert counters.emitted == len(sink.records) == 10
 
 
-def test_real_clock_wait_returns_at_once_when_stopped() -> None:
-    """A set stop flag wakes the real clock's wait instead of sleeping it out."""
+def test_a_stop_signal_wakes_the_loop_from_a_long_wait() -> None:
+    """Waiting on a real clock for an event hours away, the loop returns as soon as the stop flag is set."""
     stop = threading.Event()
-    stop.set()
-    clock = RealClock()
-    before = clock.now_us()
-    clock.wait(before + 60 * 10**6, 30.0, stop)
-    assert clock.now_us() - before < 5 * 10**6
+    timer = threading.Timer(0.05, stop.set)
+    timer.start()
+    evening = RealClock().now_us() + 3600 * US_PER_SECOND
+    model = Model(daily_customers=1)
+    counters = Service(model, ROOT, MemorySink(), RealClock(), poll_s=3600.0, stop=stop, start_us=evening).run()
+    timer.join()
+    assert counters.emitted == 0
 
 
 def test_sensor_events_follow_the_clock_and_stop_at_until() -> None:

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 from foot_traffic.config.producer import PRODUCER_PREFIX, Owners, is_sensitive, read_passthrough
 from foot_traffic.config.settings import Settings
+from foot_traffic.kafka.client import producer_config
 from foot_traffic.kafka.properties import client_error, spellings, typed
-from foot_traffic.kafka.sink import producer_config
 from foot_traffic.secret import MASK, Secret
 
 _SASL = ("SASL_PLAINTEXT", "SASL_SSL")

@@ -101,21 +101,6 @@ class Event:
         """exit_time = entry_time + duration."""
         return self.entry_us + self.duration_min * US_PER_MINUTE
 
-    def to_dict(self) -> dict[str, object]:
-        """The event as the specification's JSON object (plus store_id with several stores)."""
-        fields: dict[str, object] = {
-            "event_type": EVENT_TYPE,
-            "customer_id": self.customer_id,
-            "entry_time": format_instant(self.entry_us, self.tz),
-            "exit_time": format_instant(self.exit_us, self.tz),
-            "trip_duration_minutes": self.duration_min,
-            "weekday": self.weekday,
-            "time_slot": self.time_slot,
-        }
-        if self.store_id is not None:
-            fields["store_id"] = self.store_id
-        return fields
-
     def encode(self) -> bytes:
         """Serialise to compact UTF-8 JSON, fields in the specification's order."""
         store = "" if self.store_id is None else f',"store_id":{_json_str(self.store_id)}'
@@ -126,11 +111,6 @@ class Event:
             f'"trip_duration_minutes":{self.duration_min},"weekday":"{self.weekday}",'
             f'"time_slot":{_json_str(self.time_slot)}{store}}}'
         ).encode()
-
-    def sensor(self, kind: str) -> bytes:
-        """Encode the ``entry`` or ``exit`` sensor event of this visit."""
-        instant = self.entry_us if kind == "entry" else self.exit_us
-        return sensor_event(kind, self.customer_id, format_instant(instant, self.tz), self.store_id)
 
 
 def sensor_event(kind: str, customer_id: str, time: str, store_id: str | None = None) -> bytes:

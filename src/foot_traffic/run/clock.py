@@ -1,26 +1,40 @@
-"""Clocks: where "now" comes from, and how the service waits for the next deadline.
+"""Clocks: where "now" comes from, and how far away a deadline is in real time.
 
-Instants are epoch microseconds. ``wait`` never blocks longer than
-``max_wait_s`` real seconds, so the caller re-checks the clock (and its stop
-flag) at least that often, and returns early when ``stop`` is set.
+Instants are epoch microseconds. A clock never sleeps: the service loop asks it
+how many real seconds separate now from a deadline (:meth:`Clock.sleep_time`,
+trio's ``deadline_to_sleep_time``) and does the waiting itself, on its stop flag.
+A clock that need not wait for a deadline (a backfill's) jumps to it and answers
+0, as trio's autojumping MockClock does.
+
+``rate`` is simulated seconds per real second: 1 for real time, the speed of an
+accelerated clock, ``math.inf`` (:data:`AS_FAST_AS_POSSIBLE`) for a clock that
+jumps to every deadline (a backfill).
 """
 
 from __future__ import annotations
 
-import threading
+import math
 import time
 from typing import Protocol
+
+AS_FAST_AS_POSSIBLE = math.inf
+"""The ``rate`` of a clock that jumps to every deadline instead of waiting for it."""
 
 
 class Clock(Protocol):
     """The seam between the service loop and time."""
 
+    @property
+    def rate(self) -> float:
+        """Simulated seconds per real second now: 1 real time, ``math.inf`` as fast as possible."""
+        ...
+
     def now_us(self) -> int:
         """Return the current instant in epoch microseconds."""
         ...
 
-    def wait(self, until_us: int, max_wait_s: float, stop: threading.Event) -> None:
-        """Block until ``until_us``, ``max_wait_s`` real seconds, or ``stop``, whichever is first."""
+    def sleep_time(self, deadline_us: int) -> float:
+        """Real seconds until ``deadline_us`` (0 once reached); a clock that need not wait jumps there and says 0."""
         ...
 
     def reach(self, until_us: int) -> int:
@@ -31,15 +45,15 @@ class Clock(Protocol):
 class RealClock:
     """The wall clock: the specification's real-time behaviour."""
 
+    rate = 1.0
+
     def now_us(self) -> int:
         """Return the wall-clock time."""
         return time.time_ns() // 1000
 
-    def wait(self, until_us: int, max_wait_s: float, stop: threading.Event) -> None:
-        """Sleep on the stop flag, so a signal wakes the loop at once."""
-        remaining_s = (until_us - self.now_us()) / 1e6
-        if remaining_s > 0:
-            stop.wait(min(remaining_s, max_wait_s, threading.TIMEOUT_MAX))  # beyond it wait() raises
+    def sleep_time(self, deadline_us: int) -> float:
+        """The real seconds left until the deadline."""
+        return max(0.0, (deadline_us - self.now_us()) / 1e6)
 
     def reach(self, until_us: int) -> int:
         """Real time cannot be hurried: return now."""
@@ -47,31 +61,25 @@ class RealClock:
 
 
 class ManualClock:
-    """A clock that only moves when told to, or jumps to each deadline (``autojump``)."""
+    """A clock that runs as fast as possible: it jumps to each deadline the loop asks about (trio's autojump)."""
 
-    def __init__(self, now_us: int, *, autojump: bool = True) -> None:
+    rate = AS_FAST_AS_POSSIBLE
+
+    def __init__(self, now_us: int) -> None:
         self._now = now_us
-        self.autojump = autojump
-        self.waits = 0
 
     def now_us(self) -> int:
         """Return the clock's current instant."""
         return self._now
 
-    def advance(self, delta_us: int) -> None:
-        """Move the clock forward."""
-        self._now += delta_us
-
-    def wait(self, until_us: int, max_wait_s: float, stop: threading.Event) -> None:
-        """Jump to the deadline when autojumping; otherwise only count the call."""
-        self.waits += 1
-        if self.autojump and until_us > self._now:
-            self._now = until_us
+    def sleep_time(self, deadline_us: int) -> float:
+        """Jump to the deadline if it is ahead: no real time needs to pass."""
+        self.reach(deadline_us)
+        return 0.0
 
     def reach(self, until_us: int) -> int:
-        """Jump straight to ``until_us`` when autojumping."""
-        if self.autojump and until_us > self._now:
-            self._now = until_us
+        """Jump straight to ``until_us`` if it is ahead."""
+        self._now = max(self._now, until_us)
         return self._now
 
 
@@ -88,8 +96,8 @@ class AcceleratedClock:
         self._origin: int | None = None
 
     @property
-    def speed(self) -> float:
-        """Simulated seconds per real second."""
+    def rate(self) -> float:
+        """Simulated seconds per real second: the speed."""
         return self._speed
 
     def now_us(self) -> int:
@@ -99,11 +107,9 @@ class AcceleratedClock:
             self._origin = real_ns
         return self._start + int((real_ns - self._origin) // 1000 * self._speed)
 
-    def wait(self, until_us: int, max_wait_s: float, stop: threading.Event) -> None:
-        """Sleep the real time that separates now from the simulated deadline."""
-        remaining_s = (until_us - self.now_us()) / 1e6 / self._speed
-        if remaining_s > 0:
-            stop.wait(min(remaining_s, max_wait_s, threading.TIMEOUT_MAX))  # beyond it wait() raises
+    def sleep_time(self, deadline_us: int) -> float:
+        """The real time that separates now from the simulated deadline."""
+        return max(0.0, (deadline_us - self.now_us()) / 1e6 / self._speed)
 
     def reach(self, until_us: int) -> int:
         """Simulated time runs at its own pace: return now."""
@@ -122,20 +128,25 @@ class CatchUpClock:
         self._real = real or RealClock()
         self.live = False
 
+    @property
+    def rate(self) -> float:
+        """As fast as possible while catching up, then real time."""
+        return 1.0 if self.live else AS_FAST_AS_POSSIBLE
+
     def now_us(self) -> int:
         """Return the simulated instant, which is the wall clock once live."""
         if self.live:
             return self._real.now_us()
         return self._now
 
-    def wait(self, until_us: int, max_wait_s: float, stop: threading.Event) -> None:
+    def sleep_time(self, deadline_us: int) -> float:
         """Jump to a past deadline; switch to real time at the first deadline in the future."""
         if not self.live:
-            if until_us <= self._real.now_us():
-                self._now = max(self._now, until_us)
-                return
+            if deadline_us <= self._real.now_us():
+                self._now = max(self._now, deadline_us)
+                return 0.0
             self.live = True
-        self._real.wait(until_us, max_wait_s, stop)
+        return self._real.sleep_time(deadline_us)
 
     def reach(self, until_us: int) -> int:
         """While catching up, jump as far as ``until_us`` or the wall clock, whichever is first."""

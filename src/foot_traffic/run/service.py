@@ -1,7 +1,9 @@
 """The service loop: plan each day, wait for each arrival to fall due, hand it to the sink.
 
-The loop is the only place that waits. It receives its clock, its sink and its
-stop flag, so tests drive it with a manual clock and an in-memory sink.
+The loop is the only place that waits: it asks the clock how long until the
+next deadline and waits on its stop flag, at most ``poll_s`` at a time. It
+receives its clock, its sink and its stop flag, so tests drive it with a manual
+clock and an in-memory sink.
 
 Visits travel in sampled batches. Whenever the clock can reach the end of a
 batch without sleeping (a backfill, or a real-time loop that fell behind), every
@@ -23,14 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from foot_traffic.cli import logs
 from foot_traffic.events.encoding import EncodedBatch, encode_batch
 from foot_traffic.events.event import Event, batch_events, format_instant, sensor_event
-from foot_traffic.metrics.prometheus import NO_METRICS, Recorder
 from foot_traffic.model.arrivals import Batch, day_batches
 from foot_traffic.model.grid import local_date
 from foot_traffic.model.plan import DayPlan, Model, StoreModel, plan_day
 from foot_traffic.run.clock import Clock
+from foot_traffic.run.recording import NO_METRICS, Recorder
 from foot_traffic.run.sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class Service:
         start_us: int | None = None,
         resume: Mapping[str | None, ResumeAfter] | None = None,
         metrics: Recorder = NO_METRICS,
+        log_fields: bool = False,
     ) -> None:
         self.stores = [StoreModel(stores)] if isinstance(stores, Model) else list(stores)
         self.root = root
@@ -154,12 +156,11 @@ class Service:
         self._exits: list[tuple[int, int, EncodedBatch, int]] = []
         self._exit_seq = 0
         self._log_events = False
-        self._log_fields = False
+        self._log_fields = log_fields
 
     def run(self) -> Counters:
         """Run until the stop flag is set or ``until`` is reached; return the counters."""
         self._log_events = log.isEnabledFor(logging.INFO)
-        self._log_fields = logs.fields_wanted()
         start = self.clock.now_us() if self.start_us is None else self.start_us
         streams = [timeline(store, self.root, start, self.resume.get(store.store_id)) for store in self.stores]
         if len(streams) == 1 and self.sensor_topic is None:
@@ -221,13 +222,14 @@ class Service:
 
     def _send_scalar(self, visits: Visits, start: int, stop: int) -> None:
         """Encode and send a few due events one by one (same bytes as the vectorised encoder)."""
-        for event in batch_events(visits.plan, visits.batch.slice(start, stop), visits.store_id):
-            self.sink.send(event.customer_id, event.encode())
+        store_id, slot = visits.store_id, visits.plan.labels[visits.batch.slot]
+        for event in batch_events(visits.plan, visits.batch.slice(start, stop), store_id):
+            self.sink.send(event.customer_id, event.encode(), store_id, slot)
             self.counters.emitted += 1
             if self._log_events:
                 entry_time = format_instant(event.entry_us, event.tz)
-                _log_emitted(event.customer_id, entry_time, event.time_slot, event.store_id, self._log_fields)
-        self.metrics.emitted_sampled(visits.store_id, visits.plan.labels[visits.batch.slot], visits.batch, start, stop)
+                _log_emitted(event.customer_id, entry_time, slot, store_id, self._log_fields)
+        self.metrics.emitted_sampled(store_id, slot, visits.batch, start, stop)
 
     def _send(self, batch: EncodedBatch, start: int, stop: int) -> None:
         self.sink.send_batch(batch, start, stop)
@@ -258,7 +260,7 @@ class Service:
         instant = int(batch.entries_us[index] if kind == "entry" else batch.exits_us[index])
         customer_id = batch.key(index).decode()
         value = sensor_event(kind, customer_id, format_instant(instant, batch.tz), batch.store_id)
-        self.sink.send(customer_id, value, self.sensor_topic)
+        self.sink.send_to(self.sensor_topic, customer_id, value)
         self.counters.sensor_emitted += 1
         self.metrics.sensor_emitted(batch.store_id, kind)
 
@@ -284,15 +286,15 @@ class Service:
         """Wait until the clock reaches ``deadline_us``; False if stopped or past ``until`` first."""
         if self.until_us is not None and deadline_us >= self.until_us:
             return False
-        while True:
-            if self.stop.is_set():
-                return False
-            now = self.clock.now_us()
-            self.metrics.clock_at(now)
-            if now >= deadline_us:
+        while not self.stop.is_set():
+            sleep_s = self.clock.sleep_time(deadline_us)
+            self.metrics.clock_read()
+            if sleep_s <= 0:
                 return True
             self.sink.poll()
-            self.clock.wait(deadline_us, self.poll_s, self.stop)
+            # the one wait of the run: a stop signal wakes it at once; beyond TIMEOUT_MAX wait() raises
+            self.stop.wait(min(sleep_s, self.poll_s, threading.TIMEOUT_MAX))
+        return False
 
 
 def _plan_fields(plan: DayPlan, store_id: str | None) -> dict[str, object]:

@@ -8,7 +8,6 @@ A sink counts what it confirmed (``delivered``) and what it could not deliver
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -17,21 +16,30 @@ from foot_traffic.errors import DeliveryError
 if TYPE_CHECKING:
     from foot_traffic.events.encoding import EncodedBatch
 
-log = logging.getLogger(__name__)
-
 
 class Sink(Protocol):
     """The seam between the service loop and the outside world."""
 
-    delivered: int
-    failed: int
+    @property
+    def delivered(self) -> int:
+        """Events confirmed so far."""
+        ...
 
-    def send(self, key: str, value: bytes, topic: str | None = None) -> None:
-        """Hand over one event (key = customer_id) for the main or another topic; may confirm it later."""
+    @property
+    def failed(self) -> int:
+        """Events that could not be delivered so far."""
+        ...
+
+    def send(self, key: str, value: bytes, store_id: str | None, slot: str) -> None:
+        """Hand over one visit event (key = customer_id) of a store's slot, for the main topic."""
         ...
 
     def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
-        """Hand over events [start, stop) of an encoded batch, for the main topic."""
+        """Hand over events [start, stop) of an encoded batch (one store, one slot), for the main topic."""
+        ...
+
+    def send_to(self, topic: str, key: str, value: bytes) -> None:
+        """Hand over one event for another topic (a sensor's entry or exit event)."""
         ...
 
     def poll(self) -> None:
@@ -57,10 +65,10 @@ class MemorySink:
         self.delivered = 0
         self.failed = 0
 
-    def send(self, key: str, value: bytes, topic: str | None = None) -> None:
+    def send(self, key: str, value: bytes, store_id: str | None, slot: str) -> None:
         """Store the event and confirm it at once."""
         if self.keep:
-            (self.records if topic is None else self.other.setdefault(topic, [])).append((key, value))
+            self.records.append((key, value))
         self.delivered += 1
 
     def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
@@ -69,6 +77,12 @@ class MemorySink:
             keys = [k.decode() for k in batch.keys(start, stop)]
             self.records.extend(zip(keys, batch.values(start, stop), strict=True))
         self.delivered += stop - start
+
+    def send_to(self, topic: str, key: str, value: bytes) -> None:
+        """Store the event under its topic and confirm it at once."""
+        if self.keep:
+            self.other.setdefault(topic, []).append((key, value))
+        self.delivered += 1
 
     def poll(self) -> None:
         """Nothing is ever pending."""
@@ -90,7 +104,11 @@ class StdoutSink:
         self.delivered = 0
         self.failed = 0
 
-    def send(self, key: str, value: bytes, topic: str | None = None) -> None:
+    def send(self, key: str, value: bytes, store_id: str | None, slot: str) -> None:
+        """Write one line; a closed pipe fails the event and stops the run."""
+        self.send_to("", key, value)
+
+    def send_to(self, topic: str, key: str, value: bytes) -> None:
         """Write one line, whatever the topic; a closed pipe fails the event and stops the run."""
         try:
             self._stream.write(value + b"\n")

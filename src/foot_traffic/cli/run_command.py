@@ -1,0 +1,269 @@
+"""``foot-traffic run``: the composition root that wires the settings into a clock, a sink, metrics and the loop.
+
+This is the only place that knows every concrete part: the service loop gets its
+clock, sink, stop flag and recorder as arguments, and knows none of them by type.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from foot_traffic.cli import logs
+from foot_traffic.config import registry, security
+from foot_traffic.config.settings import Settings
+from foot_traffic.errors import DeliveryError
+from foot_traffic.kafka import admin
+from foot_traffic.kafka.deadletter import DeadLetterFile
+from foot_traffic.kafka.producer import KafkaSink
+from foot_traffic.kafka.resume import fingerprint
+from foot_traffic.kafka.transactions import ExactlyOnce, prepare
+from foot_traffic.metrics.server import served
+from foot_traffic.model import randomness
+from foot_traffic.run import stopping
+from foot_traffic.run.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock, RealClock
+from foot_traffic.run.progress import Progress
+from foot_traffic.run.recording import NO_METRICS, Recorder
+from foot_traffic.run.service import ResumeAfter, Service
+from foot_traffic.run.sinks import MemorySink, Sink, StdoutSink
+
+log = logging.getLogger("foot_traffic")
+
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, as shells report a command interrupted by Ctrl-C."""
+
+
+def make_clock(settings: Settings, start_us: int | None = None) -> Clock:
+    """The clock the settings ask for: real, accelerated, as fast as possible, or backfill-then-live.
+
+    ``start_us`` overrides START (a resumed run's clock starts where it stopped).
+    """
+    start = settings.start_us if start_us is None else start_us
+    if settings.speed_is_max:
+        begin = RealClock().now_us() if start is None else start
+        return ManualClock(begin) if settings.until_us is not None else CatchUpClock(begin)
+    if settings.speed is not None or start is not None:
+        return AcceleratedClock(RealClock().now_us() if start is None else start, settings.speed or 1.0)
+    return RealClock()
+
+
+def _progress(settings: Settings, clock: Clock) -> Progress | None:
+    """A progress line for a backfill (a clock running as fast as possible) on a terminal, else None."""
+    if not sys.stderr.isatty() or not math.isinf(clock.rate):
+        return None
+    if settings.log_format == "json":  # a line redrawn in place would break the one-object-a-line stream
+        return None
+    until = settings.until_us
+    end: int | Callable[[], int] = until if until is not None else RealClock().now_us
+    return Progress(sys.stderr, clock.now_us(), end, settings.timezone)
+
+
+@dataclass(frozen=True, slots=True)
+class _Output:
+    """Where a run sends its events, and, for a resumed exactly-once run, where it picks up.
+
+    ``queue_length`` reads the producer's queue, for a sink that has one (Kafka).
+    """
+
+    sink: Sink
+    queue_length: Callable[[], int] | None = None
+    seed: str | None = None
+    plan_start: int | None = None
+    resume: dict[str | None, ResumeAfter] = field(default_factory=dict)
+    clock_start: int | None = None
+
+
+def plan_settings(settings: Settings) -> dict[str, object]:
+    """The settings a run's plan depends on (not the clock, the sink or the logging): exactly-once's fingerprint.
+
+    A change here changes the fingerprint of every run, and a topic written before would no longer resume.
+    """
+    return {
+        "topic": settings.topic,
+        "weights": settings.weights,
+        "base_daily_customers": settings.base_daily_customers,
+        "daily_customers": settings.daily_customers,
+        "variation_pct": settings.variation_pct,
+        "timezone": str(settings.timezone),
+        "arrival_model": settings.arrival_model,
+        "daily_totals": settings.daily_totals,
+        "daily_dispersion": settings.daily_dispersion,
+        "calendar": settings.calendar,
+        "stores": settings.stores,
+    }
+
+
+def exactly_once(settings: Settings, client: Mapping[str, str]) -> ExactlyOnce:
+    """What the exactly-once start-up needs from the settings (``client``: the Kafka client properties)."""
+    return ExactlyOnce(
+        broker=settings.broker,
+        topic=settings.topic,
+        extra=client,
+        replication_factor=settings.topic_replication_factor,
+        timeout_s=settings.connect_timeout_seconds,
+        transactional_id=settings.transactional_id or f"foot-traffic-{settings.topic}",
+        commit_interval_s=settings.commit_interval_ms / 1000,
+        fingerprint=fingerprint(plan_settings(settings)),
+        seed=settings.seed,
+        start_us=settings.start_us,
+        start_text=settings.start.isoformat() if settings.start else "",
+    )
+
+
+def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output:
+    """Open the sink: stdout, null, or Kafka (checked, topics created; transactional with EXACTLY_ONCE).
+
+    With SCHEMA_REGISTRY_URL the registry is reached first, so nothing touches Kafka when it is not.
+    """
+    if settings.sink == "stdout":
+        return _Output(StdoutSink(sys.stdout.buffer))
+    if settings.sink == "null":
+        return _Output(MemorySink(keep=False))
+    serializer = registry.connect(settings) if settings.schema_registry_url is not None else None
+    topics = [settings.topic]
+    if settings.exit_events_topic is not None:
+        topics.append(settings.exit_events_topic)
+    client = security.client_config(settings)
+    admin.connect(
+        settings.broker,
+        topics,
+        attempts=settings.max_retries,
+        backoff_s=settings.retry_backoff_seconds,
+        attempt_timeout_s=settings.connect_timeout_seconds,
+        partitions=settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+        extra=client,
+    )
+    if not settings.exactly_once:
+        sink = KafkaSink(
+            settings.broker,
+            settings.topic,
+            extra={**client, "message.timeout.ms": settings.delivery_timeout_ms},
+            dead_letters=DeadLetterFile(settings.dead_letter_file),
+            serializer=serializer,
+            metrics=recorder,
+        )
+        return _Output(sink, sink.pending)
+    prepared = prepare(
+        exactly_once(settings, client),
+        settings.store_models,
+        RealClock().now_us(),
+        serializer=serializer,
+        metrics=recorder,
+    )
+    simulated = settings.speed_is_max or settings.speed is not None
+    return _Output(
+        prepared.sink,
+        prepared.sink.pending,
+        prepared.seed,
+        prepared.start_us,
+        prepared.resume,
+        prepared.clock_start_us if simulated else None,
+    )
+
+
+def run(settings: Settings) -> int:
+    """Run with metrics served from before the connection to Kafka until the end, when METRICS_PORT is set."""
+    with served(settings.metrics_port, settings.metrics_host, settings.health_unreachable_seconds) as recorder:
+        return _run_with(settings, recorder)
+
+
+def _run_with(settings: Settings, recorder: Recorder) -> int:
+    output = _open_output(settings, recorder)
+    seed = settings.seed if output.seed is None else output.seed
+    if seed is None:
+        seed = secrets.token_hex(8)
+        log.info("SEED is not set; this run uses SEED=%s (set it to replay the run)", seed)
+    clock_start = settings.start_us if output.clock_start is None else output.clock_start
+    stop = threading.Event()
+    clock = make_clock(settings, clock_start)
+    progress = _progress(settings, clock)
+    service = Service(
+        settings.store_models(),
+        randomness.root_entropy(seed),
+        output.sink,
+        clock,
+        poll_s=settings.poll_seconds,
+        stop=stop,
+        until_us=settings.until_us,
+        sensor_topic=settings.exit_events_topic,
+        progress=progress,
+        start_us=output.plan_start,
+        resume=output.resume,
+        metrics=recorder,
+        log_fields=logs.fields_wanted(),
+    )
+    with stopping.stop_on_signals(stop) as signals:
+        return _produce(settings, service, output.queue_length, progress=progress, recorder=recorder, signals=signals)
+
+
+def _produce(
+    settings: Settings,
+    service: Service,
+    queue_length: Callable[[], int] | None,
+    *,
+    progress: Progress | None,
+    recorder: Recorder,
+    signals: stopping.Signals,
+) -> int:
+    """Run the service, flush and close its sink, log the summary; return the exit status."""
+    sink = service.sink
+    target = {"stdout": "standard output", "null": "nowhere (null sink)"}.get(
+        settings.sink, f"{settings.topic} on {settings.broker}"
+    )
+    log.info("Producing to %s", target)
+    error: DeliveryError | None = None
+    recorder.running(service.clock, queue_length)
+    try:
+        try:
+            service.run()
+        except DeliveryError as exc:
+            error = exc
+            log.error("%s", exc)
+        finally:
+            recorder.stopping()
+            if progress is not None:
+                progress.close()
+        pending = sink.flush(settings.flush_timeout_seconds)
+        if signals.aborting:  # the interrupt may have been swallowed inside the Kafka client's callbacks
+            raise KeyboardInterrupt
+        if pending:
+            log.error(
+                "%d event(s) still unconfirmed after %.1f s; counted as failed",
+                pending,
+                settings.flush_timeout_seconds,
+            )
+        sink.close()
+    except BaseException as exc:
+        if not stopping.is_abort(exc):
+            raise
+        signals.taken()
+        log.error("Aborted by a second interrupt; unconfirmed events were not waited for")
+        _summary(service, sink)
+        return EXIT_INTERRUPTED
+    _summary(service, sink)
+    sent = service.counters.emitted + service.counters.sensor_emitted
+    ok = error is None and sink.failed == 0 and sink.delivered == sent
+    return 0 if ok else 1
+
+
+def _summary(service: Service, sink: Sink) -> None:
+    c = service.counters
+    sensors = f" sensor_events={c.sensor_emitted}" if service.sensor_topic is not None else ""
+    fields = {"planned": c.planned, "emitted": c.emitted, "delivered": sink.delivered, "failed": sink.failed}
+    if service.sensor_topic is not None:
+        fields["sensor_events"] = c.sensor_emitted
+    log.info(
+        "Summary: planned=%d emitted=%d delivered=%d failed=%d%s",
+        c.planned,
+        c.emitted,
+        sink.delivered,
+        sink.failed,
+        sensors,
+        extra=fields,
+    )

@@ -1,0 +1,283 @@
+"""The Kafka sink: produces events to one topic and accounts for every delivery report.
+
+Every produced event has a delivery report: a confirmed one is counted as
+delivered, a failed one is logged with its customer_id, counted as failed and,
+given a dead-letter file, written to it with the event itself. Nothing is
+dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from foot_traffic.errors import DeliveryError
+from foot_traffic.events.encoding import ID_AT, EncodedBatch
+from foot_traffic.kafka.client import ALL_BROKERS_DOWN, DeliveryReport, ProducerClient, describe_error
+from foot_traffic.kafka.deadletter import DeadLetterFile
+from foot_traffic.run.recording import NO_METRICS, Recorder, Tally
+
+log = logging.getLogger(__name__)
+
+
+class ValueSerializer(Protocol):
+    """Turns an event's plain JSON into the bytes its topic receives (e.g. a schema registry's framing), and back."""
+
+    def __call__(self, value: bytes) -> bytes:
+        """The bytes to produce for one event; DeliveryError if the event cannot be serialised."""
+        ...
+
+    def plain(self, value: bytes) -> bytes:
+        """The plain JSON of a produced value; ValueError if it is not one of these events."""
+        ...
+
+
+class FailureLog:
+    """ERROR lines for failed deliveries that stay readable in a long outage.
+
+    The first ``first`` failures of a streak (failures with no confirmed delivery between them)
+    get a line each, naming the customer_id; the rest are counted and reported in one line per
+    ``interval_s``, and whatever is held back is reported when a delivery succeeds again or the
+    sink is flushed or closed. Every failed event is still counted, and kept in the dead-letter file.
+    """
+
+    def __init__(
+        self,
+        where: str = "",
+        *,
+        first: int = 10,
+        interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.where = where
+        self.first = first
+        self.interval_s = interval_s
+        self._clock = clock
+        self.streak = 0
+        """Failures since the last confirmed delivery."""
+        self._held = 0
+        self._held_since = 0.0
+        self._last_reason = ""
+
+    def failed(self, customer_id: str, reason: str) -> None:
+        """One delivery failed."""
+        self.streak += 1
+        if self.streak <= self.first:
+            log.error("Delivery failed for customer_id=%s: %s", customer_id, reason)
+            return
+        if self._held == 0:
+            self._held_since = self._clock()
+        self._held += 1
+        self._last_reason = reason
+        if self._clock() - self._held_since >= self.interval_s:
+            self.release()
+
+    def delivered(self) -> None:
+        """A delivery succeeded: the streak is over."""
+        self.release()
+        self.streak = 0
+
+    def release(self) -> None:
+        """Report the failures held back, if any, in one line."""
+        if self._held == 0:
+            return
+        log.error(
+            "Delivery failed for %d more event(s) in the last %.0f s (last error: %s)%s",
+            self._held,
+            max(self._clock() - self._held_since, 0.0),
+            self._last_reason,
+            self.where,
+        )
+        self._held = 0
+
+
+class KafkaSink:
+    """Produces events to one topic, key = customer_id, and accounts for every delivery report.
+
+    With a ``serializer``, the main topic's events are produced as it frames them, one call per event;
+    dead letters keep the plain JSON. ``client`` is the producer, shared with a transactional sink.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        producer_factory: Callable[..., Producer] = Producer,
+        dead_letters: DeadLetterFile | None = None,
+        serializer: ValueSerializer | None = None,
+        metrics: Recorder = NO_METRICS,
+    ) -> None:
+        self.topic = topic
+        self.bootstrap = bootstrap
+        self.delivered = 0
+        self.failed = 0
+        self.dead_letters = dead_letters
+        self.serializer = serializer
+        self._down = False
+        self._metrics = metrics
+        self._failures = FailureLog("" if dead_letters is None else f"; each is in {dead_letters.path}")
+        self._reports: dict[tuple[str | None, str], DeliveryReport] = {}
+        self.client = ProducerClient(bootstrap, extra, self._on_error, producer_factory)
+
+    def send(self, key: str, value: bytes, store_id: str | None, slot: str) -> None:
+        """Queue one visit event of a (store, slot); wait for room while the local queue is full."""
+        self._produce(self.topic, key, value, self._report(store_id, slot))
+        self.client.poll()
+
+    def send_to(self, topic: str, key: str, value: bytes) -> None:
+        """Queue one event for another topic, as plain JSON; wait for room while the local queue is full."""
+        self._produce(topic, key, value, self._on_delivery)
+        self.client.poll()
+
+    def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
+        """Queue events [start, stop) of a batch, key = customer_id; wait for room while the queue is full."""
+        report = self._report(batch.store_id, batch.time_slot)
+        if self.serializer is not None:  # one serializer call per event
+            for i in range(start, stop):
+                self._produce(self.topic, batch.key(i).decode(), batch.value(i), report)
+            self.client.poll()
+            return
+        try_produce, produce, topic = self.client.try_produce, self.client.produce, self.topic
+        step = batch.width + 1
+        lines, width, id_at = batch.lines, batch.width, ID_AT
+        for offset in range(start * step, stop * step, step):
+            value, key = lines[offset : offset + width], lines[offset + id_at : offset + id_at + 36]
+            try:
+                try:
+                    try_produce(topic, value, key, on_delivery=report)
+                except BufferError:  # the queue is full: the client's backpressure loop takes over
+                    produce(topic, value, key, report)
+            except KafkaException as exc:
+                raise self._refused(topic, key.decode(), value, exc) from None
+        self.client.poll()
+
+    def _produce(self, topic: str, key: str, value: bytes, report: DeliveryReport) -> None:
+        """Serialise (for the main topic) and queue one event; DeliveryError if it is refused outright."""
+        wire = self._serialize(topic, key, value)
+        try:
+            self.client.produce(topic, wire, key.encode(), report)
+        except KafkaException as exc:
+            raise self._refused(topic, key, value, exc) from None
+
+    def _refused(self, topic: str, key: str, value: bytes, exc: KafkaException) -> DeliveryError:
+        """Count and keep an event the client refused outright; return the error that stops the run."""
+        self.failed += 1
+        self._dead_letter(topic, key, value, describe_error(exc))
+        return DeliveryError(f"cannot produce event {key}: {describe_error(exc)}")
+
+    def _serialize(self, topic: str, key: str, value: bytes) -> bytes:
+        """The bytes to produce: the serializer's for the main topic, else the plain JSON."""
+        if self.serializer is None or topic != self.topic:
+            return value
+        try:
+            return self.serializer(value)
+        except DeliveryError as exc:
+            self.failed += 1
+            self._dead_letter(topic, key, value, str(exc))
+            raise
+
+    def _report(self, store_id: str | None, slot: str) -> DeliveryReport:
+        """The delivery callback of a (store, slot)'s events: the plain one, or one that also counts them."""
+        if not self._metrics.enabled:
+            return self._on_delivery
+        found = self._reports.get((store_id, slot))
+        if found is None:
+            found = self._reports[store_id, slot] = self._counting(self._metrics.tally(store_id, slot))
+        return found
+
+    def _counting(self, tally: Tally) -> DeliveryReport:
+        """A delivery callback that counts in ``tally`` too, as cheap as the plain one.
+
+        A confirmation while Kafka is up and no failure is pending is all there is to count, so it
+        skips the plain callback (which would read the message); anything else goes through it.
+        """
+        on_delivery, failures = self._on_delivery, self._failures
+
+        def report(err: KafkaError | None, msg: Message) -> None:
+            if err is None:
+                tally.delivered += 1
+                if not self._down and not failures.streak:
+                    self.delivered += 1
+                    return
+            else:
+                tally.failed += 1
+            on_delivery(err, msg)
+
+        return report
+
+    def poll(self) -> None:
+        """Serve delivery reports that are ready."""
+        self.client.poll()
+
+    def pending(self) -> int:
+        """Events queued or in flight, not yet confirmed or failed."""
+        return self.client.pending()
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for outstanding deliveries; return how many are still unconfirmed."""
+        pending = self.client.flush(timeout_s)
+        self._failures.release()
+        return pending
+
+    def close(self) -> None:
+        """Fail whatever is still unconfirmed (its delivery reports say so), then close the dead-letter file."""
+        self.client.purge()
+        self._failures.release()
+        if self.dead_letters is not None:
+            self.dead_letters.close()
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        key = msg.key()
+        customer_id = key.decode() if isinstance(key, bytes) else str(key)
+        if err is None:
+            self.delivered += 1
+            if self._failures.streak:
+                self._failures.delivered()
+            if self._down:
+                self._down = False
+                self._metrics.broker_up()
+                log.warning("Kafka at %s is reachable again; deliveries resumed", self.bootstrap)
+            return
+        self.failed += 1
+        self._failures.failed(customer_id, f"{err.name()}: {err.str()}")
+        if self.dead_letters is not None:
+            value = msg.value()
+            topic = msg.topic() or self.topic
+            self._dead_letter(
+                topic,
+                customer_id,
+                self._plain(topic, value if isinstance(value, bytes) else b""),
+                f"{err.name()}: {err.str()}",
+            )
+
+    def _plain(self, topic: str, value: bytes) -> bytes:
+        """The plain JSON of a produced value (a serialised one decoded; as it is if that fails)."""
+        if self.serializer is None or topic != self.topic or not value:
+            return value
+        try:
+            return self.serializer.plain(value)
+        except ValueError:
+            return value
+
+    def _dead_letter(self, topic: str, customer_id: str, value: bytes, error: str) -> None:
+        """Keep an event Kafka did not take in the dead-letter file, if there is one."""
+        if self.dead_letters is not None:
+            self.dead_letters.write(topic, customer_id, bytes(value), error)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == ALL_BROKERS_DOWN:
+            if not self._down:
+                self._down = True
+                self._metrics.broker_down()
+                log.warning("All Kafka brokers at %s are down; events are kept and retried", self.bootstrap)
+            return
+        if err.fatal():
+            log.error("Fatal Kafka producer error: %s: %s", err.name(), err.str())
+        else:
+            log.debug("Kafka client error: %s: %s", err.name(), err.str())
