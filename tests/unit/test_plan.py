@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from fractions import Fraction
 
 import pytest
@@ -134,6 +137,25 @@ def test_plan_line_format() -> None:
     """The plan line is the specification's."""
     plan = plan_day(Model(daily_customers=29), ROOT, TUESDAY, now_us=at(TUESDAY, "15:30:00"))
     assert plan.log_line() == "[Tuesday 2025-08-12] Planned total (from now): 10; per slot: [0, 0, 0, 2, 5, 3]"
+
+
+@pytest.mark.parametrize(
+    ("date", "line"),
+    [
+        # the specification's example list: the Monday row (weights 16 17 20 17 13 10) at 15:30 UTC
+        ("2025-08-11", "[Monday 2025-08-11] Planned total (from now): 29; per slot: [0, 0, 0, 8, 12, 9]"),
+        # the Tuesday row (12 15 21 17 14 9) of the same table
+        ("2025-08-12", "[Tuesday 2025-08-12] Planned total (from now): 29; per slot: [0, 0, 0, 8, 13, 8]"),
+    ],
+)
+def test_the_plan_command_prints_the_specifications_example(date: str, line: str) -> None:
+    """Default weights, BASE 100, no variation, from 15:30 UTC: foot-traffic plan prints the spec's per-slot list."""
+    argv = ["plan", "--date", date, "--now", f"{date}T15:30:00+00:00", "--disable-daily-variation", "1"]
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TMPDIR"}}
+    proc = subprocess.run(
+        [sys.executable, "-m", "foot_traffic", *argv], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert (proc.returncode, proc.stdout) == (0, line + "\n"), proc.stderr
 
 
 def test_opening_hours_confine_the_plan_and_keep_the_total() -> None:
