@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import re
@@ -55,7 +56,7 @@ def assert_event_shape(event: dict[str, object]) -> None:
     assert 10 <= event["trip_duration_minutes"] <= 75
     assert exit_ - entry == dt.timedelta(minutes=event["trip_duration_minutes"])
     assert event["weekday"] == WEEKDAYS[entry.weekday()]
-    slot = DEFAULT_GRID.index_at_minute(entry.hour * 60 + entry.minute)
+    slot = bisect.bisect_right(DEFAULT_GRID.starts, entry.hour * 60 + entry.minute) - 1
     assert event["time_slot"] == DEFAULT_GRID.labels[slot]
 
 

@@ -36,7 +36,7 @@ def test_arrivals_are_sorted_inside_their_slot_and_match_the_plan(total: int, ro
         assert entries == sorted(entries)
         assert entries[0] >= previous
         previous = entries[-1]
-        assert plan.lows[batch.slot] <= entries[0]
+        assert plan.pieces[batch.slot][0].low <= entries[0]
         assert entries[-1] < plan.bounds[batch.slot + 1]
         assert entries[0] >= now
         per_slot[batch.slot] += len(batch)

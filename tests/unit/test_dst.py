@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 import json
@@ -127,7 +128,10 @@ def test_every_event_is_on_its_local_day_slot_weekday_and_offset(change: Change)
         assert entry.replace(tzinfo=None) == local.replace(tzinfo=None)
         assert local.date() == change.date
         assert event["weekday"] == WEEKDAYS[change.date.weekday()]
-        assert event["time_slot"] == day.plan.labels[DEFAULT_GRID.index_at_minute(local.hour * 60 + local.minute)]
+        assert (
+            event["time_slot"]
+            == day.plan.labels[bisect.bisect_right(DEFAULT_GRID.starts, local.hour * 60 + local.minute) - 1]
+        )
         leave = dt.datetime.fromisoformat(str(event["exit_time"]))
         assert leave.utcoffset() == leave.astimezone(day.tz).utcoffset()
         assert leave - entry == dt.timedelta(minutes=int(str(event["trip_duration_minutes"])))

@@ -39,9 +39,10 @@ def test_labels_match_the_specification() -> None:
 )
 def test_slots_are_half_open(clock: str, slot: int) -> None:
     """Each instant belongs to the slot whose [start, next start) holds it."""
-    t = dt.time.fromisoformat(clock)
-    minute = t.hour * 60 + t.minute + (t.second + t.microsecond / 1e6) / 60
-    assert DEFAULT_GRID.index_at_minute(minute) == slot
+    date = dt.date(2025, 8, 12)
+    instant = datetime_to_us(dt.datetime.combine(date, dt.time.fromisoformat(clock), tzinfo=dt.UTC))
+    bounds = DEFAULT_GRID.boundaries_us(date)
+    assert [i for i in range(len(DEFAULT_GRID)) if bounds[i] <= instant < bounds[i + 1]] == [slot]
 
 
 @given(st.dates(min_value=dt.date(1971, 1, 1), max_value=dt.date(2200, 1, 1)))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from fractions import Fraction
 
 import pytest
@@ -29,7 +32,7 @@ def at(date: dt.date, clock: str) -> int:
 )
 def test_lra_sums_to_total_and_stays_within_one_of_each_quota(total: int, weights: list[int]) -> None:
     """Counts sum to the total and each differs from its quota by less than one."""
-    counts = largest_remainder(total, tuple(float(w) for w in weights))
+    counts = largest_remainder(total, weights)
     assert sum(counts) == total
     weight_sum = sum(weights)
     for count, weight in zip(counts, weights, strict=True):
@@ -52,7 +55,7 @@ def test_lra_sums_to_total_and_stays_within_one_of_each_quota(total: int, weight
 )
 def test_lra_table_ties_go_to_the_earlier_slot(total: int, weights: tuple[int, ...], expected: tuple[int, ...]) -> None:
     """Known allocations, including ties broken towards the earlier slot."""
-    assert largest_remainder(total, tuple(float(w) for w in weights)) == expected
+    assert largest_remainder(total, weights) == expected
 
 
 @pytest.mark.parametrize("weekday", range(7))
@@ -65,7 +68,7 @@ def test_weekday_totals_follow_popularity(weekday: int) -> None:
     expected = round(Fraction(1000 * sums[weekday] * 7, sum(sums)))
     plan = plan_day(model, ROOT, date)
     assert plan.day_total == plan.total == expected
-    assert plan.counts == largest_remainder(expected, DEFAULT_WEIGHTS.weights[weekday])
+    assert plan.counts == largest_remainder(expected, DEFAULT_WEIGHTS.exact[weekday])
 
 
 def test_friday_is_busier_than_tuesday() -> None:
@@ -76,12 +79,14 @@ def test_friday_is_busier_than_tuesday() -> None:
 
 @given(st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2100, 1, 1)), st.integers(0, 2**64))
 def test_variation_factor_stays_in_range(date: dt.date, root: int) -> None:
-    """The factor is uniform in [1 − p, 1 + p] and the total is round(mean × factor)."""
+    """The factor is uniform in [1 − p, 1 + p] and the total is round(mean × factor), both exact."""
     model = Model(base_daily_customers=1000, variation_pct=0.1)
     factor = variation_factor(model, root, date)
-    assert 0.9 <= factor <= 1.1
+    assert Fraction(9, 10) <= factor <= Fraction(11, 10)
     plan = plan_day(model, root, date)
-    assert plan.day_total == round(Fraction(plan.mean_total) * Fraction(factor))
+    sums = [int(sum(row)) for row in DEFAULT_WEIGHTS.weights]
+    assert plan.day_total == round(Fraction(1000 * sums[date.weekday()] * 7, sum(sums)) * factor)
+    assert plan.factor == float(factor)
 
 
 def test_variation_depends_only_on_seed_and_date() -> None:
@@ -123,8 +128,9 @@ def test_mid_day_start(clock: str, expected: tuple[int, ...]) -> None:
     assert plan.counts == expected
     assert plan.day_total == 29
     current = next(i for i in range(6) if plan.bounds[i] <= now < plan.bounds[i + 1])
-    assert plan.lows[current] == max(now, plan.bounds[current])
-    assert all(plan.lows[i] == plan.bounds[i] for i in range(current + 1, 6))
+    assert plan.pieces[current][0].low == max(now, plan.bounds[current])
+    assert all(plan.pieces[i][0].low == plan.bounds[i] for i in range(current + 1, 6))
+    assert all(plan.pieces[i] == () for i in range(current))
 
 
 def test_plan_line_format() -> None:
@@ -133,13 +139,32 @@ def test_plan_line_format() -> None:
     assert plan.log_line() == "[Tuesday 2025-08-12] Planned total (from now): 10; per slot: [0, 0, 0, 2, 5, 3]"
 
 
+@pytest.mark.parametrize(
+    ("date", "line"),
+    [
+        # the specification's example list: the Monday row (weights 16 17 20 17 13 10) at 15:30 UTC
+        ("2025-08-11", "[Monday 2025-08-11] Planned total (from now): 29; per slot: [0, 0, 0, 8, 12, 9]"),
+        # the Tuesday row (12 15 21 17 14 9) of the same table
+        ("2025-08-12", "[Tuesday 2025-08-12] Planned total (from now): 29; per slot: [0, 0, 0, 8, 13, 8]"),
+    ],
+)
+def test_the_plan_command_prints_the_specifications_example(date: str, line: str) -> None:
+    """Default weights, BASE 100, no variation, from 15:30 UTC: foot-traffic plan prints the spec's per-slot list."""
+    argv = ["plan", "--date", date, "--now", f"{date}T15:30:00+00:00", "--disable-daily-variation", "1"]
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TMPDIR"}}
+    proc = subprocess.run(
+        [sys.executable, "-m", "foot_traffic", *argv], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert (proc.returncode, proc.stdout) == (0, line + "\n"), proc.stderr
+
+
 def test_opening_hours_confine_the_plan_and_keep_the_total() -> None:
     """With hours 09:00–20:00, closed slots get nothing, partly open ones their open share, the total stays."""
     cal = calendar_from_mapping({"hours": {"Tuesday": ["09:00", "20:00"]}})
     plan = plan_day(Model(daily_customers=1000, calendar=cal), ROOT, TUESDAY)
     assert plan.total == 1000
     assert plan.counts[0] == 0
-    assert plan.lows[1] == at(TUESDAY, "09:00:00")
+    assert plan.pieces[1][0].low == at(TUESDAY, "09:00:00")
     assert plan.pieces[4][-1].high == at(TUESDAY, "20:00:00")
     assert plan.pieces[5] == ()
     # slot 1 is open 1 h of 3 (weight 15 becomes 5); slots 2-4 are wholly open, 0 and 5 closed

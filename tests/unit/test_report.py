@@ -7,6 +7,7 @@ check they target fails for any seed, and small enough to leave the others alone
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import io
 import json
@@ -107,7 +108,7 @@ def moved(event: Event, entry: int | None = None, duration: int | None = None) -
     entry = entry_us(event) if entry is None else entry
     duration = event["trip_duration_minutes"] if duration is None else duration
     moment = dt.datetime.fromtimestamp(entry / 1e6, UTC)
-    slot = DEFAULT_GRID.index_at_minute(moment.hour * 60 + moment.minute)
+    slot = bisect.bisect_right(DEFAULT_GRID.starts, moment.hour * 60 + moment.minute) - 1
     return {
         **event,
         "entry_time": format_instant(entry),

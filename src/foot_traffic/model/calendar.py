@@ -92,11 +92,6 @@ class DayRule:
         _check_multiplier(self.multiplier)
         _check_hours(self.hours)
 
-    @property
-    def is_open(self) -> bool:
-        """Whether the store trades at all on this date."""
-        return self.multiplier > 0
-
 
 CLOSED_DAY: Final = DayRule(0.0, None)
 """The rule of a closed day; every closed day is reported with this exact value."""

@@ -8,7 +8,7 @@ All instants are integers: microseconds since the Unix epoch.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 MINUTES_PER_DAY = 24 * 60
@@ -30,9 +30,13 @@ def _hhmm(minutes: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SlotGrid:
-    """Start minutes of each slot after local midnight; the first is always 0."""
+    """Start minutes of each slot after local midnight; the first is always 0.
+
+    ``labels`` are the human-readable labels as in the specification, e.g. ``00:00–06:59``.
+    """
 
     starts: tuple[int, ...]
+    labels: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.starts or self.starts[0] != 0:
@@ -41,6 +45,10 @@ class SlotGrid:
             raise ValueError("slot starts must be strictly increasing")
         if self.starts[-1] >= MINUTES_PER_DAY:
             raise ValueError("slot starts must be before 24:00")
+        labels = tuple(
+            f"{_hhmm(start)}\u2013{_hhmm(end - 1)}" for start, end in zip(self.starts, self.ends, strict=True)
+        )
+        object.__setattr__(self, "labels", labels)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -49,21 +57,6 @@ class SlotGrid:
     def ends(self) -> tuple[int, ...]:
         """End minute (exclusive) of each slot; the last is 24:00."""
         return (*self.starts[1:], MINUTES_PER_DAY)
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """Human-readable labels as in the specification, e.g. ``00:00–06:59``."""
-        return tuple(f"{_hhmm(start)}\u2013{_hhmm(end - 1)}" for start, end in zip(self.starts, self.ends, strict=True))
-
-    def index_at_minute(self, minute_of_day: float) -> int:
-        """Return the index of the slot that holds this (possibly fractional) minute."""
-        if not 0 <= minute_of_day < MINUTES_PER_DAY:
-            raise ValueError(f"minute of day out of range: {minute_of_day}")
-        index = 0
-        for i, start in enumerate(self.starts):
-            if start <= minute_of_day:
-                index = i
-        return index
 
     def boundaries_us(self, date: dt.date, tz: dt.tzinfo = UTC) -> tuple[int, ...]:
         """Return the instants of each slot start and of the day's end, in epoch microseconds.

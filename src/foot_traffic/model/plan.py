@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 from foot_traffic.model import randomness
 from foot_traffic.model.calendar import EMPTY_CALENDAR, Calendar
 from foot_traffic.model.grid import UTC, WEEKDAYS, local_minute_to_us
-from foot_traffic.model.weights import DEFAULT_WEIGHTS, WeightTable
+from foot_traffic.model.weights import DEFAULT_WEIGHTS, WeightTable, as_written
 
 ARRIVAL_MODELS = ("uniform", "poisson", "smooth")
 DAILY_TOTAL_MODELS = ("uniform", "gamma-poisson")
@@ -67,6 +68,11 @@ class Piece:
         """Integral of the intensity over the piece (µs × intensity)."""
         return (self.high - self.low) * (self.y0 + self.y1) / 2
 
+    @property
+    def exact_mass(self) -> Fraction:
+        """The same integral in exact rationals, from the piece's float intensities."""
+        return (self.high - self.low) * (Fraction(self.y0) + Fraction(self.y1)) / 2
+
     def at(self, instant: int) -> float:
         """Intensity at an instant inside the piece."""
         if self.high == self.low:
@@ -83,7 +89,10 @@ class Piece:
 class DayPlan:
     """One date's plan: per-slot counts and the pieces each slot's arrivals are drawn from.
 
-    ``bounds`` holds each slot's start and the day's end, in epoch microseconds.
+    ``bounds`` holds each slot's start and the day's end, in epoch microseconds. ``shares``
+    are the exact slot weights W' the day was split by (each weight times the slot's open
+    share). ``mean_total`` and ``factor`` are floats to show and to compare with: the counts
+    come from their exact values.
     """
 
     date: dt.date
@@ -92,6 +101,7 @@ class DayPlan:
     pieces: tuple[tuple[Piece, ...], ...]
     bounds: tuple[int, ...]
     labels: tuple[str, ...]
+    shares: tuple[Fraction, ...]
     mean_total: float
     factor: float
     store_key: int = 0
@@ -117,11 +127,6 @@ class DayPlan:
         """The instant the day ends (next local midnight)."""
         return self.bounds[-1]
 
-    @property
-    def lows(self) -> tuple[int, ...]:
-        """The earliest instant each slot's arrivals may take."""
-        return tuple(p[0].low if p else self.bounds[i + 1] for i, p in enumerate(self.pieces))
-
     def log_line(self) -> str:
         """Return the specification's plan line.
 
@@ -134,57 +139,61 @@ class DayPlan:
 
 
 def mean_total(model: Model, weekday: int) -> Fraction:
-    """Mean customers of a weekday before the calendar: DAILY_CUSTOMERS, or BASE × S_d / S̄."""
+    """Mean customers of a weekday before the calendar: DAILY_CUSTOMERS, or BASE × S_d / S̄, exactly."""
     if model.daily_customers is not None:
         return Fraction(model.daily_customers)
     table = model.weights
-    return Fraction(model.base_daily_customers) * Fraction(table.day_sum(weekday)) / Fraction(table.mean_day_sum)
+    return model.base_daily_customers * table.day_sum(weekday) / table.mean_day_sum
 
 
-def variation_factor(model: Model, root: int, date: dt.date, store: int | None = None) -> float:
-    """Day-to-day factor, uniform in [1 − p, 1 + p]; 1 when fixed or disabled."""
+def variation_factor(model: Model, root: int, date: dt.date) -> Fraction:
+    """Day-to-day factor f = 1 − p + 2·p·u, exact: u the stream's 53-bit uniform draw, p as written; 1 when fixed."""
     if model.fixed_totals:
-        return 1.0
-    key = model.store_key if store is None else store
-    u = float(randomness.generator(root, key, randomness.DAILY, date.toordinal()).random())
-    p = model.variation_pct
-    return 1.0 - p + 2.0 * p * u
+        return Fraction(1)
+    u = Fraction(float(randomness.generator(root, model.store_key, randomness.DAILY, date.toordinal()).random()))
+    p = as_written(model.variation_pct)
+    return 1 - p + 2 * p * u
 
 
 def daily_total(model: Model, root: int, date: dt.date, mean: Fraction) -> tuple[int, float]:
-    """Draw the day's total around ``mean``; return it with the factor applied (1 when none)."""
+    """Draw the day's total around ``mean``; return it with the factor applied (1 when none), as a float to show.
+
+    Under the uniform law the total is round(mean × f), halves to even, in exact rationals.
+    """
     if mean == 0:
         return 0, 1.0
     if model.daily_customers is not None or model.daily_totals == "uniform":
         factor = variation_factor(model, root, date)
-        return round(mean * Fraction(factor)), factor
+        return round(mean * factor), float(factor)
     # gamma-Poisson: total ~ Poisson(mean × G), G ~ Gamma(shape 1/d, scale d): E = mean, Var = mean + d·mean².
+    # The draws take float parameters: the law is random, so no exact value is lost.
     rng = randomness.generator(root, model.store_key, randomness.DAILY, date.toordinal())
     gamma = float(rng.gamma(1 / model.dispersion, model.dispersion)) if model.dispersion > 0 else 1.0
     return int(rng.poisson(float(mean) * gamma)), gamma
 
 
-def largest_remainder(total: int, weights: tuple[float, ...]) -> tuple[int, ...]:
+def largest_remainder(total: int, weights: Sequence[Fraction | int]) -> tuple[int, ...]:
     """Split ``total`` in proportion to ``weights`` into integers that sum to ``total``.
 
     Each share gets the floor of its quota; the units left go to the largest
-    fractional remainders, ties to the earlier slot. Exact rational arithmetic
-    keeps the result free of floating-point noise.
+    fractional remainders, ties to the earlier slot. The weights are exact
+    (rationals or integers), so no floating-point noise decides a tie.
     """
     if total < 0:
         raise ValueError("total must be >= 0")
-    weight_sum = sum(Fraction(w) for w in weights)
+    # Over a common denominator the weights are integers a_i and quota_i = total × a_i / Σa:
+    # floors and remainders are then integer divisions, exact and fast.
+    denominator = math.lcm(*(w.denominator for w in weights))
+    scaled = [w.numerator * (denominator // w.denominator) for w in weights]
+    weight_sum = sum(scaled)
     if weight_sum == 0:
         if total:
             raise ValueError("cannot split a positive total over zero weights")
         return tuple(0 for _ in weights)
-    quotas = [Fraction(total) * Fraction(w) / weight_sum for w in weights]
-    counts = [q.numerator // q.denominator for q in quotas]
-    left = total - sum(counts)
-    order = sorted(range(len(quotas)), key=lambda i: (-(quotas[i] - counts[i]), i))
-    for i in order[:left]:
-        counts[i] += 1
-    return tuple(counts)
+    counts, remainders = zip(*(divmod(total * a, weight_sum) for a in scaled), strict=True)
+    order = sorted(range(len(scaled)), key=lambda i: (-remainders[i], i))
+    topped = set(order[: total - sum(counts)])
+    return tuple(c + (i in topped) for i, c in enumerate(counts))
 
 
 def _open_parts(bounds: tuple[int, ...], opening: tuple[int, int]) -> list[tuple[int, int]]:
@@ -227,6 +236,29 @@ def _smooth_pieces(parts: list[tuple[int, int]], rates: list[float], day: tuple[
     return pieces
 
 
+def _opening(date: dt.date, hours: tuple[int, int] | None, bounds: tuple[int, ...], tz: dt.tzinfo) -> tuple[int, int]:
+    """The instants the store opens and closes on ``date``: the whole day unless the calendar gives hours."""
+    if hours is None:
+        return bounds[0], bounds[-1]
+    return local_minute_to_us(date, hours[0], tz), local_minute_to_us(date, hours[1], tz)
+
+
+def _shares(weights: Sequence[Fraction], bounds: tuple[int, ...], parts: list[tuple[int, int]]) -> tuple[Fraction, ...]:
+    """W': each slot's weight times the open share of the slot, exactly."""
+    return tuple(
+        w if hi - lo == end - start else w * Fraction(hi - lo, end - start)
+        for w, (lo, hi), (start, end) in zip(weights, parts, itertools.pairwise(bounds), strict=True)
+    )
+
+
+def _ahead(part: tuple[int, int], now: int) -> Fraction | int:
+    """The share of an open stretch [low, high) still ahead at ``now``: 1 before it, 0 after it."""
+    low, high = part
+    if now <= low:
+        return 1
+    return Fraction(high - now, high - low) if now < high else 0
+
+
 def plan_day(model: Model, root: int, date: dt.date, now_us: int | None = None) -> DayPlan:
     """Compute a date's plan; with ``now_us``, apply the mid-day start rule at that instant.
 
@@ -236,50 +268,26 @@ def plan_day(model: Model, root: int, date: dt.date, now_us: int | None = None) 
     """
     weekday = date.weekday()
     rule = model.calendar.rule(date)
-    weights = model.weights.weights[weekday]
     bounds = model.weights.grid.boundaries_us(date, model.tz)
-    opening = (bounds[0], bounds[-1])
-    if rule.hours is not None:
-        opening = (
-            local_minute_to_us(date, rule.hours[0], model.tz),
-            local_minute_to_us(date, rule.hours[1], model.tz),
-        )
-    parts = _open_parts(bounds, opening)
-    open_len = [hi - lo for lo, hi in parts]
-    effective = tuple(
-        float(Fraction(w) * Fraction(ol, bounds[i + 1] - bounds[i]))
-        for i, (w, ol) in enumerate(zip(weights, open_len, strict=True))
-    )
-    mean = mean_total(model, weekday) * Fraction(rule.multiplier) * Fraction(model.scale)
-    if sum(effective) == 0:
-        mean = Fraction(0)
+    parts = _open_parts(bounds, _opening(date, rule.hours, bounds, model.tz))
+    shares = _shares(model.weights.exact[weekday], bounds, parts)
+    mean = Fraction(0)
+    if any(shares):
+        mean = mean_total(model, weekday) * as_written(rule.multiplier) * as_written(model.scale)
     day_total, factor = daily_total(model, root, date, mean)
     now = bounds[0] if now_us is None else now_us
-
     if model.arrival_model == "smooth":
-        rates = [e / ol if ol else 0.0 for e, ol in zip(effective, open_len, strict=True)]
-        full = _smooth_pieces(parts, rates, (bounds[0], bounds[-1]))
-        pieces = [tuple(p.clip(now) for p in slot if p.high > now) for slot in full]
-        day_mass = math.fsum(p.mass for slot in full for p in slot)
-        left_mass = [sum(p.mass for p in slot) for slot in pieces]
-        if now <= bounds[0]:
-            n = day_total
-        else:
-            n = round(Fraction(day_total) * Fraction(math.fsum(left_mass)) / Fraction(day_mass)) if day_mass else 0
-        counts = _multinomial(root, model.store_key, date, n, left_mass)
+        day = (bounds[0], bounds[-1])
+        counts, pieces = _smooth_counts(
+            root, model.store_key, date, total=day_total, shares=shares, parts=parts, day=day, now=now
+        )
     else:
         pieces = [((Piece(max(lo, now), hi),) if hi > max(lo, now) else ()) for lo, hi in parts]
-        fractions = [Fraction(max(0, hi - max(lo, now)), hi - lo) if hi > lo else Fraction(0) for lo, hi in parts]
+        left = [_ahead(part, now) for part in parts]
         if model.arrival_model == "poisson":
-            quotas = [
-                Fraction(day_total) * Fraction(e) / Fraction(sum(effective)) if day_total else 0 for e in effective
-            ]
-            counts = [
-                _poisson(root, model.store_key, date, i, float(q * f))
-                for i, (q, f) in enumerate(zip(quotas, fractions, strict=True))
-            ]
+            counts = _poisson_counts(root, model.store_key, date, total=day_total, shares=shares, left=left)
         else:
-            counts = [round(c * f) for c, f in zip(largest_remainder(day_total, effective), fractions, strict=True)]
+            counts = [round(c * f) for c, f in zip(largest_remainder(day_total, shares), left, strict=True)]
     return DayPlan(
         date=date,
         day_total=day_total,
@@ -287,11 +295,48 @@ def plan_day(model: Model, root: int, date: dt.date, now_us: int | None = None) 
         pieces=tuple(pieces),
         bounds=bounds,
         labels=model.weights.grid.labels,
+        shares=shares,
         mean_total=float(mean),
         factor=factor,
         store_key=model.store_key,
         tz=model.tz,
     )
+
+
+def _poisson_counts(
+    root: int, store: int, date: dt.date, *, total: int, shares: tuple[Fraction, ...], left: list[Fraction | int]
+) -> list[int]:
+    """Each slot's count, Poisson around its quota total × W'_i / ΣW' times the share of the slot still ahead."""
+    if total == 0:
+        return [0 for _ in shares]
+    weight_sum = sum(shares, Fraction(0))
+    return [
+        _poisson(root, store, date, i, float(total * w / weight_sum * f))
+        for i, (w, f) in enumerate(zip(shares, left, strict=True))
+    ]
+
+
+def _smooth_counts(
+    root: int,
+    store: int,
+    date: dt.date,
+    *,
+    total: int,
+    shares: tuple[Fraction, ...],
+    parts: list[tuple[int, int]],
+    day: tuple[int, int],
+    now: int,
+) -> tuple[list[int], list[tuple[Piece, ...]]]:
+    """The smooth model's slot counts and pieces from ``now`` on; a mid-day start keeps round(T × M_left / M_day)."""
+    rates = [float(w / (hi - lo)) if hi > lo else 0.0 for w, (lo, hi) in zip(shares, parts, strict=True)]
+    full = _smooth_pieces(parts, rates, day)
+    pieces = [tuple(p.clip(now) for p in slot if p.high > now) for slot in full]
+    n = total
+    if now > day[0]:
+        day_mass = sum((p.exact_mass for slot in full for p in slot), Fraction(0))
+        left_mass = sum((p.exact_mass for slot in pieces for p in slot), Fraction(0))
+        n = round(total * left_mass / day_mass) if day_mass else 0
+    return _multinomial(root, store, date, n, [sum(p.mass for p in slot) for slot in pieces]), pieces
 
 
 def _poisson(root: int, store: int, date: dt.date, slot: int, mean: float) -> int:

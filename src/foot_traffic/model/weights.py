@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from foot_traffic.model.grid import DEFAULT_GRID, MINUTES_PER_DAY, WEEKDAYS, SlotGrid
@@ -14,12 +16,29 @@ from foot_traffic.model.grid import DEFAULT_GRID, MINUTES_PER_DAY, WEEKDAYS, Slo
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
+@functools.lru_cache(maxsize=1024)
+def as_written(value: float) -> Fraction:
+    """Return the exact rational a finite number is written as, so 0.1 is 1/10 and not its binary neighbour.
+
+    The value's shortest round-trip spelling (``repr``) is read as a decimal: a weight,
+    multiplier, scale or variation read from a file or a setting means what it says.
+    """
+    return Fraction(repr(value))
+
+
 @dataclass(frozen=True, slots=True)
 class WeightTable:
-    """A slot grid and, for each weekday (Monday first), one non-negative weight per slot."""
+    """A slot grid and, for each weekday (Monday first), one non-negative weight per slot.
+
+    ``exact`` holds the same weights as rationals (see :func:`as_written`); every sum and
+    ratio of the plan is taken over them, so no floating-point rounding reaches a count.
+    """
 
     grid: SlotGrid
     weights: tuple[tuple[float, ...], ...]
+    exact: tuple[tuple[Fraction, ...], ...] = field(init=False, repr=False, compare=False)
+    _sums: tuple[Fraction, ...] = field(init=False, repr=False, compare=False)
+    _mean: Fraction = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(WEEKDAYS):
@@ -29,17 +48,21 @@ class WeightTable:
                 raise ValueError(f"{name} has {len(row)} weights for {len(self.grid)} slots")
             if any(not math.isfinite(w) or w < 0 for w in row):
                 raise ValueError(f"{name} has a negative or non-finite weight")
-        if self.mean_day_sum <= 0:
+        exact = tuple(tuple(as_written(w) for w in row) for row in self.weights)
+        object.__setattr__(self, "exact", exact)
+        object.__setattr__(self, "_sums", tuple(sum(row, Fraction(0)) for row in exact))
+        object.__setattr__(self, "_mean", sum(self._sums, Fraction(0)) / len(WEEKDAYS))
+        if self._mean <= 0:
             raise ValueError("at least one weight must be positive")
 
-    def day_sum(self, weekday: int) -> float:
-        """S_d: the sum of one weekday's weights."""
-        return math.fsum(self.weights[weekday])
+    def day_sum(self, weekday: int) -> Fraction:
+        """S_d: the exact sum of one weekday's weights."""
+        return self._sums[weekday]
 
     @property
-    def mean_day_sum(self) -> float:
-        """S̄: the mean of S_d over the seven weekdays."""
-        return math.fsum(math.fsum(row) for row in self.weights) / len(WEEKDAYS)
+    def mean_day_sum(self) -> Fraction:
+        """S̄: the exact mean of S_d over the seven weekdays."""
+        return self._mean
 
 
 DEFAULT_WEIGHTS = WeightTable(

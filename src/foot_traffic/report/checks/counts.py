@@ -161,9 +161,7 @@ def _compare_day(
         return _DayOutcome("closed", "no arrival expected", total == 0, 0, None)
     if model.arrival_model == "uniform":
         compared = status == FULL
-        fits = _fits_some_total(
-            _effective_weights(plan, model.weights.weights[plan.date.weekday()]), observed, compared
-        )
+        fits = _fits_some_total(plan.shares, observed, compared)
         if fits is None:
             tally.unchecked += 1
             return _DayOutcome("largest remainder", "not checked", True, int(compared.sum()), expected)
@@ -178,16 +176,7 @@ def _compare_day(
     return _DayOutcome("χ²", f"χ² = {statistic:.2f}, df = {df}", True, int(live.sum()), expected)
 
 
-def _effective_weights(plan: DayPlan, weights: tuple[float, ...]) -> tuple[float, ...]:
-    """W' of the plan: each weight times the open share of its slot, computed as plan_day does."""
-    result = []
-    for i, (weight, pieces) in enumerate(zip(weights, plan.pieces, strict=True)):
-        open_us = pieces[-1].high - pieces[0].low if pieces else 0
-        result.append(float(Fraction(weight) * Fraction(open_us, plan.bounds[i + 1] - plan.bounds[i])))
-    return tuple(result)
-
-
-def _fits_some_total(effective: tuple[float, ...], observed: I64, compared: Bools) -> bool | None:
+def _fits_some_total(effective: tuple[Fraction, ...], observed: I64, compared: Bools) -> bool | None:
     """Whether some day total's largest-remainder split gives the observed counts on the compared slots.
 
     Each split count is within one of its quota T·W'_i/ΣW', so T lies within
