@@ -55,9 +55,10 @@ run: setup ## run the producer; starts the local broker unless KAFKA_BROKER is s
 	@if [ -z "$${KAFKA_BROKER:-}" ]; then $(KAFKA) up && export KAFKA_BROKER=$(LOCAL_BROKER); fi; \
 	exec $(BIN)/foot-traffic run $(ARGS)
 
-lint: $(STAMP) ## ruff: lint and formatting
+lint: $(STAMP) ## ruff (lint, formatting) and import-linter (the layers, no cycles)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## apply ruff's formatting and fixes
 	$(BIN)/ruff format src tests bench
