@@ -113,7 +113,8 @@ def test_mid_day_start_then_next_day_whole(caplog: pytest.LogCaptureFixture) -> 
     assert len(sink.records) == first.total + second.total
     plan_lines = [r.getMessage() for r in caplog.records if "Planned total" in r.getMessage()]
     assert plan_lines == [first.log_line(), second.log_line()]
-    emitted = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Emitted customer_id=")]
+    messages = [line for r in caplog.records for line in r.getMessage().split("\n")]  # a batch's record: its lines
+    emitted = [m for m in messages if m.startswith("Emitted customer_id=")]
     assert len(emitted) == len(sink.records)
     assert all(key in line for (key, _), line in zip(sink.records, emitted, strict=True))
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import os
 import time
 
+from foot_traffic.cli.logs import TextFormatter
 from foot_traffic.model.grid import US_PER_DAY, datetime_to_us
 from foot_traffic.model.plan import Model
 from foot_traffic.run.clock import ManualClock
@@ -34,7 +37,7 @@ SAMPLE = {
 
 
 def generation_rate() -> float:
-    """Events per second of a one-day backfill to a counting null sink."""
+    """Events per second of a one-day backfill to a counting null sink (per-event lines off, as at WARNING)."""
     sink = MemorySink(keep=False)
     clock = ManualClock(START)
     began = time.perf_counter()
@@ -56,3 +59,32 @@ def test_generation_stays_above_half_its_target() -> None:
     """Generation runs at least 1.8 times the json.dumps baseline (best of three, to ride out noise)."""
     ratios = [generation_rate() / baseline_rate() for _ in range(3)]
     assert max(ratios) >= GUARD, f"generation/baseline ratios {ratios}; guard {GUARD}"
+
+
+INFO_GUARD = 0.3
+"""Half the target: a backfill at LOG_LEVEL=INFO keeps at least 0.6 of its speed at WARNING."""
+
+
+def logged_generation_rate() -> float:
+    """Events per second of the same backfill with every event logged, as text, to a stream that keeps nothing."""
+    logger = logging.getLogger("foot_traffic.run.service")
+    handler = logging.StreamHandler(open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 - closed below
+    handler.setFormatter(TextFormatter())
+    saved = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        rate = generation_rate()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+        handler.stream.close()
+    return rate
+
+
+def test_logging_every_event_keeps_most_of_the_speed() -> None:
+    """With a line per event at INFO, generation keeps at least 0.3 of its speed without (best of three pairs)."""
+    ratios = [logged_generation_rate() / generation_rate() for _ in range(3)]
+    assert max(ratios) >= INFO_GUARD, f"INFO/WARNING generation ratios {ratios}; guard {INFO_GUARD}"

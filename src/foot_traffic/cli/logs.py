@@ -11,10 +11,27 @@ import json
 import logging
 import sys
 
+from foot_traffic.events.encoding import CUSTOMER_ID, ENTRY_TIME
+from foot_traffic.run.eventlog import EmittedLines
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 """What every LogRecord holds: anything else came from a call's ``extra`` and is worth a field."""
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message``; a batch of emitted events as one such line per event."""
+
+    def __init__(self) -> None:
+        super().__init__(FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record's line, or the lines of a batch's events, each with the record's prefix."""
+        if isinstance(record.msg, EmittedLines):
+            prefix = super().format(logging.makeLogRecord({**vars(record), "msg": "", "args": None}))
+            return record.msg.render(record.msg.message_parts(prefix.encode()))
+        return super().format(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,13 +39,9 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON (newlines of a traceback escaped inside its string)."""
-        moment = dt.datetime.fromtimestamp(record.created, dt.UTC).astimezone()
-        entry: dict[str, object] = {
-            "time": moment.isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+        if isinstance(record.msg, EmittedLines):
+            return record.msg.render(_json_parts(record, record.msg))
+        entry: dict[str, object] = {**_head(record), "message": record.getMessage()}
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRIBUTES and key not in entry:
                 entry[key] = value
@@ -43,6 +56,28 @@ class JsonFormatter(logging.Formatter):
         except (TypeError, ValueError):  # an extra JSON cannot hold (NaN, non-string keys, a cycle): its text
             plain = {key: value if isinstance(value, str) else str(value) for key, value in entry.items()}
             return json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+
+
+def _head(record: logging.LogRecord) -> dict[str, object]:
+    """The fields every JSON line starts with."""
+    moment = dt.datetime.fromtimestamp(record.created, dt.UTC).astimezone()
+    return {"time": moment.isoformat(timespec="milliseconds"), "level": record.levelname, "logger": record.name}
+
+
+def _json_parts(record: logging.LogRecord, lines: EmittedLines) -> list[bytes | slice]:
+    """The pieces of each event's JSON line: the same object a record of its own with its fields would give."""
+    head = json.dumps(_head(record), ensure_ascii=False, separators=(",", ":"))[:-1] + ',"message":"'
+    slot = json.dumps(lines.batch.time_slot, ensure_ascii=False)
+    store = lines.batch.store_id
+    tail = "" if store is None else ',"store_id":' + json.dumps(store, ensure_ascii=False)
+    return [
+        *lines.message_parts(head.encode(), slot[1:-1]),
+        b'","customer_id":"',
+        CUSTOMER_ID,
+        b'","entry_time":"',
+        ENTRY_TIME,
+        f'","time_slot":{slot}{tail}}}'.encode(),
+    ]
 
 
 QUIET_LIBRARIES = ("httpx", "httpx2", "matplotlib")
@@ -63,7 +98,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("foot_traffic.librdkafka").setLevel(logging.DEBUG if level == "DEBUG" else logging.CRITICAL)

@@ -31,6 +31,7 @@ from foot_traffic.model.arrivals import Batch, day_batches
 from foot_traffic.model.grid import local_date
 from foot_traffic.model.plan import DayPlan, Model, StoreModel, plan_day
 from foot_traffic.run.clock import Clock
+from foot_traffic.run.eventlog import BATCH_FROM, EmittedLines
 from foot_traffic.run.recording import NO_METRICS, Recorder
 from foot_traffic.run.sinks import Sink
 
@@ -235,10 +236,14 @@ class Service:
         self.sink.send_batch(batch, start, stop)
         self.counters.emitted += stop - start
         self.metrics.emitted(batch, start, stop)
-        if self._log_events:
-            slot, store_id, fields = batch.time_slot, batch.store_id, self._log_fields
-            for i in range(start, stop):
-                _log_emitted(batch.key(i).decode(), batch.entry_time(i), slot, store_id, fields)
+        if not self._log_events:
+            return
+        if stop - start >= BATCH_FROM:  # one record, one handler write, for the whole due batch
+            log.info(EmittedLines(batch, start, stop))
+            return
+        slot, store_id, fields = batch.time_slot, batch.store_id, self._log_fields
+        for i in range(start, stop):
+            _log_emitted(batch.key(i).decode(), batch.entry_time(i), slot, store_id, fields)
 
     def _log_plan(self, plan: DayPlan) -> None:
         prefix = ""
