@@ -233,9 +233,7 @@ class KafkaSink:
             self.dead_letters.close()
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        key = msg.key()
-        customer_id = key.decode() if isinstance(key, bytes) else str(key)
-        if err is None:
+        if err is None:  # the common case first: a confirmation reads nothing of the message
             self.delivered += 1
             if self._failures.streak:
                 self._failures.delivered()
@@ -244,6 +242,8 @@ class KafkaSink:
                 self._metrics.broker_up()
                 log.warning("Kafka at %s is reachable again; deliveries resumed", self.bootstrap)
             return
+        key = msg.key()
+        customer_id = key.decode() if isinstance(key, bytes) else str(key)
         self.failed += 1
         self._failures.failed(customer_id, f"{err.name()}: {err.str()}")
         if self.dead_letters is not None:
