@@ -32,7 +32,8 @@ class FakeProducer:
     """Queues produce calls; ``deliver`` fires the oldest one's report with a chosen error.
 
     ``full_for`` makes that many produce calls raise BufferError, then ``refuse`` makes every one raise it.
-    Transaction calls are recorded in ``calls``; ``refuse_commit`` makes a commit raise it.
+    Transaction calls are recorded in ``calls``; ``refuse_commit`` makes a commit raise it, ``refuse_offsets``
+    a send_offsets_to_transaction; the offsets sent, with their group metadata, are kept in ``offsets``.
     """
 
     def __init__(self, config: dict[str, Any], logger: logging.Logger | None = None) -> None:
@@ -43,6 +44,8 @@ class FakeProducer:
         self.purged = False
         self.calls: list[str] = []
         self.refuse_commit: KafkaException | None = None
+        self.refuse_offsets: KafkaException | None = None
+        self.offsets: list[tuple[list[Any], Any]] = []
 
     def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any) -> None:
         if self.full_for:
@@ -76,6 +79,12 @@ class FakeProducer:
 
     def begin_transaction(self) -> None:
         self.calls.append("begin")
+
+    def send_offsets_to_transaction(self, offsets: list[Any], group: Any, timeout: float) -> None:
+        if self.refuse_offsets is not None:
+            raise self.refuse_offsets
+        self.calls.append("offsets")
+        self.offsets.append((offsets, group))
 
     def commit_transaction(self, timeout: float) -> None:
         if self.refuse_commit is not None:

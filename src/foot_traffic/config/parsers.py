@@ -21,6 +21,7 @@ from foot_traffic.secret import Secret
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_FLEET_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)$")
 _HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -111,6 +112,13 @@ def topic(raw: str) -> str:
     """A Kafka topic name."""
     if not _TOPIC.fullmatch(raw) or raw in {".", ".."}:
         raise ValueError("1 to 249 characters among letters, digits, '.', '_' and '-'")
+    return raw
+
+
+def fleet_id(raw: str) -> str:
+    """A fleet's name: safe in the group id ``foot-traffic.<FLEET_ID>`` and in topic and transactional ids."""
+    if not _FLEET_ID.fullmatch(raw) or not raw.strip("."):
+        raise ValueError("1 to 200 characters among letters, digits, '.', '_' and '-', not only dots")
     return raw
 
 

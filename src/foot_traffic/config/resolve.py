@@ -162,7 +162,7 @@ def _fall_back(values: dict[str, Any], origins: dict[str, Origin]) -> None:
 
 
 def _combination_problems(values: Mapping[str, Any]) -> list[str]:
-    """Settings valid alone but not together: UNTIL before START, EXACTLY_ONCE with what it cannot do."""
+    """Settings valid alone but not together: UNTIL before START, EXACTLY_ONCE with what it cannot do, and so on."""
     problems = []
     tz = values.get("timezone", UTC)
     start, until = values.get("start"), values.get("until")
@@ -172,6 +172,11 @@ def _combination_problems(values: Mapping[str, Any]) -> list[str]:
         problems.append(f"EXACTLY_ONCE=true with SINK={values['sink']!r}: expected SINK=kafka")
     if values.get("exactly_once") and values.get("exit_events_topic") is not None:
         problems.append("EXACTLY_ONCE=true with EXIT_EVENTS_TOPIC: expected one or the other (not supported together)")
+    if values.get("fleet_id") is not None and values.get("shard") is not None:
+        problems.append(
+            f"FLEET_ID={values['fleet_id']!r} with SHARD: expected one or the other "
+            "(a fleet's members are given their partitions by Kafka, a shard takes a fixed share)"
+        )
     return problems
 
 

@@ -43,7 +43,8 @@ MODEL = Group("model", "how many customers come, when, and to which stores")
 TIME = Group("time", "the clock: real, accelerated or as fast as possible, and the simulated span")
 OUTPUT = Group("output", "where events go, where undelivered ones are kept, where settings come from")
 OBSERVABILITY = Group("observability", "logs, Prometheus metrics and the health check")
-GROUPS = (KAFKA, SECURITY, REGISTRY, MODEL, TIME, OUTPUT, OBSERVABILITY)
+SCALE_OUT = Group("scale-out", "units of work spread over processes: a fleet on Kafka's group protocol")
+GROUPS = (KAFKA, SECURITY, REGISTRY, MODEL, TIME, OUTPUT, OBSERVABILITY, SCALE_OUT)
 """The groups, in the order ``--help`` shows them."""
 
 _CUSTOMERS = p.int_in(0, MAX_DAILY_CUSTOMERS)
@@ -292,6 +293,16 @@ class Settings:
         "HEALTH_UNREACHABLE_SECONDS", p.number(0, 86_400, low_open=True), "60",
         "METRICS_PORT: /healthz answers 503 once Kafka has been unreachable this long with events waiting.",
         group=OBSERVABILITY,
+    )  # fmt: skip
+    # the fleet (kafka/fleet.py); FLEET_PARTITIONS is declared here until the units of work land
+    fleet_partitions: int = setting(
+        "FLEET_PARTITIONS", p.int_in(1, 4096), "64",
+        "Virtual partitions the units of work are spread over; fixed for the life of a run.", group=SCALE_OUT,
+    )  # fmt: skip
+    fleet_id: str | None = setting(
+        "FLEET_ID", p.fleet_id, None,
+        "If set, join the fleet of that name (consumer group foot-traffic.<FLEET_ID>) and run only the units "
+        "of the virtual partitions Kafka assigns to this process.", group=SCALE_OUT,
     )  # fmt: skip
     # derived while the settings are read, not settings of their own
     producer_properties: ProducerProperties = NO_PROPERTIES

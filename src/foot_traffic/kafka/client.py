@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message, Producer, TopicPartition
 
 client_log = logging.getLogger("foot_traffic.librdkafka")
 """The logger librdkafka's own lines go to (silenced unless LOG_LEVEL=DEBUG)."""
@@ -153,6 +153,10 @@ class ProducerClient:
     def begin_transaction(self) -> None:
         """Open a transaction."""
         self._producer.begin_transaction()
+
+    def send_offsets_to_transaction(self, offsets: list[TopicPartition], group: Any, timeout_s: float) -> None:
+        """Add a consumer group's offsets to the open transaction, refused for a stale ``group`` (KIP-447)."""
+        self._producer.send_offsets_to_transaction(offsets, group, timeout_s)
 
     def commit_transaction(self, timeout_s: float) -> None:
         """Commit the open transaction (after its deliveries); KafkaException on failure."""

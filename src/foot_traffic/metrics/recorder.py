@@ -8,9 +8,12 @@ server's thread; the loop never touches a prometheus_client object.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,11 +32,14 @@ if TYPE_CHECKING:
 
 LATENESS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Upper bounds in seconds of the emission-lateness histogram's buckets (plus +Inf)."""
+HANDOVER_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+"""Upper bounds in seconds of the fleet hand-over histogram's buckets (plus +Inf)."""
 LABELS = ["store", "slot"]
 """Labels of the visit counters: the event's store_id ("" without one) and its time_slot."""
 
 _BOUNDS = np.array(LATENESS_BUCKETS)
 _BUCKET_NAMES = [f"{b:g}" for b in LATENESS_BUCKETS] + ["+Inf"]
+_HANDOVER_NAMES = [f"{b:g}" for b in HANDOVER_BUCKETS] + ["+Inf"]
 
 
 class Metrics:
@@ -61,6 +67,7 @@ class Metrics:
         self._clock: Clock | None = None
         self._clock_read = False
         self._queue_length: Callable[[], int] | None = None
+        self._fleet = _Fleet()
         self.registry.register(self)
 
     # reports from the loop and the sink
@@ -119,6 +126,26 @@ class Metrics:
         """Stop the unreachable timer of /healthz."""
         self.health.broker_up()
 
+    def fleet_rebalanced(self, owned: int) -> None:
+        """Count a completed rebalance of the fleet's group; set the partitions owned."""
+        with self._lock:
+            self._fleet.member = True
+            self._fleet.rebalances += 1
+            self._fleet.owned = owned
+
+    def fleet_owned(self, owned: int) -> None:
+        """Set the partitions owned after a revocation or a loss."""
+        with self._lock:
+            self._fleet.member = True
+            self._fleet.owned = owned
+
+    def fleet_handed_over(self, seconds: float) -> None:
+        """Observe one hand-over time."""
+        with self._lock:
+            self._fleet.member = True
+            self._fleet.handovers[bisect.bisect_left(HANDOVER_BUCKETS, seconds)] += 1
+            self._fleet.handover_sum += seconds
+
     def _store(self, store_id: str | None) -> Occupancy:
         key = store_id or ""
         found = self._occupancy.get(key)
@@ -165,6 +192,7 @@ class Metrics:
             lateness_sum = self._lateness_sum
             now_us = self._clock.now_us() if self._clock is not None and self._clock_read else None
             occupancy = {} if now_us is None else {k: o.count(now_us) for k, o in self._occupancy.items()}
+            fleet = replace(self._fleet, handovers=list(self._fleet.handovers))
         yield from _tally_families(tallies, deliveries=self._queue_length is not None)
         yield _labelled(
             CounterMetricFamily(
@@ -200,6 +228,43 @@ class Metrics:
             ),
             [] if now_us is None else [([], now_us / US_PER_SECOND)],
         )
+        if fleet.member:
+            yield from _fleet_families(fleet)
+
+
+@dataclass(slots=True)
+class _Fleet:
+    """A fleet member's figures: whether the run is one, partitions owned, rebalances, the hand-over histogram."""
+
+    member: bool = False
+    owned: int = 0
+    rebalances: int = 0
+    handovers: list[int] = field(default_factory=lambda: [0] * (len(HANDOVER_BUCKETS) + 1))
+    handover_sum: float = 0.0
+
+
+def _fleet_families(fleet: _Fleet) -> Iterator[Metric]:
+    """The fleet member's gauge, counter and hand-over histogram."""
+    from prometheus_client.metrics_core import (  # noqa: PLC0415 - a run without metrics skips it
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+    )
+
+    yield GaugeMetricFamily(
+        "foot_traffic_fleet_partitions_owned", "Virtual partitions (units of work) this fleet member owns.",
+        value=fleet.owned,
+    )  # fmt: skip
+    yield CounterMetricFamily(
+        "foot_traffic_fleet_rebalances", "Rebalances of the fleet's group this member took part in.",
+        value=fleet.rebalances,
+    )  # fmt: skip
+    yield HistogramMetricFamily(
+        "foot_traffic_fleet_handover_seconds",
+        "Seconds from a virtual partition's last commit by its previous owner to the first event of its new one.",
+        buckets=list(zip(_HANDOVER_NAMES, itertools.accumulate(fleet.handovers), strict=True)),
+        sum_value=fleet.handover_sum,
+    )
 
 
 def _labelled(family: CounterMetricFamily | GaugeMetricFamily, samples: list[tuple[list[str], float]]) -> Metric:

@@ -73,6 +73,18 @@ class Recorder(Protocol):
         """A delivery has been confirmed since the brokers were reported down."""
         ...
 
+    def fleet_rebalanced(self, owned: int) -> None:
+        """The fleet's group completed a rebalance; this member now owns ``owned`` virtual partitions."""
+        ...
+
+    def fleet_owned(self, owned: int) -> None:
+        """The fleet member gave up virtual partitions; it now owns ``owned``."""
+        ...
+
+    def fleet_handed_over(self, seconds: float) -> None:
+        """A virtual partition's new owner sent its first event ``seconds`` after the partition's last commit."""
+        ...
+
 
 class NoMetrics:
     """The recorder of a run without METRICS_PORT: every report costs one call that does nothing."""
@@ -108,6 +120,15 @@ class NoMetrics:
         """Nothing to record."""
 
     def broker_up(self) -> None:
+        """Nothing to record."""
+
+    def fleet_rebalanced(self, owned: int) -> None:
+        """Nothing to record."""
+
+    def fleet_owned(self, owned: int) -> None:
+        """Nothing to record."""
+
+    def fleet_handed_over(self, seconds: float) -> None:
         """Nothing to record."""
 
 
