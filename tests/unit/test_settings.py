@@ -116,6 +116,10 @@ def test_disable_variation_true_words(word: str) -> None:
         ("METRICS_HOST", "my host", "an IP address to listen on"),
         ("HEALTH_UNREACHABLE_SECONDS", "0", "a number in (0, 86400]"),
         ("HEALTH_UNREACHABLE_SECONDS", "soon", "a number in (0, 86400]"),
+        ("WORKERS", "0", "an integer between 1 and 256"),
+        ("WORKERS", "1.5", "an integer between 1 and 256"),
+        ("WORKERS", "257", "an integer between 1 and 256"),
+        ("WORKERS", "two", "an integer between 1 and 256"),
     ],
 )
 def test_bad_values_name_the_variable_value_and_expectation(variable: str, value: str, expected: str) -> None:
@@ -177,6 +181,7 @@ def test_every_setting_is_validated_and_documented() -> None:
     covered |= {"SCHEMA_REGISTRY_SSL_CA_LOCATION", "SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION"}
     covered |= {"SCHEMA_REGISTRY_SSL_KEY_LOCATION", "SCHEMA_REGISTRY_SSL_KEY_PASSWORD"}  # tests/unit/test_registry.py
     covered |= {"METRICS_PORT", "METRICS_HOST", "HEALTH_UNREACHABLE_SECONDS"}
+    covered |= {"WORKERS"}
     assert {s.env for s in SPECS} == covered | free_form
     readme = (ROOT / "README.md").read_text()
     for spec in SPECS:

@@ -162,7 +162,7 @@ def _fall_back(values: dict[str, Any], origins: dict[str, Origin]) -> None:
 
 
 def _combination_problems(values: Mapping[str, Any]) -> list[str]:
-    """Settings valid alone but not together: UNTIL before START, EXACTLY_ONCE with what it cannot do."""
+    """Settings valid alone but not together: UNTIL before START, EXACTLY_ONCE with what it cannot do, worker ports."""
     problems = []
     tz = values.get("timezone", UTC)
     start, until = values.get("start"), values.get("until")
@@ -172,6 +172,13 @@ def _combination_problems(values: Mapping[str, Any]) -> list[str]:
         problems.append(f"EXACTLY_ONCE=true with SINK={values['sink']!r}: expected SINK=kafka")
     if values.get("exactly_once") and values.get("exit_events_topic") is not None:
         problems.append("EXACTLY_ONCE=true with EXIT_EVENTS_TOPIC: expected one or the other (not supported together)")
+    port, workers = values.get("metrics_port"), values.get("workers", 1)
+    if isinstance(port, int) and isinstance(workers, int) and workers > 1 and port + workers > 65535:
+        # worker i serves METRICS_PORT + 1 + i: the last one must still be a port
+        problems.append(
+            f"METRICS_PORT={str(port)!r} with WORKERS={str(workers)!r}: expected METRICS_PORT + WORKERS <= 65535 "
+            "(each worker serves the next port up)"
+        )
     return problems
 
 

@@ -24,6 +24,8 @@ from foot_traffic.model.stores import Store
 from foot_traffic.model.weights import DEFAULT_WEIGHTS, WeightTable
 from foot_traffic.secret import Secret
 
+MAX_WORKERS = 256
+"""Upper bound on WORKERS: far beyond the cores of one machine, low enough that a typo is caught."""
 MAX_DAILY_CUSTOMERS = 1_000_000_000
 """Upper bound on any daily count: beyond it a day could not be simulated in a day."""
 
@@ -43,7 +45,8 @@ MODEL = Group("model", "how many customers come, when, and to which stores")
 TIME = Group("time", "the clock: real, accelerated or as fast as possible, and the simulated span")
 OUTPUT = Group("output", "where events go, where undelivered ones are kept, where settings come from")
 OBSERVABILITY = Group("observability", "logs, Prometheus metrics and the health check")
-GROUPS = (KAFKA, SECURITY, REGISTRY, MODEL, TIME, OUTPUT, OBSERVABILITY)
+SCALE_OUT = Group("scale-out", "several processes share a run: local workers")
+GROUPS = (KAFKA, SECURITY, REGISTRY, MODEL, TIME, OUTPUT, OBSERVABILITY, SCALE_OUT)
 """The groups, in the order ``--help`` shows them."""
 
 _CUSTOMERS = p.int_in(0, MAX_DAILY_CUSTOMERS)
@@ -292,6 +295,11 @@ class Settings:
         "HEALTH_UNREACHABLE_SECONDS", p.number(0, 86_400, low_open=True), "60",
         "METRICS_PORT: /healthz answers 503 once Kafka has been unreachable this long with events waiting.",
         group=OBSERVABILITY,
+    )  # fmt: skip
+    workers: int = setting(
+        "WORKERS", p.int_in(1, MAX_WORKERS), "1",
+        "Processes that share the run on this machine: a parent starts and supervises them, merges their "
+        "output and sums their summaries.", group=SCALE_OUT,
     )  # fmt: skip
     # derived while the settings are read, not settings of their own
     producer_properties: ProducerProperties = NO_PROPERTIES
