@@ -225,9 +225,9 @@ class _Supervisor:
     def _ended(self, index: int, returncode: int) -> None:
         """A worker's process ended: add up its numbers, then restart it, record its status, or stop the rest."""
         worker = self._workers[index]
+        worker.proc = None  # first: an abort landing in this method must not wait for this worker again
         for copy in worker.copies:
             copy.join()
-        worker.proc = None
         try:
             counts = receive_summary(worker.summary_fd)
         except ValueError as exc:
@@ -302,7 +302,7 @@ class _Supervisor:
         log.error("Aborted by a second interrupt; the workers abort too")
         self._signal(signal.SIGINT)
         deadline: float | None = time.monotonic() + KILL_AFTER_S
-        while any(w.proc is not None and w.proc.poll() is None for w in self._workers):
+        while any(w.proc is not None for w in self._workers):
             try:
                 event = self._events.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
             except queue.Empty:
