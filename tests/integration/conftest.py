@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -171,18 +172,8 @@ def producer_process() -> Iterator[Callable[..., ProducerProcess]]:
     """Start producer subprocesses; any left running at the end of the test is killed."""
     started: list[ProducerProcess] = []
 
-    def start(
-        args: list[str],
-        env: dict[str, str],
-        *,
-        capture_stdout: bool = False,
-        command: str = "run",
-        program: Sequence[str] = (sys.executable, "-m", "foot_traffic"),
-        new_session: bool = False,
-    ) -> ProducerProcess:
-        process = ProducerProcess(
-            args, env, capture_stdout=capture_stdout, command=command, program=program, new_session=new_session
-        )
+    def start(args: list[str], env: dict[str, str], **options: Any) -> ProducerProcess:
+        process = ProducerProcess(args, env, **options)
         started.append(process)
         return process
 
