@@ -15,11 +15,15 @@ import signal
 import sys
 from pathlib import Path
 
-from foot_traffic.cli import logs
-from foot_traffic.cli.workers import Fleet, part, supervise
+SIGNALS = {signal.SIGINT, signal.SIGTERM}
+if __name__ == "__main__" and sys.argv[1] == "worker":
+    # before numpy's import starts threads: a signal must reach sigwaitinfo, not a thread that lets it through
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+
+from foot_traffic.cli import logs  # noqa: E402
+from foot_traffic.cli.workers import Fleet, part, supervise  # noqa: E402
 
 HEAVY_LINES = 20_000
-SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def numbers(index: int) -> dict[str, int]:
@@ -38,11 +42,11 @@ def report(index: int) -> None:
 
 
 def wait_for(index: int, count: int, folder: Path | None = None) -> int:
-    """Say ready, then take ``count`` signals, saying which and who sent each; report; 0 after one, else 130.
+    """Say ready, then take ``count`` signals (blocked since the start), saying which and who sent each; report.
 
-    With ``folder``, worker 0 is told too, through the FIFO ``folder/sync``.
+    The status is 0 after one signal, else 130. With ``folder``, worker 0 is
+    told of the readiness too, through the FIFO ``folder/sync``.
     """
-    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     say(f"ready {index}")
     if folder is not None:
         (folder / "sync").write_text("ready\n")
