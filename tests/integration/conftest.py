@@ -11,9 +11,10 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -80,15 +81,23 @@ class ProducerProcess:
     """``foot-traffic run`` (or another ``command``) as a subprocess whose standard error (and output) is collected."""
 
     def __init__(
-        self, args: list[str], env: dict[str, str], *, capture_stdout: bool = False, command: str = "run"
+        self,
+        args: list[str],
+        env: dict[str, str],
+        *,
+        capture_stdout: bool = False,
+        command: str = "run",
+        program: Sequence[str] = (sys.executable, "-m", "foot_traffic"),
+        new_session: bool = False,
     ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "foot_traffic", command, *args],
+            [*program, command, *args],
             env=env,
             stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
             cwd=ROOT,
+            start_new_session=new_session,
         )
         self.stderr: list[str] = []
         self.stdout: list[str] = []
@@ -163,10 +172,8 @@ def producer_process() -> Iterator[Callable[..., ProducerProcess]]:
     """Start producer subprocesses; any left running at the end of the test is killed."""
     started: list[ProducerProcess] = []
 
-    def start(
-        args: list[str], env: dict[str, str], *, capture_stdout: bool = False, command: str = "run"
-    ) -> ProducerProcess:
-        process = ProducerProcess(args, env, capture_stdout=capture_stdout, command=command)
+    def start(args: list[str], env: dict[str, str], **options: Any) -> ProducerProcess:
+        process = ProducerProcess(args, env, **options)
         started.append(process)
         return process
 

@@ -119,6 +119,10 @@ def test_disable_variation_true_words(word: str) -> None:
         ("FLEET_PARTITIONS", "0", "an integer between 1 and 4096"),
         ("FLEET_PARTITIONS", "4097", "an integer between 1 and 4096"),
         ("FLEET_ID", "my fleet", "1 to 200 characters among letters, digits, '.', '_' and '-'"),
+        ("WORKERS", "0", "an integer between 1 and 256"),
+        ("WORKERS", "1.5", "an integer between 1 and 256"),
+        ("WORKERS", "257", "an integer between 1 and 256"),
+        ("WORKERS", "two", "an integer between 1 and 256"),
     ],
 )
 def test_bad_values_name_the_variable_value_and_expectation(variable: str, value: str, expected: str) -> None:
@@ -180,7 +184,7 @@ def test_every_setting_is_validated_and_documented() -> None:
     covered |= {"SCHEMA_REGISTRY_SSL_CA_LOCATION", "SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION"}
     covered |= {"SCHEMA_REGISTRY_SSL_KEY_LOCATION", "SCHEMA_REGISTRY_SSL_KEY_PASSWORD"}  # tests/unit/test_registry.py
     covered |= {"METRICS_PORT", "METRICS_HOST", "HEALTH_UNREACHABLE_SECONDS"}
-    covered |= {"FLEET_PARTITIONS", "FLEET_ID"}
+    covered |= {"FLEET_PARTITIONS", "FLEET_ID", "WORKERS"}
     assert {s.env for s in SPECS} == covered | free_form
     readme = (ROOT / "README.md").read_text()
     for spec in SPECS:

@@ -16,10 +16,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from foot_traffic.cli import logs, run_command
+from foot_traffic.cli import logs, run_command, workers
 from foot_traffic.cli.completion import script as completion_script
 from foot_traffic.cli.parser import build_parser
-from foot_traffic.cli.run_command import EXIT_INTERRUPTED
+from foot_traffic.cli.summary import EXIT_INTERRUPTED
 from foot_traffic.config import effective
 from foot_traffic.config.resolve import load_settings
 from foot_traffic.config.settings import SPECS, Settings
@@ -43,10 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "completion":
         sys.stdout.write(completion_script(args.shell, build_parser()))
         return 0
-    return _configured(args)
+    return _configured(args, sys.argv[1:] if argv is None else list(argv))
 
 
-def _configured(args: argparse.Namespace) -> int:
+def _configured(args: argparse.Namespace, argv: list[str]) -> int:
     """Run a command that reads the settings: config, plan, report or run."""
     flags = {spec.name: getattr(args, spec.name) for spec in SPECS}
     try:
@@ -60,7 +60,7 @@ def _configured(args: argparse.Namespace) -> int:
         return exc.exit_status
     logs.configure(settings.log_level, settings.log_format)
     try:
-        return _command(settings, args)
+        return _command(settings, args, argv)
     except FootTrafficError as exc:
         log.error("%s", exc)
         return exc.exit_status
@@ -69,12 +69,14 @@ def _configured(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
-def _command(settings: Settings, args: argparse.Namespace) -> int:
-    """Run a command that needs the settings: plan, report or run."""
+def _command(settings: Settings, args: argparse.Namespace, argv: list[str]) -> int:
+    """Run a command that needs the settings: plan, report or run (``argv``: the command line, for workers)."""
     if args.command == "plan":
         return _plan(settings, args)
     if args.command == "report":
         return report_main(settings, args)
+    if settings.workers > 1:
+        return workers.run(settings, argv)
     return run_command.run(settings)
 
 

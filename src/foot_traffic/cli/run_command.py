@@ -14,7 +14,8 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from foot_traffic.cli import logs
+from foot_traffic.cli import logs, summary
+from foot_traffic.cli.summary import EXIT_INTERRUPTED
 from foot_traffic.config import registry, security
 from foot_traffic.config.settings import Settings
 from foot_traffic.errors import DeliveryError
@@ -33,9 +34,6 @@ from foot_traffic.run.service import ResumeAfter, Service
 from foot_traffic.run.sinks import MemorySink, Sink, StdoutSink
 
 log = logging.getLogger("foot_traffic")
-
-EXIT_INTERRUPTED = 130
-"""128 + SIGINT, as shells report a command interrupted by Ctrl-C."""
 
 
 def make_clock(settings: Settings, start_us: int | None = None) -> Clock:
@@ -253,17 +251,8 @@ def _produce(
 
 
 def _summary(service: Service, sink: Sink) -> None:
+    """Log the summary line and, for a worker, hand its numbers to the parent."""
     c = service.counters
-    sensors = f" sensor_events={c.sensor_emitted}" if service.sensor_topic is not None else ""
-    fields = {"planned": c.planned, "emitted": c.emitted, "delivered": sink.delivered, "failed": sink.failed}
-    if service.sensor_topic is not None:
-        fields["sensor_events"] = c.sensor_emitted
-    log.info(
-        "Summary: planned=%d emitted=%d delivered=%d failed=%d%s",
-        c.planned,
-        c.emitted,
-        sink.delivered,
-        sink.failed,
-        sensors,
-        extra=fields,
-    )
+    counts = summary.Counts(c.planned, c.emitted, sink.delivered, sink.failed, c.sensor_emitted)
+    summary.log_summary(counts, sensors=service.sensor_topic is not None)
+    summary.send_summary(counts)

@@ -177,6 +177,13 @@ def _combination_problems(values: Mapping[str, Any]) -> list[str]:
             f"FLEET_ID={values['fleet_id']!r} with SHARD: expected one or the other "
             "(a fleet's members are given their partitions by Kafka, a shard takes a fixed share)"
         )
+    port, workers = values.get("metrics_port"), values.get("workers", 1)
+    if isinstance(port, int) and isinstance(workers, int) and workers > 1 and port + workers > 65535:
+        # worker i serves METRICS_PORT + 1 + i: the last one must still be a port
+        problems.append(
+            f"METRICS_PORT={str(port)!r} with WORKERS={str(workers)!r}: expected METRICS_PORT + WORKERS <= 65535 "
+            "(each worker serves the next port up)"
+        )
     return problems
 
 

@@ -24,6 +24,8 @@ from foot_traffic.model.stores import Store
 from foot_traffic.model.weights import DEFAULT_WEIGHTS, WeightTable
 from foot_traffic.secret import Secret
 
+MAX_WORKERS = 256
+"""Upper bound on WORKERS: far beyond the cores of one machine, low enough that a typo is caught."""
 MAX_DAILY_CUSTOMERS = 1_000_000_000
 """Upper bound on any daily count: beyond it a day could not be simulated in a day."""
 
@@ -43,7 +45,7 @@ MODEL = Group("model", "how many customers come, when, and to which stores")
 TIME = Group("time", "the clock: real, accelerated or as fast as possible, and the simulated span")
 OUTPUT = Group("output", "where events go, where undelivered ones are kept, where settings come from")
 OBSERVABILITY = Group("observability", "logs, Prometheus metrics and the health check")
-SCALE_OUT = Group("scale-out", "units of work spread over processes: a fleet on Kafka's group protocol")
+SCALE_OUT = Group("scale-out", "several processes share a run: local workers, shards, a fleet on Kafka's group")
 GROUPS = (KAFKA, SECURITY, REGISTRY, MODEL, TIME, OUTPUT, OBSERVABILITY, SCALE_OUT)
 """The groups, in the order ``--help`` shows them."""
 
@@ -303,6 +305,11 @@ class Settings:
         "FLEET_ID", p.fleet_id, None,
         "If set, join the fleet of that name (consumer group foot-traffic.<FLEET_ID>) and run only the units "
         "of the virtual partitions Kafka assigns to this process.", group=SCALE_OUT,
+    )  # fmt: skip
+    workers: int = setting(
+        "WORKERS", p.int_in(1, MAX_WORKERS), "1",
+        "Processes that share the run on this machine: a parent starts and supervises them, merges their "
+        "output and sums their summaries.", group=SCALE_OUT,
     )  # fmt: skip
     # derived while the settings are read, not settings of their own
     producer_properties: ProducerProperties = NO_PROPERTIES

@@ -25,7 +25,11 @@ SERVE_POLL_S = 0.1
 """How often the server's thread checks for shutdown: the longest a run's exit waits for it."""
 
 
-def _listen(host: str, port: int, app: Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]) -> WSGIServer:
+WsgiApp = Callable[["WSGIEnvironment", "StartResponse"], Iterable[bytes]]
+"""A WSGI application."""
+
+
+def _listen(host: str, port: int, app: WsgiApp) -> WSGIServer:
     """An HTTP server bound to ``host:port`` serving ``app``, a thread per request; OSError if it cannot bind.
 
     It logs no request (a scrape every few seconds is not news) and sends a
@@ -57,16 +61,14 @@ def _listen(host: str, port: int, app: Callable[[WSGIEnvironment, StartResponse]
 
 
 class MetricsServer:
-    """Serves ``/metrics`` and ``/healthz`` over HTTP on a daemon thread until closed.
+    """Serves ``/metrics`` (the WSGI app ``scrape``) and ``/healthz`` (``health``) on a daemon thread until closed.
 
     Raises ConfigError naming METRICS_HOST and METRICS_PORT when it cannot listen there.
     """
 
-    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
-        self.metrics = metrics
-        from prometheus_client import make_wsgi_app  # noqa: PLC0415 - a run without metrics skips it
-
-        self._scrape: Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]] = make_wsgi_app(metrics.registry)
+    def __init__(self, scrape: WsgiApp, health: Callable[[], tuple[int, str]], host: str, port: int) -> None:
+        self._scrape = scrape
+        self._health = health
         try:
             self._server = _listen(host, port, self._app)
         except OSError as exc:
@@ -99,11 +101,12 @@ class MetricsServer:
         if path == "/metrics":
             return self._scrape(environ, start_response)
         if path == "/healthz":
-            return _text(start_response, *self.metrics.health.status())
-        return _text(start_response, 404, "not found: the paths are /metrics and /healthz")
+            return text(start_response, *self._health())
+        return text(start_response, 404, "not found: the paths are /metrics and /healthz")
 
 
-def _text(start_response: StartResponse, status: int, line: str) -> list[bytes]:
+def text(start_response: StartResponse, status: int, line: str) -> list[bytes]:
+    """Answer ``status`` with one line of plain text."""
     body = (line + "\n").encode()
     start_response(
         f"{status} {HTTPStatus(status).phrase}",
@@ -123,7 +126,9 @@ def served(port: int | None, host: str, unreachable_s: float) -> Iterator[Record
         yield NO_METRICS
         return
     metrics = Metrics(Health(unreachable_s))
-    server = MetricsServer(metrics, host, port)
+    from prometheus_client import make_wsgi_app  # noqa: PLC0415 - a run without metrics skips it
+
+    server = MetricsServer(make_wsgi_app(metrics.registry), metrics.health.status, host, port)
     try:
         yield metrics
     finally:

@@ -155,8 +155,12 @@ class StdoutSink:
         self.flush(0)
 
     def _detach(self) -> None:
-        """Point the broken stream at /dev/null so the interpreter's exit flush cannot fail again."""
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._stream.fileno())
-            os.close(devnull)
+        detach(self._stream)
+
+
+def detach(stream: BinaryIO) -> None:
+    """Point a broken output stream at /dev/null so the interpreter's exit flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
