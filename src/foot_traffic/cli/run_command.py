@@ -25,6 +25,7 @@ from foot_traffic.kafka.resume import fingerprint
 from foot_traffic.kafka.transactions import ExactlyOnce, prepare
 from foot_traffic.metrics.server import served
 from foot_traffic.model import randomness
+from foot_traffic.model.units import WHOLE
 from foot_traffic.run import stopping
 from foot_traffic.run.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock, RealClock
 from foot_traffic.run.progress import Progress
@@ -197,6 +198,8 @@ def _run_with(settings: Settings, recorder: Recorder) -> int:
         resume=output.resume,
         metrics=recorder,
         log_fields=logs.fields_wanted(),
+        shard=settings.shard or WHOLE,
+        partitions=settings.fleet_partitions,
     )
     with stopping.stop_on_signals(stop) as signals:
         return _produce(settings, service, output.queue_length, progress=progress, recorder=recorder, signals=signals)

@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from foot_traffic.config import parsers as p
+from foot_traffic.config import shards
 from foot_traffic.config.producer import NO_PROPERTIES, ProducerProperties
 from foot_traffic.config.spec import Fallback, Group, setting, specs
 from foot_traffic.kafka.deadletter import DEFAULT_DEAD_LETTER_FILE
@@ -21,6 +22,7 @@ from foot_traffic.model.calendar import EMPTY_CALENDAR, Calendar
 from foot_traffic.model.grid import datetime_to_us
 from foot_traffic.model.plan import ARRIVAL_MODELS, DAILY_TOTAL_MODELS, Model, StoreModel
 from foot_traffic.model.stores import Store
+from foot_traffic.model.units import DEFAULT_PARTITIONS, MAX_PARTITIONS, Shard
 from foot_traffic.model.weights import DEFAULT_WEIGHTS, WeightTable
 from foot_traffic.secret import Secret
 
@@ -43,7 +45,8 @@ MODEL = Group("model", "how many customers come, when, and to which stores")
 TIME = Group("time", "the clock: real, accelerated or as fast as possible, and the simulated span")
 OUTPUT = Group("output", "where events go, where undelivered ones are kept, where settings come from")
 OBSERVABILITY = Group("observability", "logs, Prometheus metrics and the health check")
-GROUPS = (KAFKA, SECURITY, REGISTRY, MODEL, TIME, OUTPUT, OBSERVABILITY)
+SCALE_OUT = Group("scale-out", "several processes share one run: units of work, shards")
+GROUPS = (KAFKA, SECURITY, REGISTRY, MODEL, TIME, OUTPUT, OBSERVABILITY, SCALE_OUT)
 """The groups, in the order ``--help`` shows them."""
 
 _CUSTOMERS = p.int_in(0, MAX_DAILY_CUSTOMERS)
@@ -293,12 +296,24 @@ class Settings:
         "METRICS_PORT: /healthz answers 503 once Kafka has been unreachable this long with events waiting.",
         group=OBSERVABILITY,
     )  # fmt: skip
+    fleet_partitions: int = setting(
+        "FLEET_PARTITIONS", p.int_in(1, MAX_PARTITIONS), str(DEFAULT_PARTITIONS),
+        "Virtual partitions the units of work (stores, or stores and dates with UNTIL) are hashed into; "
+        "fixed for the life of a run.", group=SCALE_OUT,
+    )  # fmt: skip
+    shard_spec: shards.ShardSpec | None = setting(
+        "SHARD", shards.parse, None,
+        "I/N: run only the units whose virtual partition mod N is I (0 <= I < N <= FLEET_PARTITIONS); auto/N: I "
+        "from JOB_COMPLETION_INDEX, else the host name's -<ordinal>. Needs SEED.", group=SCALE_OUT,
+    )  # fmt: skip
     # derived while the settings are read, not settings of their own
     producer_properties: ProducerProperties = NO_PROPERTIES
     weights: WeightTable = field(default=DEFAULT_WEIGHTS, repr=False)
     calendar: Calendar = field(default=EMPTY_CALENDAR, repr=False)
     stores: tuple[Store, ...] = field(default=(), repr=False)
     speed_is_max: bool = False
+    shard: Shard | None = None
+    """SHARD with auto's index found; None for an unsharded run."""
 
     @property
     def start_us(self) -> int | None:
