@@ -16,6 +16,7 @@ from foot_traffic.kafka.resume import RunRecord, state_topic
 from foot_traffic.model.grid import local_date
 from foot_traffic.model.plan import plan_day
 from foot_traffic.model.randomness import root_entropy
+from foot_traffic.run.positions import Position
 from foot_traffic.run.service import day_events
 from tests.integration.conftest import ROOT, ProducerProcess, base_env, consume_committed, wait_for_a_commit
 
@@ -88,8 +89,9 @@ def test_real_time_crash_and_restart_continue_the_same_plan(broker: str, topic: 
     second.wait_for(lambda: second.emitted() >= 300, 90, "300 more emitted events")
     assert second.stop(signal.SIGTERM) == 0
     assert second.lines_with("Resuming after customer_id=")
-    (record_value,) = committed(broker, state_topic(topic))
-    record = RunRecord.decode(record_value)
+    state = dict(consume_committed(broker, state_topic(topic)))
+    assert set(state) == {topic, "unit:|"}, "the run record and the position of the run's one unit (its store)"
+    record = RunRecord.decode(state[topic])
     settings = load_settings({"DAILY_CUSTOMERS": "20000000", "SEED": "rt"})
     root = root_entropy(record.seed)
     date = local_date(record.start_us)
@@ -99,15 +101,18 @@ def test_real_time_crash_and_restart_continue_the_same_plan(broker: str, topic: 
     ]
     values = committed(broker, topic)
     expected = []
+    last = Position(date, -1, False, record.start_us)
     for plan in plans:
-        for event in day_events(root, plan):
+        for index, event in enumerate(day_events(root, plan)):
             expected.append(event.encode())
+            last = Position(plan.date, index, False, record.start_us)
             if len(expected) == len(values):
                 break
         if len(expected) == len(values):
             break
     assert len(values) >= 600 - 300  # the second run alone committed at least what it emitted before SIGTERM
     assert values == expected
+    assert Position.decode(state["unit:|"]) == last, "the committed position is the last committed event's"
     assert len({json.loads(v)["customer_id"] for v in values}) == len(values)
 
 

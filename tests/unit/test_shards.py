@@ -199,20 +199,36 @@ class CrashError(Exception):
     """The process dies: the run stops there."""
 
 
-@pytest.mark.parametrize("cut", [1, 57, 250, 431])  # shard 1/2 sends 432 events
-def test_a_run_resumed_from_its_committed_positions_sends_exactly_the_rest(cut: int) -> None:
-    """Commit after some event, die; resume each store after its committed position: nothing lost, nothing twice."""
-    chain = stores(3)
+@pytest.mark.parametrize(
+    ("chain", "cut"),
+    [
+        (stores(3), 1),  # several stores: event by event
+        (stores(3), 57),
+        (stores(3), 431),  # shard 1/2 sends 432 events
+        ([StoreModel(Model(daily_customers=40))], 9),  # small batches: sent one event at a time
+        ([StoreModel(Model(daily_customers=40))], 20),  # shard 1/2 sends 27 events
+        ([StoreModel(Model(daily_customers=4000))], 2000),  # large batches, sent at once: 2654 events in all
+    ],
+)
+def test_a_run_resumed_from_its_committed_positions_sends_exactly_the_rest(chain: list[StoreModel], cut: int) -> None:
+    """Commit after some send, die; resume each store after its committed position: nothing lost, nothing twice."""
     shard = Shard(1, 2)
     whole = [v for _, v in run(chain, shard)[0].records]
     positions = Positions(dated=True, start_us=START)
     committed: dict[Unit, Position] = {}
 
     class CommitThenDie(MemorySink):
-        """Commits (events and positions together, as a transaction) once ``cut`` events went, then dies."""
+        """Commits (events and positions together, as a transaction may after any send) past ``cut``, then dies."""
+
+        def send(self, key: str, value: bytes, store_id: str | None, slot: str) -> None:
+            super().send(key, value, store_id, slot)
+            self.commit()
 
         def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
             super().send_batch(batch, start, stop)
+            self.commit()
+
+        def commit(self) -> None:
             if len(self.records) >= cut:
                 committed.update(positions.take())
                 raise CrashError

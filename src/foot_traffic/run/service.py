@@ -278,7 +278,6 @@ class Service:
                 self._note(visits, due - 1)
                 self._send(visits.encode(i, due), 0, due - i)
             elif due > i:
-                self._note(visits, due - 1)
                 self._send_scalar(visits, i, due)
             elif not self._wait_until(int(entries[i])):
                 return False
@@ -298,7 +297,8 @@ class Service:
     def _send_scalar(self, visits: Visits, start: int, stop: int) -> None:
         """Encode and send a few due events one by one (same bytes as the vectorised encoder)."""
         store_id, slot = visits.store_id, visits.plan.labels[visits.batch.slot]
-        for event in batch_events(visits.plan, visits.batch.slice(start, stop), store_id):
+        for i, event in enumerate(batch_events(visits.plan, visits.batch.slice(start, stop), store_id), start):
+            self._note(visits, i)  # each send may commit: the position must not lead the events sent
             self.sink.send(event.customer_id, event.encode(), store_id, slot)
             self.counters.emitted += 1
             if self._log_events:
