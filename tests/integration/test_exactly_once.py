@@ -10,9 +10,12 @@ import sys
 from collections.abc import Callable
 
 import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from foot_traffic.cli.run_command import plan_settings
 from foot_traffic.config.resolve import load_settings
-from foot_traffic.kafka.resume import RunRecord, state_topic
+from foot_traffic.kafka.resume import RunRecord, fingerprint, state_topic
 from foot_traffic.model.grid import local_date
 from foot_traffic.model.plan import plan_day
 from foot_traffic.model.randomness import root_entropy
@@ -128,3 +131,35 @@ def test_restart_with_other_settings_is_refused(broker: str, topic: str, produce
     assert seed.finish(120) == 2
     assert seed.lines_with("SEED='b': expected the SEED of the run in the topic, 'a'")
     assert len(committed(broker, topic)) == 1000
+
+
+@pytest.mark.kafka
+def test_a_topic_of_an_earlier_version_resumes_after_its_last_event(
+    broker: str, topic: str, producer_process: Start
+) -> None:
+    """A run record and events, no position (as earlier versions wrote): the restart resumes after the last event."""
+    options = {"DAILY_CUSTOMERS": "1000", "SEED": "old", "START": "2025-08-12", "UNTIL": "2025-08-13"}
+    expected = subprocess.run(
+        [sys.executable, "-m", "foot_traffic", "run", "--sink", "stdout", "--speed", "max", "--log-level", "WARNING"],
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+        env=base_env(**options),
+    ).stdout.splitlines()
+    settings = load_settings({**options, "KAFKA_TOPIC": topic})
+    assert settings.start_us is not None
+    record = RunRecord(fingerprint(plan_settings(settings)), "old", settings.start_us)
+    admin = AdminClient({"bootstrap.servers": broker})
+    for future in admin.create_topics([NewTopic(topic, 1, 1), NewTopic(state_topic(topic), 1, 1)]).values():
+        future.result(30)
+    earlier = Producer({"bootstrap.servers": broker})
+    earlier.produce(state_topic(topic), record.encode(), topic.encode())
+    for value in expected[:400]:
+        earlier.produce(topic, value, json.loads(value)["customer_id"].encode())
+    assert earlier.flush(30) == 0
+    env = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic, EXACTLY_ONCE="1", **options)
+    resumed = producer_process(["--speed", "max"], env)
+    assert resumed.finish(120) == 0
+    last = json.loads(expected[399])["customer_id"]
+    assert resumed.lines_with(f"Resuming after customer_id={last} (2025-08-12, event #400 of the day)")
+    assert committed(broker, topic) == expected

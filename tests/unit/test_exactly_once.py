@@ -266,3 +266,12 @@ def test_a_topic_of_other_shards_is_refused(record: RunRecord, run: ExactlyOnce,
         check_matches(record, run)
     (line,) = info.value.problems
     assert line.startswith(problem) or problem in line
+
+
+def test_a_run_that_sent_nothing_still_records_itself() -> None:
+    """A new run that sent no event (a shard without units) commits its run record at flush: the topic knows it."""
+    sink, producer, _ = transactional(RunRecord("f", "s", START, 2, 64))
+    sink.flush(0)
+    assert producer.calls == ["init", "begin", "commit"]
+    ((message, _),) = producer.queue
+    assert RunRecord.decode(message.value()) == RunRecord("f", "s", START, 2, 64)

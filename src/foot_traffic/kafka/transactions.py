@@ -125,8 +125,12 @@ class TransactionalKafkaSink:
         return self._sink.pending()
 
     def flush(self, timeout_s: float) -> int:
-        """Commit the open transaction (which waits for its deliveries) and moved positions; return the unconfirmed."""
-        if not self._open and self._positions is not None and self._positions.pending():
+        """Commit the open transaction (which waits for its deliveries) and moved positions; return the unconfirmed.
+
+        A run that sent nothing (a shard without units) still commits its run record, so the topic knows its run.
+        """
+        moved = self._positions is not None and self._positions.pending()
+        if not self._open and (moved or self._record is not None):
             self._begin()
         if self._open:
             try:
