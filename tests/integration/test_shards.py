@@ -23,7 +23,14 @@ from tests.integration.conftest import (
 )
 
 Start = Callable[..., ProducerProcess]
-BACKFILL = ["--speed", "max", "--start", "2025-08-12T09:30", "--until", "2025-08-16T09:30", "--seed", "shards"]
+
+
+def backfill(start: str, until: str, *, seed: str, customers: int, speed: str = "max") -> list[str]:
+    """The flags of a backfill from ``start`` to ``until``."""
+    return ["--speed", speed, "--start", start, "--until", until, "--seed", seed, "--daily-customers", str(customers)]
+
+
+FOUR_DAYS = ("2025-08-12T09:30", "2025-08-16T09:30")
 """Four days from mid-morning: the first day's plan is cut at START, the same for every shard."""
 ZONES = {"s0": "Europe/Rome", "s3": "America/New_York"}
 
@@ -75,7 +82,7 @@ def test_three_shards_of_a_six_store_backfill_equal_one_run(
 ) -> None:
     """Shards 0/3, 1/3, 2/3 of a 6-store, 4-day backfill, side by side to one topic: one run's output, once."""
     stores = str(stores_file(tmp_path, 6))
-    args = [*BACKFILL, "--stores-file", stores, "--daily-customers", "300"]
+    args = [*backfill(*FOUR_DAYS, seed="shards", customers=300), "--stores-file", stores]
     expected = unsharded(*args)
     env = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic)
     shards = [producer_process([*args, "--shard", f"{i}/3"], env) for i in range(3)]
@@ -91,18 +98,7 @@ def test_three_shards_of_a_six_store_backfill_equal_one_run(
 @pytest.mark.kafka
 def test_a_single_stores_fortnight_spreads_over_two_shards(broker: str, topic: str, producer_process: Start) -> None:
     """One store's 14 days: both of 2 shards send some of its days, and together they send the fortnight once."""
-    args = [
-        "--speed",
-        "max",
-        "--start",
-        "2025-08-01",
-        "--until",
-        "2025-08-15",
-        "--seed",
-        "f",
-        "--daily-customers",
-        "500",
-    ]
+    args = backfill("2025-08-01", "2025-08-15", seed="f", customers=500)
     expected = unsharded(*args)
     parts = []
     for i in range(2):
@@ -122,8 +118,8 @@ def test_a_shard_killed_mid_run_and_restarted_leaves_the_run_once(
 ) -> None:
     """EXACTLY_ONCE shards: SIGKILL shard 1/3 mid-run, restart it; the committed topic is one run, exactly once."""
     stores = str(stores_file(tmp_path, 6))
-    args = [*BACKFILL[2:], "--stores-file", stores, "--daily-customers", "3000", "--speed", "40000"]
-    expected = unsharded(*args[:-2], "--speed", "max")
+    args = [*backfill(*FOUR_DAYS, seed="shards", customers=3000, speed="40000"), "--stores-file", stores]
+    expected = unsharded(*backfill(*FOUR_DAYS, seed="shards", customers=3000), "--stores-file", stores)
     env = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic, EXACTLY_ONCE="1", COMMIT_INTERVAL_MS="100")
     others = [producer_process([*args, "--shard", f"{i}/3"], env) for i in (0, 2)]
     victim = producer_process([*args, "--shard", "1/3"], env)
@@ -142,18 +138,7 @@ def test_a_shard_killed_mid_run_and_restarted_leaves_the_run_once(
 @pytest.mark.kafka
 def test_another_shard_count_on_the_same_topic_is_refused(broker: str, topic: str, producer_process: Start) -> None:
     """A topic written by 2 exactly-once shards refuses a shard of 3, and an unsharded run: exit 2, naming N."""
-    args = [
-        "--speed",
-        "max",
-        "--start",
-        "2025-08-12",
-        "--until",
-        "2025-08-13",
-        "--seed",
-        "n",
-        "--daily-customers",
-        "50",
-    ]
+    args = backfill("2025-08-12", "2025-08-13", seed="n", customers=50)
     env = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic, EXACTLY_ONCE="1")
     assert producer_process([*args, "--shard", "0/2"], env).finish(120) == 0
     three = producer_process([*args, "--shard", "0/3"], env)
