@@ -275,7 +275,7 @@ def _resume(
         return seed, start, {}, RunRecord(run.fingerprint, seed, start, shards, run.partitions if shards else None)
     check_matches(record, run)
     root = randomness.root_entropy(record.seed)
-    if not state.progress:  # written by an earlier version: where its last events stand in the plan
+    if not state.progress and run.shard is None:  # an earlier version's: where its last events stand in the plan
         points = resume_points(
             run.broker,
             run.topic,
