@@ -10,12 +10,16 @@ import sys
 from collections.abc import Callable
 
 import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from foot_traffic.cli.run_command import plan_settings
 from foot_traffic.config.resolve import load_settings
-from foot_traffic.kafka.resume import RunRecord, state_topic
+from foot_traffic.kafka.resume import RunRecord, fingerprint, state_topic
 from foot_traffic.model.grid import local_date
 from foot_traffic.model.plan import plan_day
 from foot_traffic.model.randomness import root_entropy
+from foot_traffic.run.positions import Position
 from foot_traffic.run.service import day_events
 from tests.integration.conftest import ROOT, ProducerProcess, base_env, consume_committed, wait_for_a_commit
 
@@ -88,8 +92,9 @@ def test_real_time_crash_and_restart_continue_the_same_plan(broker: str, topic: 
     second.wait_for(lambda: second.emitted() >= 300, 90, "300 more emitted events")
     assert second.stop(signal.SIGTERM) == 0
     assert second.lines_with("Resuming after customer_id=")
-    (record_value,) = committed(broker, state_topic(topic))
-    record = RunRecord.decode(record_value)
+    state = dict(consume_committed(broker, state_topic(topic)))
+    assert set(state) == {topic, "unit:|"}, "the run record and the position of the run's one unit (its store)"
+    record = RunRecord.decode(state[topic])
     settings = load_settings({"DAILY_CUSTOMERS": "20000000", "SEED": "rt"})
     root = root_entropy(record.seed)
     date = local_date(record.start_us)
@@ -99,15 +104,18 @@ def test_real_time_crash_and_restart_continue_the_same_plan(broker: str, topic: 
     ]
     values = committed(broker, topic)
     expected = []
+    last = Position(date, -1, False, record.start_us)
     for plan in plans:
-        for event in day_events(root, plan):
+        for index, event in enumerate(day_events(root, plan)):
             expected.append(event.encode())
+            last = Position(plan.date, index, False, record.start_us)
             if len(expected) == len(values):
                 break
         if len(expected) == len(values):
             break
     assert len(values) >= 600 - 300  # the second run alone committed at least what it emitted before SIGTERM
     assert values == expected
+    assert Position.decode(state["unit:|"]) == last, "the committed position is the last committed event's"
     assert len({json.loads(v)["customer_id"] for v in values}) == len(values)
 
 
@@ -123,3 +131,35 @@ def test_restart_with_other_settings_is_refused(broker: str, topic: str, produce
     assert seed.finish(120) == 2
     assert seed.lines_with("SEED='b': expected the SEED of the run in the topic, 'a'")
     assert len(committed(broker, topic)) == 1000
+
+
+@pytest.mark.kafka
+def test_a_topic_of_an_earlier_version_resumes_after_its_last_event(
+    broker: str, topic: str, producer_process: Start
+) -> None:
+    """A run record and events, no position (as earlier versions wrote): the restart resumes after the last event."""
+    options = {"DAILY_CUSTOMERS": "1000", "SEED": "old", "START": "2025-08-12", "UNTIL": "2025-08-13"}
+    expected = subprocess.run(
+        [sys.executable, "-m", "foot_traffic", "run", "--sink", "stdout", "--speed", "max", "--log-level", "WARNING"],
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+        env=base_env(**options),
+    ).stdout.splitlines()
+    settings = load_settings({**options, "KAFKA_TOPIC": topic})
+    assert settings.start_us is not None
+    record = RunRecord(fingerprint(plan_settings(settings)), "old", settings.start_us)
+    admin = AdminClient({"bootstrap.servers": broker})
+    for future in admin.create_topics([NewTopic(topic, 1, 1), NewTopic(state_topic(topic), 1, 1)]).values():
+        future.result(30)
+    earlier = Producer({"bootstrap.servers": broker})
+    earlier.produce(state_topic(topic), record.encode(), topic.encode())
+    for value in expected[:400]:
+        earlier.produce(topic, value, json.loads(value)["customer_id"].encode())
+    assert earlier.flush(30) == 0
+    env = base_env(KAFKA_BROKER=broker, KAFKA_TOPIC=topic, EXACTLY_ONCE="1", **options)
+    resumed = producer_process(["--speed", "max"], env)
+    assert resumed.finish(120) == 0
+    last = json.loads(expected[399])["customer_id"]
+    assert resumed.lines_with(f"Resuming after customer_id={last} (2025-08-12, event #400 of the day)")
+    assert committed(broker, topic) == expected

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from foot_traffic.cli.run_command import plan_settings
+from foot_traffic.cli.run_command import plan_settings, transactional_id
 from foot_traffic.config.resolve import load_settings
 from foot_traffic.errors import ConfigError, DeliveryError
 from foot_traffic.kafka.resume import RunRecord, fingerprint, state_topic
-from foot_traffic.kafka.transactions import TransactionalKafkaSink
+from foot_traffic.kafka.transactions import ExactlyOnce, TransactionalKafkaSink, check_matches
 from foot_traffic.model.grid import US_PER_DAY, datetime_to_us
 from foot_traffic.model.plan import Model, plan_day
+from foot_traffic.model.units import Shard
 from foot_traffic.run.clock import ManualClock
+from foot_traffic.run.positions import Position, Positions
 from foot_traffic.run.service import ResumeAfter, Service, day_events
 from foot_traffic.run.sinks import MemorySink
 from tests.unit.fakes import FakeProducer, fake_sink
@@ -178,3 +181,97 @@ def test_close_aborts_an_open_transaction_and_fails_its_events() -> None:
     assert producer.calls == ["init", "begin", "abort"]
     assert producer.purged
     assert (sink.delivered, sink.failed) == (0, 2)
+
+
+def test_each_commit_carries_the_positions_that_moved_just_before_it() -> None:
+    """A commit first writes each moved unit's position to the state topic, keyed by the unit; then commits."""
+    sink, producer, clock = transactional()
+    positions = Positions(dated=True, start_us=START)
+    sink.carry(RunRecord("f", "s", START), positions)
+    positions.note("a", dt.date(2025, 8, 12), 0, done=False)
+    sink.send("c1", b"{}", "a", "slot")
+    positions.note("a", dt.date(2025, 8, 12), 1, done=True)
+    sink.send("c2", b"{}", "a", "slot")
+    clock.now = 1.0
+    sink.poll()
+    assert producer.calls == ["init", "begin", "commit"]
+    state = [(m.key(), m.value()) for m, _ in producer.queue if m.topic() == state_topic("t")]
+    assert [key for key, _ in state] == [b"t", b"unit:a|2025-08-12"]
+    assert Position.decode(state[1][1]) == Position(dt.date(2025, 8, 12), 1, True, START)
+    sink.send("c3", b"{}", "a", "slot")  # no position moved: none written
+    clock.now = 2.0
+    sink.poll()
+    assert [m.topic() for m, _ in producer.queue].count(state_topic("t")) == 2
+
+
+def test_flush_commits_positions_that_moved_without_events() -> None:
+    """Positions noted after the last event (a closed day, the end reached) still reach the state topic."""
+    sink, producer, _ = transactional()
+    positions = Positions(dated=True, start_us=START)
+    sink.carry(None, positions)
+    positions.note(None, dt.date(2025, 8, 13), -1, done=True)
+    sink.flush(0)
+    assert producer.calls == ["init", "begin", "commit"]
+    ((message, _),) = producer.queue
+    assert (message.topic(), message.key()) == (state_topic("t"), b"unit:|2025-08-13")
+    sink.flush(0)
+    assert producer.calls == ["init", "begin", "commit"], "nothing moved since: no transaction"
+
+
+def test_a_sharded_run_record_says_how_it_is_cut() -> None:
+    """A shard's run record holds N and FLEET_PARTITIONS; an unsharded one keeps the bytes earlier versions wrote."""
+    assert RunRecord("f", "s", 5).encode() == b'{"fingerprint": "f", "seed": "s", "start_us": 5}'
+    sharded = RunRecord("f", "s", 5, 3, 64)
+    assert RunRecord.decode(sharded.encode()) == sharded
+    assert json.loads(sharded.encode())["shards"] == 3
+
+
+def test_shards_of_one_run_share_its_fingerprint_and_transactional_id_base() -> None:
+    """I is not in the fingerprint (the shards share one run record); N and FLEET_PARTITIONS are; ids differ by I."""
+    base = {"DAILY_CUSTOMERS": "10", "SEED": "s"}
+
+    def of(**env: str) -> str:
+        return fingerprint(plan_settings(load_settings(base | env)))
+
+    assert of(SHARD="0/3") == of(SHARD="2/3")
+    assert len({of(), of(SHARD="0/3"), of(SHARD="0/2"), of(SHARD="0/3", FLEET_PARTITIONS="32")}) == 4
+    assert of() == of(FLEET_PARTITIONS="32"), "FLEET_PARTITIONS cuts nothing in an unsharded run"
+    assert transactional_id(load_settings(base | {"SHARD": "1/3", "KAFKA_TOPIC": "v"})) == (
+        "foot-traffic-v-shard-1-of-3"
+    )
+    settings = load_settings(base | {"SHARD": "auto/2", "HOSTNAME": "ft-0", "KAFKA_TRANSACTIONAL_ID": "x"})
+    assert transactional_id(settings) == "x-shard-0-of-2"
+    assert transactional_id(load_settings(base)) == "foot-traffic-foot_traffic"
+
+
+def eo(shard: Shard | None = None, partitions: int | None = None) -> ExactlyOnce:
+    """What an exactly-once start-up knows, for the checks of a topic's run record."""
+    return ExactlyOnce(
+        "b", "t", {}, 1, 1.0, "id", 0.2, "f", None, None, "", dated=True, shard=shard, partitions=partitions
+    )
+
+
+@pytest.mark.parametrize(
+    ("record", "run", "problem"),
+    [
+        (RunRecord("f", "s", 5), eo(Shard(0, 2), 64), "KAFKA_TOPIC='t': it holds an unsharded run; expected no SHARD"),
+        (RunRecord("g", "s", 5, 3, 64), eo(), "KAFKA_TOPIC='t': it holds a run of 3 shards; expected SHARD=I/3"),
+        (RunRecord("g", "s", 5, 3, 64), eo(Shard(1, 2), 64), "it holds a run of 3 shards; expected SHARD=I/3"),
+        (RunRecord("g", "s", 5, 2, 64), eo(Shard(1, 2), 32), "FLEET_PARTITIONS=32: expected the FLEET_PARTITIONS"),
+    ],
+)
+def test_a_topic_of_other_shards_is_refused(record: RunRecord, run: ExactlyOnce, problem: str) -> None:
+    """A run cut into other units than the topic's is refused, naming what differs, not just a fingerprint."""
+    with pytest.raises(ConfigError) as info:
+        check_matches(record, run)
+    (line,) = info.value.problems
+    assert line.startswith(problem) or problem in line
+
+
+def test_a_run_that_sent_nothing_still_records_itself() -> None:
+    """A new run that sent no event (a shard without units) commits its run record at flush: the topic knows it."""
+    sink, producer, _ = transactional(RunRecord("f", "s", START, 2, 64))
+    sink.flush(0)
+    assert producer.calls == ["init", "begin", "commit"]
+    ((message, _),) = producer.queue
+    assert RunRecord.decode(message.value()) == RunRecord("f", "s", START, 2, 64)

@@ -11,7 +11,7 @@ from confluent_kafka import OFFSET_END, KafkaError, KafkaException, TopicPartiti
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foot_traffic.config.resolve import _combination_problems, load_settings
+from foot_traffic.config.resolve import load_settings
 from foot_traffic.errors import ConfigError
 from foot_traffic.kafka.client import ProducerClient
 from foot_traffic.kafka.fleet import CommitRefusedError, Membership, Timeouts, control_topic, group_id
@@ -361,10 +361,12 @@ def test_a_good_fleet_id_is_kept() -> None:
 
 
 def test_fleet_id_and_shard_together_are_refused() -> None:
-    """A process is a fleet member or a static shard, never both."""
-    (problem,) = _combination_problems({"fleet_id": "chain", "shard": "0/2"})
-    assert problem.startswith("FLEET_ID='chain' with SHARD: expected one or the other")
-    assert _combination_problems({"fleet_id": "chain"}) == []
+    """A process is a fleet member or a static shard, never both: exit 2 naming both settings."""
+    with pytest.raises(ConfigError) as info:
+        load_settings({"FLEET_ID": "chain", "SHARD": "0/2", "SEED": "s"})
+    assert info.value.exit_status == 2
+    assert [p for p in info.value.problems if p.startswith("FLEET_ID='chain' with SHARD: expected one or the other")]
+    assert load_settings({"FLEET_ID": "chain", "SEED": "s"}).fleet_id == "chain"
 
 
 def test_fleet_metrics_appear_once_the_run_is_a_member() -> None:

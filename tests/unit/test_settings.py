@@ -123,6 +123,10 @@ def test_disable_variation_true_words(word: str) -> None:
         ("WORKERS", "1.5", "an integer between 1 and 256"),
         ("WORKERS", "257", "an integer between 1 and 256"),
         ("WORKERS", "two", "an integer between 1 and 256"),
+        ("SHARD", "3/3", "I/N with 0 <= I < N <= FLEET_PARTITIONS, or auto/N"),
+        ("SHARD", "1", "I/N with 0 <= I < N <= FLEET_PARTITIONS, or auto/N"),
+        ("SHARD", "-1/2", "I/N with 0 <= I < N <= FLEET_PARTITIONS, or auto/N"),
+        ("SHARD", "0/0", "I/N with 0 <= I < N <= FLEET_PARTITIONS, or auto/N"),
     ],
 )
 def test_bad_values_name_the_variable_value_and_expectation(variable: str, value: str, expected: str) -> None:
@@ -184,7 +188,7 @@ def test_every_setting_is_validated_and_documented() -> None:
     covered |= {"SCHEMA_REGISTRY_SSL_CA_LOCATION", "SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION"}
     covered |= {"SCHEMA_REGISTRY_SSL_KEY_LOCATION", "SCHEMA_REGISTRY_SSL_KEY_PASSWORD"}  # tests/unit/test_registry.py
     covered |= {"METRICS_PORT", "METRICS_HOST", "HEALTH_UNREACHABLE_SECONDS"}
-    covered |= {"FLEET_PARTITIONS", "FLEET_ID", "WORKERS"}
+    covered |= {"FLEET_PARTITIONS", "SHARD", "FLEET_ID", "WORKERS"}  # SHARD's combinations: test_shard_settings.py
     assert {s.env for s in SPECS} == covered | free_form
     readme = (ROOT / "README.md").read_text()
     for spec in SPECS:
@@ -285,7 +289,8 @@ def test_settings_fields_and_specs_are_one_declaration() -> None:
     """SPECS holds exactly the Settings fields that are settings, in field order; the derived fields are not."""
     fields = [f.name for f in dataclasses.fields(Settings)]
     assert [spec.name for spec in SPECS] == [name for name in fields if name in SPECS_BY_NAME]
-    assert set(fields) - set(SPECS_BY_NAME) == {"producer_properties", "weights", "calendar", "stores", "speed_is_max"}
+    derived = {"producer_properties", "weights", "calendar", "stores", "speed_is_max", "shard"}
+    assert set(fields) - set(SPECS_BY_NAME) == derived
     assert all(spec.group in GROUPS for spec in SPECS)
     assert {spec.group for spec in SPECS} == set(GROUPS), "every group holds a setting"
 

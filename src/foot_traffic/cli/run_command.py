@@ -26,8 +26,10 @@ from foot_traffic.kafka.resume import fingerprint
 from foot_traffic.kafka.transactions import ExactlyOnce, prepare
 from foot_traffic.metrics.server import served
 from foot_traffic.model import randomness
+from foot_traffic.model.units import WHOLE
 from foot_traffic.run import stopping
 from foot_traffic.run.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock, RealClock
+from foot_traffic.run.positions import Positions
 from foot_traffic.run.progress import Progress
 from foot_traffic.run.recording import NO_METRICS, Recorder
 from foot_traffic.run.service import ResumeAfter, Service
@@ -74,14 +76,16 @@ class _Output:
     plan_start: int | None = None
     resume: dict[str | None, ResumeAfter] = field(default_factory=dict)
     clock_start: int | None = None
+    positions: Positions | None = None
 
 
 def plan_settings(settings: Settings) -> dict[str, object]:
     """The settings a run's plan depends on (not the clock, the sink or the logging): exactly-once's fingerprint.
 
     A change here changes the fingerprint of every run, and a topic written before would no longer resume.
+    A sharded run adds what cuts it into units: its shards' count and FLEET_PARTITIONS.
     """
-    return {
+    plan: dict[str, object] = {
         "topic": settings.topic,
         "weights": settings.weights,
         "base_daily_customers": settings.base_daily_customers,
@@ -94,6 +98,16 @@ def plan_settings(settings: Settings) -> dict[str, object]:
         "calendar": settings.calendar,
         "stores": settings.stores,
     }
+    if settings.shard is not None:
+        plan |= {"shards": settings.shard.count, "fleet_partitions": settings.fleet_partitions}
+    return plan
+
+
+def transactional_id(settings: Settings) -> str:
+    """KAFKA_TRANSACTIONAL_ID (default foot-traffic-<topic>), with -shard-<I>-of-<N> for a shard: one per process."""
+    base = settings.transactional_id or f"foot-traffic-{settings.topic}"
+    shard = settings.shard
+    return base if shard is None else f"{base}-shard-{shard.index}-of-{shard.count}"
 
 
 def exactly_once(settings: Settings, client: Mapping[str, str]) -> ExactlyOnce:
@@ -104,12 +118,15 @@ def exactly_once(settings: Settings, client: Mapping[str, str]) -> ExactlyOnce:
         extra=client,
         replication_factor=settings.topic_replication_factor,
         timeout_s=settings.connect_timeout_seconds,
-        transactional_id=settings.transactional_id or f"foot-traffic-{settings.topic}",
+        transactional_id=transactional_id(settings),
         commit_interval_s=settings.commit_interval_ms / 1000,
         fingerprint=fingerprint(plan_settings(settings)),
         seed=settings.seed,
         start_us=settings.start_us,
         start_text=settings.start.isoformat() if settings.start else "",
+        dated=settings.until is not None,
+        shard=settings.shard,
+        partitions=None if settings.shard is None else settings.fleet_partitions,
     )
 
 
@@ -162,6 +179,7 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
         prepared.start_us,
         prepared.resume,
         prepared.clock_start_us if simulated else None,
+        prepared.positions,
     )
 
 
@@ -177,6 +195,12 @@ def _run_with(settings: Settings, recorder: Recorder) -> int:
     if seed is None:
         seed = secrets.token_hex(8)
         log.info("SEED is not set; this run uses SEED=%s (set it to replay the run)", seed)
+    if settings.shard is not None and settings.start is None and output.plan_start is None:
+        log.warning(
+            "Shard %s without START cuts its first day at its own start; give every shard the same START "
+            "for the shards together to equal one run",
+            settings.shard,
+        )
     clock_start = settings.start_us if output.clock_start is None else output.clock_start
     stop = threading.Event()
     clock = make_clock(settings, clock_start)
@@ -195,6 +219,9 @@ def _run_with(settings: Settings, recorder: Recorder) -> int:
         resume=output.resume,
         metrics=recorder,
         log_fields=logs.fields_wanted(),
+        shard=settings.shard or WHOLE,
+        partitions=settings.fleet_partitions,
+        positions=output.positions,
     )
     with stopping.stop_on_signals(stop) as signals:
         return _produce(settings, service, output.queue_length, progress=progress, recorder=recorder, signals=signals)

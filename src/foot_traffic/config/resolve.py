@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from foot_traffic.config import registry, security
+from foot_traffic.config import registry, security, shards
 from foot_traffic.config.config_file import ConfigFile, Vocabulary, read_config_file
 from foot_traffic.config.files import load_calendar_file, load_stores_file, load_weights_file
 from foot_traffic.config.parsers import FILE_PARSERS
@@ -24,6 +24,7 @@ from foot_traffic.errors import ConfigError
 from foot_traffic.model.calendar import EMPTY_CALENDAR, Calendar, CalendarFileError
 from foot_traffic.model.grid import UTC
 from foot_traffic.model.stores import Store, StoresFileError
+from foot_traffic.model.units import DEFAULT_PARTITIONS
 from foot_traffic.model.weights import WeightsFileError
 
 OriginKind = Literal["flag", "environment", "config file", "default", "unset"]
@@ -131,6 +132,7 @@ def resolve(
     security.check(values, layers.merged(), flags, problems, SPECS, in_file=in_file)
     registry.check(values, problems, in_file=in_file)
     problems.extend(_combination_problems(values))
+    problems.extend(_shard_problems(values, env, origins))
     _fall_back(values, origins)
     _check_peak_total(values, origins, problems)
     if problems:
@@ -172,7 +174,7 @@ def _combination_problems(values: Mapping[str, Any]) -> list[str]:
         problems.append(f"EXACTLY_ONCE=true with SINK={values['sink']!r}: expected SINK=kafka")
     if values.get("exactly_once") and values.get("exit_events_topic") is not None:
         problems.append("EXACTLY_ONCE=true with EXIT_EVENTS_TOPIC: expected one or the other (not supported together)")
-    if values.get("fleet_id") is not None and values.get("shard") is not None:
+    if values.get("fleet_id") is not None and values.get("shard_spec") is not None:
         problems.append(
             f"FLEET_ID={values['fleet_id']!r} with SHARD: expected one or the other "
             "(a fleet's members are given their partitions by Kafka, a shard takes a fixed share)"
@@ -184,6 +186,26 @@ def _combination_problems(values: Mapping[str, Any]) -> list[str]:
             f"METRICS_PORT={str(port)!r} with WORKERS={str(workers)!r}: expected METRICS_PORT + WORKERS <= 65535 "
             "(each worker serves the next port up)"
         )
+    return problems
+
+
+def _shard_problems(values: dict[str, Any], env: Mapping[str, str], origins: Mapping[str, Origin]) -> list[str]:
+    """Find the shard SHARD names (``auto``'s index in ``env``), within FLEET_PARTITIONS and with SEED set.
+
+    Every shard must draw the same plan: without SEED each would draw from its own fresh entropy.
+    """
+    spec = values.get("shard_spec")
+    if spec is None:
+        return []
+    quoted = _quote("shard_spec", repr(str(spec)), origins)
+    found, problems = shards.shard(spec, quoted, env, values.get("fleet_partitions", DEFAULT_PARTITIONS))
+    if values.get("seed") is None:
+        problems.append(
+            f"{quoted} without SEED: expected SEED set too, the same for every shard: each shard draws its "
+            "part of one plan, and without SEED each would draw from its own fresh entropy"
+        )
+    if not problems:
+        values["shard"] = found
     return problems
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from foot_traffic.config import parsers as p
+from foot_traffic.config import shards
 from foot_traffic.config.producer import NO_PROPERTIES, ProducerProperties
 from foot_traffic.config.spec import Fallback, Group, setting, specs
 from foot_traffic.kafka.deadletter import DEFAULT_DEAD_LETTER_FILE
@@ -21,6 +22,7 @@ from foot_traffic.model.calendar import EMPTY_CALENDAR, Calendar
 from foot_traffic.model.grid import datetime_to_us
 from foot_traffic.model.plan import ARRIVAL_MODELS, DAILY_TOTAL_MODELS, Model, StoreModel
 from foot_traffic.model.stores import Store
+from foot_traffic.model.units import DEFAULT_PARTITIONS, MAX_PARTITIONS, Shard
 from foot_traffic.model.weights import DEFAULT_WEIGHTS, WeightTable
 from foot_traffic.secret import Secret
 
@@ -45,7 +47,7 @@ MODEL = Group("model", "how many customers come, when, and to which stores")
 TIME = Group("time", "the clock: real, accelerated or as fast as possible, and the simulated span")
 OUTPUT = Group("output", "where events go, where undelivered ones are kept, where settings come from")
 OBSERVABILITY = Group("observability", "logs, Prometheus metrics and the health check")
-SCALE_OUT = Group("scale-out", "several processes share a run: local workers, shards, a fleet on Kafka's group")
+SCALE_OUT = Group("scale-out", "several processes share a run: units of work, shards, a fleet, local workers")
 GROUPS = (KAFKA, SECURITY, REGISTRY, MODEL, TIME, OUTPUT, OBSERVABILITY, SCALE_OUT)
 """The groups, in the order ``--help`` shows them."""
 
@@ -296,10 +298,15 @@ class Settings:
         "METRICS_PORT: /healthz answers 503 once Kafka has been unreachable this long with events waiting.",
         group=OBSERVABILITY,
     )  # fmt: skip
-    # the fleet (kafka/fleet.py); FLEET_PARTITIONS is declared here until the units of work land
     fleet_partitions: int = setting(
-        "FLEET_PARTITIONS", p.int_in(1, 4096), "64",
-        "Virtual partitions the units of work are spread over; fixed for the life of a run.", group=SCALE_OUT,
+        "FLEET_PARTITIONS", p.int_in(1, MAX_PARTITIONS), str(DEFAULT_PARTITIONS),
+        "Virtual partitions the units of work (stores, or stores and dates with UNTIL) are hashed into; "
+        "fixed for the life of a run.", group=SCALE_OUT,
+    )  # fmt: skip
+    shard_spec: shards.ShardSpec | None = setting(
+        "SHARD", shards.parse, None,
+        "I/N: run only the units whose virtual partition mod N is I (0 <= I < N <= FLEET_PARTITIONS); auto/N: I "
+        "from JOB_COMPLETION_INDEX, else the host name's -<ordinal>. Needs SEED.", group=SCALE_OUT,
     )  # fmt: skip
     fleet_id: str | None = setting(
         "FLEET_ID", p.fleet_id, None,
@@ -317,6 +324,8 @@ class Settings:
     calendar: Calendar = field(default=EMPTY_CALENDAR, repr=False)
     stores: tuple[Store, ...] = field(default=(), repr=False)
     speed_is_max: bool = False
+    shard: Shard | None = None
+    """SHARD with auto's index found; None for an unsharded run."""
 
     @property
     def start_us(self) -> int | None:

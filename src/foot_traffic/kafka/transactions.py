@@ -1,15 +1,17 @@
-"""Crash-safe, exactly-once delivery: a transactional sink that resumes from the topic itself.
+"""Crash-safe, exactly-once delivery: a transactional sink that resumes from its committed positions.
 
 How it works:
 
 * Events are produced inside Kafka transactions, committed every COMMIT_INTERVAL_MS
   (and whenever the loop goes idle past that interval, and at shutdown). A consumer
   reading with ``isolation.level=read_committed`` sees only committed events.
-* The first transaction of a new run carries its run record (see
-  :mod:`foot_traffic.kafka.resume`).
+* The first transaction of a new run carries its run record, and every transaction
+  carries, just before its commit, the position of each unit of work it holds events
+  of (see :mod:`foot_traffic.kafka.resume`).
 * After a crash (even SIGKILL), a restart with the same transactional id fences the
-  old producer, whose open transaction is aborted, and resumes right after the last
-  committed event of each store.
+  old producer, whose open transaction is aborted, reads the state back and resumes
+  each store right after its last committed event. Each shard of a run has a
+  transactional id and positions of its own, so shards fence only their own zombies.
 
 The transactional sink wraps a plain :class:`KafkaSink` and drives transactions on
 the producer they share: composition, so the sink's accounting stays one piece of code.
@@ -31,9 +33,21 @@ from foot_traffic.events.encoding import EncodedBatch
 from foot_traffic.kafka.admin import ensure_state_topic
 from foot_traffic.kafka.client import describe_error
 from foot_traffic.kafka.producer import KafkaSink, ValueSerializer
-from foot_traffic.kafka.resume import ResumePoint, RunRecord, read_run_record, resume_points, state_topic
+from foot_traffic.kafka.resume import (
+    ResumePoint,
+    RunRecord,
+    State,
+    points_from_progress,
+    read_state,
+    resume_points,
+    state_topic,
+    unit_key,
+)
 from foot_traffic.model import randomness
 from foot_traffic.model.plan import StoreModel
+from foot_traffic.model.units import Shard, Unit
+from foot_traffic.run import positions as units
+from foot_traffic.run.positions import Positions
 from foot_traffic.run.recording import NO_METRICS, Recorder
 from foot_traffic.run.service import ResumeAfter
 
@@ -60,12 +74,18 @@ class TransactionalKafkaSink:
         self._open = False
         self._opened_at = 0.0
         self._record = run_record
+        self._positions: Positions | None = None
         try:
             self._client.init_transactions(timeout_s)
         except KafkaException as exc:
             raise KafkaUnavailableError(
                 f"cannot initialise transactions on {sink.bootstrap}: {describe_error(exc)}"
             ) from None
+
+    def carry(self, record: RunRecord | None, positions: Positions) -> None:
+        """Write ``record`` (a new run's) in the first transaction, and ``positions`` as they change, at each commit."""
+        self._record = record
+        self._positions = positions
 
     @property
     def delivered(self) -> int:
@@ -105,7 +125,13 @@ class TransactionalKafkaSink:
         return self._sink.pending()
 
     def flush(self, timeout_s: float) -> int:
-        """Commit the open transaction (which waits for its deliveries); return what is unconfirmed."""
+        """Commit the open transaction (which waits for its deliveries) and moved positions; return the unconfirmed.
+
+        A run that sent nothing (a shard without units) still commits its run record, so the topic knows its run.
+        """
+        moved = self._positions is not None and self._positions.pending()
+        if not self._open and (moved or self._record is not None):
+            self._begin()
         if self._open:
             try:
                 self._commit(timeout_s)
@@ -139,6 +165,10 @@ class TransactionalKafkaSink:
             self._commit(self._timeout)
 
     def _commit(self, timeout_s: float) -> None:
+        if self._positions is not None:
+            state = state_topic(self._sink.topic)
+            for unit, position in self._positions.take().items():
+                self._client.produce(state, position.encode(), unit_key(unit), None)
         try:
             self._client.commit_transaction(timeout_s)
         except KafkaException as exc:
@@ -172,17 +202,27 @@ class ExactlyOnce:
     seed: str | None
     start_us: int | None
     start_text: str
+    dated: bool = False
+    """Units are stores and dates (a run with UNTIL), else stores."""
+    shard: Shard | None = None
+    partitions: int | None = None
+    """FLEET_PARTITIONS, for a sharded run."""
+
+    def owns(self, unit: Unit) -> bool:
+        """Whether this process runs ``unit``: any of an unsharded run, its shard's of a sharded one."""
+        return self.shard is None or self.partitions is None or self.shard.owns(unit, self.partitions)
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """An exactly-once run ready to go: its seed, start, where each store resumes, and its sink."""
+    """An exactly-once run ready to go: its seed, start, where each store resumes, its positions and its sink."""
 
     seed: str
     start_us: int
     resume: dict[str | None, ResumeAfter]
     clock_start_us: int
     sink: TransactionalKafkaSink
+    positions: Positions
 
 
 def prepare(
@@ -193,47 +233,80 @@ def prepare(
     serializer: ValueSerializer | None = None,
     metrics: Recorder = NO_METRICS,
 ) -> Prepared:
-    """Read the topic's run record, check it matches, find where to resume, and open the transactional sink.
+    """Open the transactional sink, read the state back, check it matches, and find where each store resumes.
 
-    With a ``serializer`` (the schema registry's), events are produced in its framing and read back with it.
+    The sink comes first: initialising its transactions fences an earlier process of the
+    same transactional id and ends its open transaction, so the state read next is final
+    for this process's units. With a ``serializer`` (the schema registry's), events are
+    produced in its framing and read back with it.
 
-    Raises ConfigError when the topic holds a run of other settings, SEED or START.
+    Raises ConfigError when the topic holds a run of other settings, SEED, START or shards.
     """
     ensure_state_topic(run.broker, run.extra, state_topic(run.topic), run.replication_factor, run.timeout_s)
-    record = read_run_record(run.broker, run.topic, run.extra, run.timeout_s)
-    if record is not None:
-        _check_matches(record, run)
-        seed, start, new_record = record.seed, record.start_us, None
-    else:
+    extra = {**run.extra, "transactional.id": run.transactional_id}
+    plain = KafkaSink(run.broker, run.topic, extra=extra, serializer=serializer, metrics=metrics)
+    sink = TransactionalKafkaSink(plain, commit_interval_s=run.commit_interval_s, timeout_s=max(run.timeout_s, 10.0))
+    try:
+        state = read_state(run.broker, run.topic, run.extra, run.timeout_s)
+        seed, start, points, new_record = _resume(run, state, stores, now_us, serializer)
+    except BaseException:
+        sink.close()
+        raise
+    _log_resumes(points)
+    positions = Positions(dated=run.dated, start_us=start)
+    sink.carry(new_record, positions)
+    clock_start = max((p.entry_us for p in points.values()), default=start)
+    return Prepared(seed, start, {k: p.after for k, p in points.items()}, clock_start, sink, positions)
+
+
+def _resume(
+    run: ExactlyOnce,
+    state: State,
+    stores: Callable[[], list[StoreModel]],
+    now_us: int,
+    serializer: ValueSerializer | None,
+) -> tuple[str, int, dict[str | None, ResumePoint], RunRecord | None]:
+    """The seed, the start, where each store resumes, and the run record to write (None when the topic has one)."""
+    record = state.record
+    if record is None:
         seed = run.seed if run.seed is not None else secrets.token_hex(8)
         start = run.start_us if run.start_us is not None else now_us
-        new_record = RunRecord(run.fingerprint, seed, start)
-    points: dict[str | None, ResumePoint] = {}
-    if record is not None:
+        shards = None if run.shard is None else run.shard.count
+        return seed, start, {}, RunRecord(run.fingerprint, seed, start, shards, run.partitions if shards else None)
+    check_matches(record, run)
+    root = randomness.root_entropy(record.seed)
+    if not state.progress and run.shard is None:  # an earlier version's: where its last events stand in the plan
         points = resume_points(
             run.broker,
             run.topic,
             run.extra,
             run.timeout_s,
             stores=stores(),
-            root=randomness.root_entropy(seed),
-            start_us=start,
+            root=root,
+            start_us=record.start_us,
             serializer=serializer,
         )
-    _log_resumes(points)
-    extra = {**run.extra, "transactional.id": run.transactional_id}
-    plain = KafkaSink(run.broker, run.topic, extra=extra, serializer=serializer, metrics=metrics)
-    sink = TransactionalKafkaSink(
-        plain, commit_interval_s=run.commit_interval_s, run_record=new_record, timeout_s=max(run.timeout_s, 10.0)
-    )
-    clock_start = max((p.entry_us for p in points.values()), default=start)
-    return Prepared(seed, start, {k: p.after for k, p in points.items()}, clock_start, sink)
+        return record.seed, record.start_us, points, None
+    # a run without UNTIL runs each of its stores' every date: all of a store's positions speak for it
+    mine = units.resume_points(state.progress, run.owns if run.dated else lambda _: True)
+    start = next((p.start_us for p in mine.values()), record.start_us)
+    return record.seed, start, points_from_progress(run.topic, mine, stores=stores(), root=root), None
 
 
-def _check_matches(record: RunRecord, run: ExactlyOnce) -> None:
+def check_matches(record: RunRecord, run: ExactlyOnce) -> None:
     """Raise ConfigError unless the topic's run is this one: same plan settings, and SEED and START if set."""
     problems = []
-    if record.fingerprint != run.fingerprint:
+    shards = None if run.shard is None else run.shard.count
+    if record.shards != shards:
+        held = "an unsharded run" if record.shards is None else f"a run of {record.shards} shards"
+        wanted = "no SHARD" if record.shards is None else f"SHARD=I/{record.shards}"
+        problems.append(f"KAFKA_TOPIC={run.topic!r}: it holds {held}; expected {wanted}, or a new topic")
+    elif shards is not None and record.partitions != run.partitions:
+        problems.append(
+            f"FLEET_PARTITIONS={run.partitions}: expected the FLEET_PARTITIONS of the run in the topic, "
+            f"{record.partitions}, or a new topic"
+        )
+    elif record.fingerprint != run.fingerprint:
         problems.append(
             f"KAFKA_TOPIC={run.topic!r}: it holds a run of other settings (fingerprint {record.fingerprint}, "
             f"these settings give {run.fingerprint}); expected the settings of that run, or a new topic"
@@ -253,6 +326,9 @@ def _log_resumes(points: Mapping[str | None, ResumePoint]) -> None:
     """One line per store that resumes: after which event."""
     for store_id, point in points.items():
         label = "" if store_id is None else f" of store {store_id}"
+        if point.customer_id is None:
+            log.info("Resuming%s at the start of %s", label, point.date.isoformat())
+            continue
         log.info(
             "Resuming%s after customer_id=%s (%s, event #%d of the day)",
             label,

@@ -12,6 +12,10 @@ to the sink in one call; otherwise the loop waits for each event in turn and
 encodes just that one, so no batch-sized piece of work ever delays a due event.
 With several stores, or with entry/exit sensor events, the loop goes event by
 event through a time-ordered merge of encoded batches.
+
+A shard runs only the units of work it owns (see :mod:`foot_traffic.model.units`):
+the stores it owns, or, in a run with an end, the dates of each store it owns,
+chained in time order into the store's one stream.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import datetime as dt
 import heapq
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,8 +34,10 @@ from foot_traffic.events.event import Event, batch_events, format_instant, senso
 from foot_traffic.model.arrivals import Batch, day_batches
 from foot_traffic.model.grid import local_date
 from foot_traffic.model.plan import DayPlan, Model, StoreModel, plan_day
+from foot_traffic.model.units import DEFAULT_PARTITIONS, WHOLE, Shard, Unit
 from foot_traffic.run.clock import Clock
 from foot_traffic.run.eventlog import BATCH_FROM, EmittedLines
+from foot_traffic.run.positions import Positions
 from foot_traffic.run.recording import NO_METRICS, Recorder
 from foot_traffic.run.sinks import Sink
 
@@ -53,6 +59,8 @@ class Visits:
     plan: DayPlan
     batch: Batch
     store_id: str | None
+    first: int = 0
+    """The index of the batch's first visit among the day's."""
 
     def encode(self, start: int = 0, stop: int | None = None) -> EncodedBatch:
         """Encode visits [start, stop) at once."""
@@ -62,6 +70,8 @@ class Visits:
 
 Item = tuple[int, int, DayPlan | Visits]
 """(instant, kind, payload): a plan line due at its day's start, or a batch due at its first entry."""
+Single = tuple[int, int, DayPlan | EncodedBatch, int, Visits | None]
+"""(instant, kind, payload, index, visits): a plan line, or visit ``index`` of an encoded batch and its visits."""
 
 
 @dataclass(slots=True)
@@ -79,27 +89,47 @@ def day_events(root: int, plan: DayPlan, store_id: str | None = None) -> Iterato
         yield from batch_events(plan, batch, store_id)
 
 
-def timeline(store: StoreModel, root: int, start_us: int, resume: ResumeAfter | None = None) -> Iterator[Item]:
-    """A store's plan lines and batches from ``start_us`` on, in time order, day after day.
+def timeline(
+    store: StoreModel,
+    root: int,
+    start_us: int,
+    resume: ResumeAfter | None = None,
+    dates: Iterable[dt.date] | None = None,
+) -> Iterator[Item]:
+    """A store's plan lines and batches from ``start_us`` on, in time order, day after day (or of ``dates`` only).
 
     ``start_us`` is the run's start (it decides the first day's mid-day plan); with
     ``resume``, the sequence picks up right after the event at (date, index).
     """
     model = store.model
     first = local_date(start_us, model.tz)
-    date = first if resume is None else resume.date
-    skip = 0 if resume is None else resume.index + 1
-    while True:
+    for date in _days_from(first) if dates is None else dates:
+        if resume is not None and date < resume.date:
+            continue
+        skip = resume.index + 1 if resume is not None and date == resume.date else 0
         plan = plan_day(model, root, date, now_us=start_us if date == first else None)
         yield max(plan.start_us, start_us), PLAN, plan
+        index = 0
         for batch in day_batches(root, plan):
-            if skip >= len(batch):
-                skip -= len(batch)
-                continue
-            part = batch.slice(skip, len(batch)) if skip else batch
-            skip = 0
-            yield int(part.entries_us[0]), VISIT, Visits(plan, part, store.store_id)
+            if skip < len(batch):
+                part = batch.slice(skip, len(batch)) if skip else batch
+                yield int(part.entries_us[0]), VISIT, Visits(plan, part, store.store_id, index + skip)
+            index += len(batch)
+            skip = max(0, skip - len(batch))
+
+
+def _days_from(first: dt.date) -> Iterator[dt.date]:
+    """Every date from ``first`` on."""
+    date = first
+    while True:
+        yield date
         date += dt.timedelta(days=1)
+
+
+def _days(first: dt.date, last: dt.date) -> Iterator[dt.date]:
+    """The dates from ``first`` to ``last``, both included."""
+    for offset in range((last - first).days + 1):
+        yield first + dt.timedelta(days=offset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +140,15 @@ class ResumeAfter:
     index: int
 
 
-def _one_by_one(items: Iterator[Item]) -> Iterator[tuple[int, int, DayPlan | EncodedBatch, int]]:
-    """Expand batches into single encoded events: (instant, kind, payload, index in the batch)."""
+def _one_by_one(items: Iterator[Item]) -> Iterator[Single]:
+    """Expand batches into single encoded events: (instant, kind, payload, index in the batch, the batch)."""
     for instant, kind, payload in items:
         if isinstance(payload, DayPlan):
-            yield instant, kind, payload, 0
+            yield instant, kind, payload, 0, None
         else:
             encoded = payload.encode()
             for i, entry in enumerate(encoded.entries_us.tolist()):
-                yield entry, kind, encoded, i
+                yield entry, kind, encoded, i, payload
 
 
 class Service:
@@ -140,6 +170,9 @@ class Service:
         resume: Mapping[str | None, ResumeAfter] | None = None,
         metrics: Recorder = NO_METRICS,
         log_fields: bool = False,
+        shard: Shard = WHOLE,
+        partitions: int = DEFAULT_PARTITIONS,
+        positions: Positions | None = None,
     ) -> None:
         self.stores = [StoreModel(stores)] if isinstance(stores, Model) else list(stores)
         self.root = root
@@ -153,6 +186,9 @@ class Service:
         self.start_us = start_us
         self.resume = dict(resume or {})
         self.metrics = metrics
+        self.shard = shard
+        self.partitions = partitions
+        self.positions = positions
         self.counters = Counters()
         self._exits: list[tuple[int, int, EncodedBatch, int]] = []
         self._exit_seq = 0
@@ -163,15 +199,42 @@ class Service:
         """Run until the stop flag is set or ``until`` is reached; return the counters."""
         self._log_events = log.isEnabledFor(logging.INFO)
         start = self.clock.now_us() if self.start_us is None else self.start_us
-        streams = [timeline(store, self.root, start, self.resume.get(store.store_id)) for store in self.stores]
-        if len(streams) == 1 and self.sensor_topic is None:
+        streams = [
+            timeline(store, self.root, start, self.resume.get(store.store_id), dates)
+            for store, dates in self.owned(start)
+        ]
+        if not streams and self.until_us is None:
+            log.warning("Shard %s owns none of the %d store(s); it waits to be stopped", self.shard, len(self.stores))
+            self.stop.wait()
+        elif len(streams) == 1 and self.sensor_topic is None:
             self._run_batches(streams[0])
         else:
             singles = [_one_by_one(stream) for stream in streams]
             self._run_events(heapq.merge(*singles, key=lambda item: (item[0], item[1])))
         if self.stop.is_set():
             self._emit_due_exits(self.clock.now_us())
+        elif self.until_us is not None and self.positions is not None:
+            self.positions.reached_end()
         return self.counters
+
+    def owned(self, start_us: int) -> list[tuple[StoreModel, list[dt.date] | None]]:
+        """The stores this shard runs, each with its dates (None: every date from the start on).
+
+        Without an end a unit is a store; with one (UNTIL), a store and one of its dates
+        from the start's to the end's, in the store's own time zone.
+        """
+        if self.shard.count == 1:
+            return [(store, None) for store in self.stores]
+        if self.until_us is None:
+            return [(s, None) for s in self.stores if self.shard.owns(Unit(s.store_id), self.partitions)]
+        owned: list[tuple[StoreModel, list[dt.date] | None]] = []
+        for store in self.stores:
+            tz = store.model.tz
+            span = _days(local_date(start_us, tz), local_date(self.until_us - 1, tz))
+            dates = [d for d in span if self.shard.owns(Unit(store.store_id, d), self.partitions)]
+            if dates:
+                owned.append((store, dates))
+        return owned
 
     def _run_batches(self, items: Iterator[Item]) -> None:
         for instant, _, payload in items:
@@ -182,13 +245,15 @@ class Service:
             elif not self._emit_visits(payload):
                 return
 
-    def _run_events(self, items: Iterator[tuple[int, int, DayPlan | EncodedBatch, int]]) -> None:
-        for instant, _, payload, index in items:
+    def _run_events(self, items: Iterator[Single]) -> None:
+        for instant, _, payload, index, visits in items:
             if not self._advance(instant):
                 return
             if isinstance(payload, DayPlan):
                 self._log_plan(payload)
             else:
+                if visits is not None:
+                    self._note(visits, index)
                 self._send(payload, index, index + 1)
                 if self.sensor_topic is not None:
                     self._sensor("entry", payload, index)
@@ -196,6 +261,8 @@ class Service:
                     heapq.heappush(self._exits, (int(payload.exits_us[index]), self._exit_seq, payload, index))
                 if self.progress is not None and self.counters.emitted % PROGRESS_EVERY == 0:
                     self.progress(instant, self.counters.emitted)
+        if self.until_us is not None:  # a shard's streams end with its last date: send the exits left before UNTIL
+            self._advance(self.until_us)
 
     def _emit_visits(self, visits: Visits) -> bool:
         """Send a batch as its events fall due, all at once where the clock allows; False when stopping."""
@@ -209,6 +276,7 @@ class Service:
             now = self.clock.reach(int(entries[end - 1]))
             due = min(end, int(np.searchsorted(entries, now, side="right")))
             if due - i >= SCALAR_BELOW:
+                self._note(visits, due - 1)
                 self._send(visits.encode(i, due), 0, due - i)
             elif due > i:
                 self._send_scalar(visits, i, due)
@@ -221,10 +289,17 @@ class Service:
                 self.progress(int(entries[due - 1]), self.counters.emitted)
         return end == n
 
+    def _note(self, visits: Visits, last: int) -> None:
+        """Note the unit's position before its events up to visit ``last`` of the batch go to the sink."""
+        if self.positions is not None:
+            index = visits.first + last
+            self.positions.note(visits.store_id, visits.plan.date, index, done=index + 1 == visits.plan.total)
+
     def _send_scalar(self, visits: Visits, start: int, stop: int) -> None:
         """Encode and send a few due events one by one (same bytes as the vectorised encoder)."""
         store_id, slot = visits.store_id, visits.plan.labels[visits.batch.slot]
-        for event in batch_events(visits.plan, visits.batch.slice(start, stop), store_id):
+        for i, event in enumerate(batch_events(visits.plan, visits.batch.slice(start, stop), store_id), start):
+            self._note(visits, i)  # each send may commit: the position must not lead the events sent
             self.sink.send(event.customer_id, event.encode(), store_id, slot)
             self.counters.emitted += 1
             if self._log_events:
@@ -259,6 +334,9 @@ class Service:
         )
         self.counters.planned += plan.total
         self.metrics.planned(store_id, plan.labels, plan.counts)
+        resumed = self.resume.get(store_id)
+        if self.positions is not None and (resumed is None or resumed.date != plan.date):
+            self.positions.note(store_id, plan.date, -1, done=plan.total == 0)
 
     def _sensor(self, kind: str, batch: EncodedBatch, index: int) -> None:
         assert self.sensor_topic is not None  # noqa: S101 - only called with a sensor topic
