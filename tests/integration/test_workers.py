@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import ProducerProcess, base_env, free_port, run_foot_traffic
-from tests.integration.test_run_kafka import assert_event_shape
 from tests.integration.workers_stand_in import HEAVY_LINES, numbers
 
 Start = Callable[..., ProducerProcess]
@@ -158,22 +157,35 @@ def test_lines_stay_whole_under_heavy_concurrent_writers(producer_process: Start
         assert len(process.lines_with(f"[worker {index}] log line two")) == 1
 
 
-def test_real_workers_write_whole_events_and_sum_their_summaries() -> None:
-    """``--workers 2 --sink stdout``: every line is a whole event, and the parent's summary sums the workers'."""
-    args = ["--workers", "2", "--sink", "stdout", "--speed", "max", "--start", "2025-08-11", "--until", "2025-08-13"]
-    result = run_foot_traffic("run", *args, "--daily-customers", "3000", "--log-level", "WARNING", env=base_env())
-    assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.splitlines()
-    for line in lines:
-        assert_event_shape(json.loads(line))
-    assert len(lines) == 2 * 2 * 3000  # each worker a two-day run of 3000 a day: no sharding on this branch yet
-    assert "Traceback" not in result.stderr
+STORES = "".join(f'[[store]]\nid = "store-{i}"\n\n' for i in range(8))
+"""Eight stores: with two workers, each owns some (each store's partition is a hash of its id)."""
 
 
-def test_the_parent_serves_the_sum_of_its_workers_metrics(producer_process: Start) -> None:
+def test_real_workers_together_send_what_one_process_sends(tmp_path: Path) -> None:
+    """``--workers 2 --sink stdout``: whole lines, as a multiset exactly one process's output; one summed summary."""
+    stores = tmp_path / "stores.toml"
+    stores.write_text(STORES)
+    args = ["--sink", "stdout", "--speed", "max", "--start", "2025-08-11", "--until", "2025-08-13", "--seed", "w"]
+    args += ["--daily-customers", "300", "--stores-file", str(stores), "--log-level", "INFO"]
+    single = run_foot_traffic("run", *args, env=base_env())
+    workers = run_foot_traffic("run", "--workers", "2", *args, env=base_env())
+    assert (single.returncode, workers.returncode) == (0, 0), workers.stderr[-2000:]
+    lines = workers.stdout.splitlines()
+    assert {json.loads(line)["store_id"] for line in lines} == {f"store-{i}" for i in range(8)}
+    assert Counter(lines) == Counter(single.stdout.splitlines())
+    assert len(lines) == 2 * 8 * 300
+    summary = [line for line in workers.stderr.splitlines() if "Summary:" in line and "[worker" not in line]
+    assert len(summary) == 1
+    assert f"planned={2 * 8 * 300} emitted={2 * 8 * 300} delivered={2 * 8 * 300} failed=0" in summary[0]
+    assert "Traceback" not in workers.stderr
+
+
+def test_the_parent_serves_the_sum_of_its_workers_metrics(producer_process: Start, tmp_path: Path) -> None:
     """METRICS_PORT: worker i serves the next ports up, and the parent's counters are the sums of theirs."""
+    stores = tmp_path / "stores.toml"
+    stores.write_text(STORES)
     base = free_port()
-    env = base_env(DAILY_CUSTOMERS="24", SPEED="max", START="2025-08-11", SEED="metrics")
+    env = base_env(DAILY_CUSTOMERS="24", SPEED="max", START="2025-08-11", SEED="metrics", STORES_FILE=str(stores))
     process = producer_process(["--workers", "2", "--sink", "null", "--metrics-port", str(base)], env)
     process.wait_for(lambda: _caught_up(base, 2), 60, "workers live")
     while True:  # the figures move only once an hour of simulated time: retried if a new event lands between scrapes
@@ -183,7 +195,7 @@ def test_the_parent_serves_the_sum_of_its_workers_metrics(producer_process: Star
             break
     sums = {key: before[0].get(key, 0) + before[1].get(key, 0) for key in before[0].keys() | before[1].keys()}
     assert aggregate == sums
-    assert sum(v for k, v in sums.items() if k[0] == "foot_traffic_events_emitted_total") > 2 * 24
+    assert sum(v for k, v in sums.items() if k[0] == "foot_traffic_events_emitted_total") > 8 * 24
     assert _get(base, "/healthz") == (200, "ok: 2 workers running\n")
     assert process.stop() == 0
 
