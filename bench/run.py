@@ -21,60 +21,32 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BROKER = os.environ.get("FOOT_TRAFFIC_BENCH_BROKER", "127.0.0.1:9092")
-PY = sys.executable
-QUICK = os.environ.get("BENCH_QUICK") == "1"
-BACKFILL_RECORDS = 200_000 if QUICK else 1_000_000
+if __package__ in (None, ""):  # run as a script (make bench): the bench package lives beside src/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import scaleout
+from bench.common import (
+    BACKFILL_RECORDS,
+    BROKER,
+    PY,
+    QUICK,
+    REPEATS,
+    ROOT,
+    Row,
+    backfill_args,
+    clean_env,
+    foot_traffic,
+    kafka_backfill,
+    timed_child,
+    verdict,
+)
+
 REALTIME_SECONDS = 10 if QUICK else 60
-REPEATS = 1 if QUICK else 3
-"""Throughput figures are the best of this many runs, for ours and for the anchor alike."""
 ONE_SLOT = 'slots = ["00:00"]\n\n[weights]\n' + "".join(
     f"{day} = [1]\n" for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 )
-
-
-@dataclass
-class Row:
-    """One line of the results table."""
-
-    measure: str
-    ours: str
-    anchor: str
-    ratio: str
-    target: str
-    verdict: str
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without foot-traffic settings, plus ``extra``."""
-    names = {
-        "KAFKA_BROKER",
-        "KAFKA_TOPIC",
-        "SLEEP",
-        "TIME_SCALE",
-        "DAILY_CUSTOMERS",
-        "BASE_DAILY_CUSTOMERS",
-        "DEFAULT_DAILY_CUSTOMERS",
-        "SEED",
-        "SINK",
-        "LOG_LEVEL",
-        "SPEED",
-        "START",
-        "UNTIL",
-        "WEIGHTS_FILE",
-    }
-    env = {k: v for k, v in os.environ.items() if k not in names}
-    env.update(extra)
-    return env
-
-
-def foot_traffic(*args: str) -> list[str]:
-    """The command line of the producer."""
-    return [PY, "-m", "foot_traffic", *args]
 
 
 def machine() -> str:
@@ -95,61 +67,6 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} cores, {mem_kb / 1024 / 1024:.0f} GiB RAM; {platform.platform()}; "
         f"Python {platform.python_version()}; {java}; Apache Kafka 4.1.1 single KRaft node on the same machine"
     )
-
-
-def timed_child(
-    cmd: list[str], env: dict[str, str], stdout: int | None = subprocess.DEVNULL, *, quiet_stderr: bool = False
-) -> tuple[float, str, int]:
-    """Run a command; return wall seconds, its standard error and its peak RSS in KiB (measured in a wrapper).
-
-    ``quiet_stderr`` sends the command's standard error to /dev/null (a run that logs every event).
-    """
-    err = "subprocess.DEVNULL" if quiet_stderr else "subprocess.PIPE"
-    wrapper = (
-        "import resource, subprocess, sys, json; "
-        f"p = subprocess.run(sys.argv[1:], stderr={err}, text=True); "
-        "sys.stderr.write(p.stderr or ''); "
-        "print(json.dumps([p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]), file=sys.stderr)"
-    )
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [PY, "-c", wrapper, *cmd], env=env, stdout=stdout, stderr=subprocess.PIPE, text=True, check=False
-    )
-    wall = time.perf_counter() - started
-    *log, last = proc.stderr.rstrip("\n").splitlines()
-    rc, rss = json.loads(last)
-    if rc != 0:
-        raise RuntimeError(f"{cmd} exited {rc}:\n" + "\n".join(log[-20:]))
-    return wall, "\n".join(log), int(rss)
-
-
-def topic_size(topic: str) -> int:
-    """Records in a single-partition topic (its high watermark)."""
-    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415 - only this benchmark needs it
-
-    consumer = Consumer({"bootstrap.servers": BROKER, "group.id": f"bench-{uuid.uuid4().hex}"})
-    try:
-        return int(consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30)[1])
-    finally:
-        consumer.close()
-
-
-def backfill_args(records: int, log_level: str = "WARNING") -> list[str]:
-    """A one-day backfill of exactly ``records`` events."""
-    return [
-        "--speed",
-        "max",
-        "--start",
-        "2025-08-12",
-        "--until",
-        "2025-08-13",
-        "--daily-customers",
-        str(records),
-        "--seed",
-        "bench",
-        "--log-level",
-        log_level,
-    ]
 
 
 PERF_DEFAULT: tuple[str, ...] = ()
@@ -186,25 +103,6 @@ def producer_performance(topic: str, records: int, size: int, props: tuple[str, 
     )
     match = re.findall(r"([\d.]+) records/sec \(([\d.]+) MB/sec\)", perf.stdout)
     return float(match[-1][0]), float(match[-1][1])
-
-
-def fresh_topic() -> str:
-    """A topic name no run has used."""
-    return f"bench-{uuid.uuid4().hex[:8]}"
-
-
-def kafka_backfill(records: int, log_level: str) -> float:
-    """Events per second of one backfill of ``records`` events to a fresh topic, launch to exit."""
-    topic = fresh_topic()
-    wall, _, _ = timed_child(
-        foot_traffic("run", *backfill_args(records, log_level)),
-        clean_env(KAFKA_BROKER=BROKER, KAFKA_TOPIC=topic),
-        quiet_stderr=log_level == "INFO",
-    )
-    events = topic_size(topic)
-    if events != records:
-        raise RuntimeError(f"the topic holds {events} events, not {records}")
-    return events / wall
 
 
 def bench_backfill() -> list[Row]:
@@ -258,11 +156,6 @@ def bench_logging() -> list[Row]:
             verdict(info / warning, 0.6),
         )
     ]
-
-
-def verdict(ratio: float, target: float) -> str:
-    """``met``, or how far below its target a ratio is."""
-    return "met" if ratio >= target else f"missed: {ratio / target:.2f}× of target"
 
 
 GENERATION_RECORDS = 2_000_000 if QUICK else 10_000_000
@@ -495,6 +388,9 @@ def main() -> int:
             bench_startup,
             bench_memory,
             bench_idle_cpu,
+            scaleout.bench_workers,
+            lambda: scaleout.bench_chain(Path(tmp)),
+            lambda: scaleout.bench_handover(Path(tmp)),
         ):
             rows.extend(bench())
     header = "| measure | foot-traffic | anchor (same run) | ratio | target | verdict |\n|---|---|---|---|---|---|\n"
