@@ -402,7 +402,7 @@ def main() -> int:
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.\n\nMachine: {machine()}.\n\n{table}"
     )
     print(table)
-    (ROOT / "docs" / "benchmarks.md").write_text(text + NOTES)
+    (ROOT / "docs" / "benchmarks.md").write_text(text + NOTES + scaleout.NOTES)
     return 0
 
 
@@ -440,10 +440,32 @@ side of it):
   (customer id, two timestamps, duration), transposing the 8-byte words into consecutive lines
   and cutting the padding, i.e. about four passes over ~250 bytes per event; sampling
   (numpy, PCG64) takes about 10 %, the loop and the sink the remainder.
-- backfill to Kafka (a): one Python `produce()` call and one delivery-report callback per
-  event (confluent-kafka has no callback-free batch path; `produce_batch` measured no faster
-  once librdkafka batching was tuned); the broker shares the two cores.
-  `ProducerPerformance` (JVM, default batching) is the slower of the two here.
+- backfill to Kafka (a), profiled with py-spy (`py-spy record --native`, 200 Hz) on a one-day
+  backfill of 1,000,000 events (acks=all, idempotent, LOG_LEVEL=WARNING; 2026-12-03, the machine
+  shared with other work): of the loop thread's samples, `produce()` takes 41 % (librdkafka's
+  partitioner alone 17 %: a CRC32 of each key and the queue's locks, even for a one-partition
+  topic), the delivery reports 19 % (`poll` → a `Message` object and a Python callback per event;
+  the callback's own code 3 %), the encoder 25 %, sampling and the loop the rest; start-up (imports)
+  is about 6 % of the run. Without the profiler the run took 2.1–2.3 s, the producer process
+  2.3–2.4 s of CPU (its loop thread one full core, librdkafka's threads the rest) and the broker
+  0.8–1.0 s: the bound is the one Python thread's per-event calls, with the broker on about
+  40 % of the other core (`ProducerPerformance`, a JVM, shares the same broker). confluent-kafka
+  has no callback-free batch path; `produce_batch` measured no faster once librdkafka batching
+  was tuned.
+- producer levers of the backfill (`bench/levers.py`: 1,000,000 events of one day, acks=all,
+  idempotent, LOG_LEVEL=WARNING, best of three interleaved, two sessions on 2026-12-03 with the
+  machine shared; the default reached 436k and 363k ev/s):
+  - compression: lz4 1.04× and 1.08× the default (none), zstd 1.08× and 0.91×, inside the
+    machine's noise. Both cut the bytes the broker writes (200,000 events: 58 MB on disk without,
+    14.6 MB with lz4, 8.6 MB with zstd), but the broker here is on loopback with a fast disk, so
+    bytes do not bound the run, and librdkafka compresses on its own thread, not the loop's. Not
+    made the default: a cluster across a slow network can set `KAFKA_PRODUCER_COMPRESSION_TYPE=lz4`.
+  - bigger batches for backfills: `linger.ms=50` 0.95× and 1.00×; `linger.ms=50
+    batch.num.messages=100000 batch.size=4000000` with lz4 1.12× and 1.08×, no more than lz4
+    alone. At about 400k events/s, 5 ms of lingering already gathers some 2,000 events (0.5 MB) per
+    batch, and a longer linger reaches at most the 1 MB cap (librdkafka's `batch.size`; about 4,000
+    events of 251 B): the batches are not what bounds the run, the loop thread is (above). Not kept:
+    backfills keep the real-time properties.
 - real-time lateness (c): the rare outliers (≈10 ms) are the sampling of the next chunk of
   16,384 arrivals and garbage collection; p99 is bound by the operating system's timer
   wake-up.

@@ -320,3 +320,31 @@ def bench_handover(folder: Path) -> list[Row]:
             "met" if ok else f"missed: {first:.2f} s",
         )
     ]
+
+
+NOTES = """
+The scale-out rows (bench/scaleout.py):
+
+- g, g′: a backfill of 14 days of one store (14 units of work, a store and a date each, which
+  `SHARD=0/2` and `1/2` split seven and seven; a fleet's assignment may split them otherwise), launch
+  to exit, `--workers 1` (one process) against `--workers 2` (a parent and two workers), best of
+  three each, interleaved. g: to the null sink, the broker and a fresh topic given so that the row
+  also runs when the workers form a fleet; the events counted are the plan's (`foot-traffic plan
+  --json`), every run exiting 0. g′: to a fresh topic, its records counted. What bounds g: each
+  worker pays the fixed cost of a run (imports, first plan, about 0.3 s) and the parent its own, in
+  front of and beside the work; the work splits only as evenly as its units; and two workers have
+  two cores only when nothing else runs (the machine is shared). g′: one process already keeps a
+  core busy and the broker about 40 % of the other (see a), so a second producer process competes
+  with the broker for the same two cores.
+- h: a stores file of 10,000 stores (scale 1, the default weights and time zone), a live run to the
+  null sink at LOG_LEVEL=INFO: start-up is launch to the last worker's `Producing to` line; peak
+  RSS is each process's VmHWM 3 s after that (the process itself with `--workers 1`, each worker
+  with 2; the parent of two workers is left out). Best of three each.
+- i: two fleet members (one FLEET_ID, 16 stores at 20 events/s each in real time, the Kafka sink,
+  LOG_FORMAT=json, without EXACTLY_ONCE), started one after the other; 3 s after the second got its
+  partitions, the first is SIGKILLed. The figure runs from the kill to the receipt of the
+  survivor's first per-event line for a store the killed member ran (in brackets: to its
+  assignment line). The row says "not measured" while `foot-traffic run` ignores FLEET_ID. With
+  EXACTLY_ONCE the new owner also waits behind the dead member's open transaction
+  (`transaction.timeout.ms`): not measured here.
+"""
