@@ -21,60 +21,32 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BROKER = os.environ.get("FOOT_TRAFFIC_BENCH_BROKER", "127.0.0.1:9092")
-PY = sys.executable
-QUICK = os.environ.get("BENCH_QUICK") == "1"
-BACKFILL_RECORDS = 200_000 if QUICK else 1_000_000
+if __package__ in (None, ""):  # run as a script (make bench): the bench package lives beside src/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import scaleout
+from bench.common import (
+    BACKFILL_RECORDS,
+    BROKER,
+    PY,
+    QUICK,
+    REPEATS,
+    ROOT,
+    Row,
+    backfill_args,
+    clean_env,
+    foot_traffic,
+    kafka_backfill,
+    timed_child,
+    verdict,
+)
+
 REALTIME_SECONDS = 10 if QUICK else 60
-REPEATS = 1 if QUICK else 3
-"""Throughput figures are the best of this many runs, for ours and for the anchor alike."""
 ONE_SLOT = 'slots = ["00:00"]\n\n[weights]\n' + "".join(
     f"{day} = [1]\n" for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 )
-
-
-@dataclass
-class Row:
-    """One line of the results table."""
-
-    measure: str
-    ours: str
-    anchor: str
-    ratio: str
-    target: str
-    verdict: str
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without foot-traffic settings, plus ``extra``."""
-    names = {
-        "KAFKA_BROKER",
-        "KAFKA_TOPIC",
-        "SLEEP",
-        "TIME_SCALE",
-        "DAILY_CUSTOMERS",
-        "BASE_DAILY_CUSTOMERS",
-        "DEFAULT_DAILY_CUSTOMERS",
-        "SEED",
-        "SINK",
-        "LOG_LEVEL",
-        "SPEED",
-        "START",
-        "UNTIL",
-        "WEIGHTS_FILE",
-    }
-    env = {k: v for k, v in os.environ.items() if k not in names}
-    env.update(extra)
-    return env
-
-
-def foot_traffic(*args: str) -> list[str]:
-    """The command line of the producer."""
-    return [PY, "-m", "foot_traffic", *args]
 
 
 def machine() -> str:
@@ -95,61 +67,6 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} cores, {mem_kb / 1024 / 1024:.0f} GiB RAM; {platform.platform()}; "
         f"Python {platform.python_version()}; {java}; Apache Kafka 4.1.1 single KRaft node on the same machine"
     )
-
-
-def timed_child(
-    cmd: list[str], env: dict[str, str], stdout: int | None = subprocess.DEVNULL, *, quiet_stderr: bool = False
-) -> tuple[float, str, int]:
-    """Run a command; return wall seconds, its standard error and its peak RSS in KiB (measured in a wrapper).
-
-    ``quiet_stderr`` sends the command's standard error to /dev/null (a run that logs every event).
-    """
-    err = "subprocess.DEVNULL" if quiet_stderr else "subprocess.PIPE"
-    wrapper = (
-        "import resource, subprocess, sys, json; "
-        f"p = subprocess.run(sys.argv[1:], stderr={err}, text=True); "
-        "sys.stderr.write(p.stderr or ''); "
-        "print(json.dumps([p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]), file=sys.stderr)"
-    )
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [PY, "-c", wrapper, *cmd], env=env, stdout=stdout, stderr=subprocess.PIPE, text=True, check=False
-    )
-    wall = time.perf_counter() - started
-    *log, last = proc.stderr.rstrip("\n").splitlines()
-    rc, rss = json.loads(last)
-    if rc != 0:
-        raise RuntimeError(f"{cmd} exited {rc}:\n" + "\n".join(log[-20:]))
-    return wall, "\n".join(log), int(rss)
-
-
-def topic_size(topic: str) -> int:
-    """Records in a single-partition topic (its high watermark)."""
-    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415 - only this benchmark needs it
-
-    consumer = Consumer({"bootstrap.servers": BROKER, "group.id": f"bench-{uuid.uuid4().hex}"})
-    try:
-        return int(consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30)[1])
-    finally:
-        consumer.close()
-
-
-def backfill_args(records: int, log_level: str = "WARNING") -> list[str]:
-    """A one-day backfill of exactly ``records`` events."""
-    return [
-        "--speed",
-        "max",
-        "--start",
-        "2025-08-12",
-        "--until",
-        "2025-08-13",
-        "--daily-customers",
-        str(records),
-        "--seed",
-        "bench",
-        "--log-level",
-        log_level,
-    ]
 
 
 PERF_DEFAULT: tuple[str, ...] = ()
@@ -186,25 +103,6 @@ def producer_performance(topic: str, records: int, size: int, props: tuple[str, 
     )
     match = re.findall(r"([\d.]+) records/sec \(([\d.]+) MB/sec\)", perf.stdout)
     return float(match[-1][0]), float(match[-1][1])
-
-
-def fresh_topic() -> str:
-    """A topic name no run has used."""
-    return f"bench-{uuid.uuid4().hex[:8]}"
-
-
-def kafka_backfill(records: int, log_level: str) -> float:
-    """Events per second of one backfill of ``records`` events to a fresh topic, launch to exit."""
-    topic = fresh_topic()
-    wall, _, _ = timed_child(
-        foot_traffic("run", *backfill_args(records, log_level)),
-        clean_env(KAFKA_BROKER=BROKER, KAFKA_TOPIC=topic),
-        quiet_stderr=log_level == "INFO",
-    )
-    events = topic_size(topic)
-    if events != records:
-        raise RuntimeError(f"the topic holds {events} events, not {records}")
-    return events / wall
 
 
 def bench_backfill() -> list[Row]:
@@ -258,11 +156,6 @@ def bench_logging() -> list[Row]:
             verdict(info / warning, 0.6),
         )
     ]
-
-
-def verdict(ratio: float, target: float) -> str:
-    """``met``, or how far below its target a ratio is."""
-    return "met" if ratio >= target else f"missed: {ratio / target:.2f}× of target"
 
 
 GENERATION_RECORDS = 2_000_000 if QUICK else 10_000_000
@@ -495,6 +388,9 @@ def main() -> int:
             bench_startup,
             bench_memory,
             bench_idle_cpu,
+            scaleout.bench_workers,
+            lambda: scaleout.bench_chain(Path(tmp)),
+            lambda: scaleout.bench_handover(Path(tmp)),
         ):
             rows.extend(bench())
     header = "| measure | foot-traffic | anchor (same run) | ratio | target | verdict |\n|---|---|---|---|---|---|\n"
@@ -506,7 +402,7 @@ def main() -> int:
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.\n\nMachine: {machine()}.\n\n{table}"
     )
     print(table)
-    (ROOT / "docs" / "benchmarks.md").write_text(text + NOTES)
+    (ROOT / "docs" / "benchmarks.md").write_text(text + NOTES + scaleout.NOTES)
     return 0
 
 
@@ -544,10 +440,32 @@ side of it):
   (customer id, two timestamps, duration), transposing the 8-byte words into consecutive lines
   and cutting the padding, i.e. about four passes over ~250 bytes per event; sampling
   (numpy, PCG64) takes about 10 %, the loop and the sink the remainder.
-- backfill to Kafka (a): one Python `produce()` call and one delivery-report callback per
-  event (confluent-kafka has no callback-free batch path; `produce_batch` measured no faster
-  once librdkafka batching was tuned); the broker shares the two cores.
-  `ProducerPerformance` (JVM, default batching) is the slower of the two here.
+- backfill to Kafka (a), profiled with py-spy (`py-spy record --native`, 200 Hz) on a one-day
+  backfill of 1,000,000 events (acks=all, idempotent, LOG_LEVEL=WARNING; 2026-12-03, the machine
+  shared with other work): of the loop thread's samples, `produce()` takes 41 % (librdkafka's
+  partitioner alone 17 %: a CRC32 of each key and the queue's locks, even for a one-partition
+  topic), the delivery reports 19 % (`poll` → a `Message` object and a Python callback per event;
+  the callback's own code 3 %), the encoder 25 %, sampling and the loop the rest; start-up (imports)
+  is about 6 % of the run. Without the profiler the run took 2.1–2.3 s, the producer process
+  2.3–2.4 s of CPU (its loop thread one full core, librdkafka's threads the rest) and the broker
+  0.8–1.0 s: the bound is the one Python thread's per-event calls, with the broker on about
+  40 % of the other core (`ProducerPerformance`, a JVM, shares the same broker). confluent-kafka
+  has no callback-free batch path; `produce_batch` measured no faster once librdkafka batching
+  was tuned.
+- producer levers of the backfill (`bench/levers.py`: 1,000,000 events of one day, acks=all,
+  idempotent, LOG_LEVEL=WARNING, best of three interleaved, two sessions on 2026-12-03 with the
+  machine shared; the default reached 436k and 363k ev/s):
+  - compression: lz4 1.04× and 1.08× the default (none), zstd 1.08× and 0.91×, inside the
+    machine's noise. Both cut the bytes the broker writes (200,000 events: 58 MB on disk without,
+    14.6 MB with lz4, 8.6 MB with zstd), but the broker here is on loopback with a fast disk, so
+    bytes do not bound the run, and librdkafka compresses on its own thread, not the loop's. Not
+    made the default: a cluster across a slow network can set `KAFKA_PRODUCER_COMPRESSION_TYPE=lz4`.
+  - bigger batches for backfills: `linger.ms=50` 0.95× and 1.00×; `linger.ms=50
+    batch.num.messages=100000 batch.size=4000000` with lz4 1.12× and 1.08×, no more than lz4
+    alone. At about 400k events/s, 5 ms of lingering already gathers some 2,000 events (0.5 MB) per
+    batch, and a longer linger reaches at most the 1 MB cap (librdkafka's `batch.size`; about 4,000
+    events of 251 B): the batches are not what bounds the run, the loop thread is (above). Not kept:
+    backfills keep the real-time properties.
 - real-time lateness (c): the rare outliers (≈10 ms) are the sampling of the next chunk of
   16,384 arrivals and garbage collection; p99 is bound by the operating system's timer
   wake-up.

@@ -1,0 +1,158 @@
+"""What the benchmark modules share: the broker, the run sizes, the result row, and running the producer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BROKER = os.environ.get("FOOT_TRAFFIC_BENCH_BROKER", "127.0.0.1:9092")
+PY = sys.executable
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+BACKFILL_RECORDS = 200_000 if QUICK else 1_000_000
+REPEATS = 1 if QUICK else 3
+"""Throughput figures are the best of this many runs, for ours and for the anchor alike."""
+
+_SETTINGS = {
+    "KAFKA_BROKER",
+    "KAFKA_TOPIC",
+    "SLEEP",
+    "TIME_SCALE",
+    "DAILY_CUSTOMERS",
+    "BASE_DAILY_CUSTOMERS",
+    "DEFAULT_DAILY_CUSTOMERS",
+    "SEED",
+    "SINK",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "SPEED",
+    "START",
+    "UNTIL",
+    "WEIGHTS_FILE",
+    "STORES_FILE",
+    "WORKERS",
+    "SHARD",
+    "FLEET_ID",
+    "FLEET_PARTITIONS",
+    "METRICS_PORT",
+    "EXACTLY_ONCE",
+}
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    measure: str
+    ours: str
+    anchor: str
+    ratio: str
+    target: str
+    verdict: str
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without foot-traffic settings (KAFKA_PRODUCER_* included), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in _SETTINGS and not k.startswith("KAFKA_PRODUCER_")}
+    env.update(extra)
+    return env
+
+
+def foot_traffic(*args: str) -> list[str]:
+    """The command line of the producer."""
+    return [PY, "-m", "foot_traffic", *args]
+
+
+def verdict(ratio: float, target: float) -> str:
+    """``met``, or how far below its target a ratio is."""
+    return "met" if ratio >= target else f"missed: {ratio / target:.2f}× of target"
+
+
+def timed_child(
+    cmd: list[str], env: dict[str, str], stdout: int | None = subprocess.DEVNULL, *, quiet_stderr: bool = False
+) -> tuple[float, str, int]:
+    """Run a command; return wall seconds, its standard error and its peak RSS in KiB (measured in a wrapper).
+
+    ``quiet_stderr`` sends the command's standard error to /dev/null (a run that logs every event).
+    """
+    err = "subprocess.DEVNULL" if quiet_stderr else "subprocess.PIPE"
+    wrapper = (
+        "import resource, subprocess, sys, json; "
+        f"p = subprocess.run(sys.argv[1:], stderr={err}, text=True); "
+        "sys.stderr.write(p.stderr or ''); "
+        "print(json.dumps([p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]), file=sys.stderr)"
+    )
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [PY, "-c", wrapper, *cmd], env=env, stdout=stdout, stderr=subprocess.PIPE, text=True, check=False
+    )
+    wall = time.perf_counter() - started
+    *log, last = proc.stderr.rstrip("\n").splitlines()
+    rc, rss = json.loads(last)
+    if rc != 0:
+        raise RuntimeError(f"{cmd} exited {rc}:\n" + "\n".join(log[-20:]))
+    return wall, "\n".join(log), int(rss)
+
+
+def topic_size(topic: str) -> int:
+    """Records in a topic: the sum of its partitions' high watermarks (the topic is never compacted or trimmed)."""
+    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415 - only the Kafka benchmarks need it
+
+    consumer = Consumer({"bootstrap.servers": BROKER, "group.id": f"bench-{uuid.uuid4().hex}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        return sum(int(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]) for p in partitions)
+    finally:
+        consumer.close()
+
+
+def backfill_args(
+    records: int, log_level: str = "WARNING", start: str = "2025-08-12", until: str = "2025-08-13"
+) -> list[str]:
+    """A backfill of ``records`` events a day from ``start`` to ``until`` (one day by default)."""
+    return [
+        "--speed",
+        "max",
+        "--start",
+        start,
+        "--until",
+        until,
+        "--daily-customers",
+        str(records),
+        "--seed",
+        "bench",
+        "--log-level",
+        log_level,
+    ]
+
+
+def fresh_topic() -> str:
+    """A topic name no run has used."""
+    return f"bench-{uuid.uuid4().hex[:8]}"
+
+
+def kafka_backfill(
+    records: int, log_level: str, *, args: Sequence[str] | None = None, env: Mapping[str, str] | None = None
+) -> float:
+    """Events per second of a backfill to a fresh topic, launch to exit; the topic must then hold ``records``.
+
+    The backfill is one day of ``records`` events unless ``args`` (the flags after ``run``) say otherwise;
+    ``env`` adds variables (KAFKA_PRODUCER_*, ...).
+    """
+    topic = fresh_topic()
+    wall, _, _ = timed_child(
+        foot_traffic("run", *(backfill_args(records, log_level) if args is None else args)),
+        clean_env(KAFKA_BROKER=BROKER, KAFKA_TOPIC=topic, **(env or {})),
+        quiet_stderr=log_level == "INFO",
+    )
+    events = topic_size(topic)
+    if events != records:
+        raise RuntimeError(f"the topic holds {events} events, not {records}")
+    return events / wall

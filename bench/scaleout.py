@@ -1,0 +1,359 @@
+"""The scale-out rows of ``make bench``: one worker against two, a 10,000-store chain, a fleet's hand-over.
+
+Each pair of figures is taken in the same run, best of REPEATS for both sides alike, the runs interleaved.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import selectors
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.common import (
+    BACKFILL_RECORDS,
+    BROKER,
+    QUICK,
+    REPEATS,
+    Row,
+    backfill_args,
+    clean_env,
+    foot_traffic,
+    kafka_backfill,
+    timed_child,
+    verdict,
+)
+
+SPAN = ("2025-07-01", "2025-07-15")
+"""Fourteen days of one store: fourteen units of work, which SHARD 0/2 and 1/2 split seven and seven."""
+DAYS = 14
+WORKER_EVENTS = 2_000_000 if QUICK else 10_000_000
+CHAIN_STORES = 10_000
+CHAIN_SETTLE_S = 3.0
+"""How long the chain runs after it is ready before its peak RSS is read (its first events are due by then)."""
+SESSION_TIMEOUT_S = 10.0
+"""The fleet's session timeout (README, *Fleet*): the hand-over target is this + 2 s."""
+HANDOVER_STORES = 16
+HANDOVER_DAILY = 1_728_000
+"""Customers a day per store: 20 events/s per store in real time, so a store's first event comes within 50 ms."""
+SIDES = (1, 2)
+"""The worker counts compared, in the order each repeat runs them."""
+NOT_WIRED = "not measured: the fleet is not wired into run yet"
+
+
+def planned(daily: int) -> int:
+    """The events SPAN's backfill of ``daily`` customers a day plans, summed from ``foot-traffic plan``."""
+    out = subprocess.run(
+        foot_traffic("plan", "--date", SPAN[0], "--days", str(DAYS), "--daily-customers", str(daily), "--json"),
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clean_env(),
+    ).stdout
+    return sum(json.loads(line)["total"] for line in out.splitlines())
+
+
+def span_args(daily: int, workers: int, sink: str) -> list[str]:
+    """SPAN's backfill of ``daily`` customers a day, with ``workers`` workers, to ``sink``."""
+    return [*backfill_args(daily, "WARNING", *SPAN), "--workers", str(workers), "--sink", sink]
+
+
+def null_generation(daily: int, workers: int) -> float:
+    """Seconds from launch to exit of SPAN's backfill to the null sink with ``workers`` workers.
+
+    The broker and a fresh topic are given, though the null sink needs neither, so that the row also runs
+    when the workers form a fleet, which meets on the broker.
+    """
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    wall, _, _ = timed_child(
+        foot_traffic("run", *span_args(daily, workers, "null")), clean_env(KAFKA_BROKER=BROKER, KAFKA_TOPIC=topic)
+    )
+    return wall
+
+
+def bench_workers() -> list[Row]:
+    """(g) Generation to the null sink and backfill to Kafka, --workers 2 against --workers 1."""
+    daily = WORKER_EVENTS // DAYS
+    events = planned(daily)
+    walls = {1: math.inf, 2: math.inf}
+    for _ in range(REPEATS):  # interleaved, so a slow stretch of the machine hits both sides alike
+        for workers in SIDES:
+            walls[workers] = min(walls[workers], null_generation(daily, workers))
+    kafka_daily = BACKFILL_RECORDS // DAYS
+    kafka_events = planned(kafka_daily)
+    rates = {1: 0.0, 2: 0.0}
+    for _ in range(REPEATS):
+        for workers in SIDES:
+            args = span_args(kafka_daily, workers, "kafka")
+            rates[workers] = max(rates[workers], kafka_backfill(kafka_events, "WARNING", args=args))
+    one, two = events / walls[1], events / walls[2]
+    what = f"{DAYS} days of one store, {events:,} events (whole process: launch to exit)"
+    return [
+        Row(
+            f"g. generation, null sink, {what}: --workers 2",
+            f"{two:,.0f} ev/s ({walls[2]:.2f} s)",
+            f"--workers 1: {one:,.0f} ev/s ({walls[1]:.2f} s)",
+            f"{two / one:.2f}×",
+            "≥ 1.7× on 2 cores",
+            verdict(two / one, 1.7),
+        ),
+        Row(
+            f"g′. backfill to Kafka, {DAYS} days, {kafka_events:,} events, acks=all, idempotent: --workers 2",
+            f"{rates[2]:,.0f} ev/s",
+            f"--workers 1: {rates[1]:,.0f} ev/s",
+            f"{rates[2] / rates[1]:.2f}×",
+            "reported (the broker shares the 2 cores)",
+            "",
+        ),
+    ]
+
+
+def chain_file(folder: Path) -> Path:
+    """A stores file of CHAIN_STORES stores of scale 1 (default weights and time zone)."""
+    path = folder / "chain.toml"
+    path.write_text("".join(f'[[store]]\nid = "store-{i:05d}"\n\n' for i in range(CHAIN_STORES)))
+    return path
+
+
+@dataclass
+class Lines:
+    """A child's standard error read line by line, with each line's time of receipt."""
+
+    proc: subprocess.Popen[bytes]
+    partial: bytes = b""
+    lines: list[tuple[float, str]] = field(default_factory=list)
+
+    def read(self, timeout: float) -> bool:
+        """Read what arrives within ``timeout`` seconds; False once the child closed its standard error."""
+        assert self.proc.stderr is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stderr, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                return True
+        data = os.read(self.proc.stderr.fileno(), 1 << 16)
+        received = time.perf_counter()
+        *whole, self.partial = (self.partial + data).split(b"\n")
+        self.lines.extend((received, line.decode(errors="replace")) for line in whole)
+        return bool(data)
+
+    def wait_for(self, found: int, pattern: str, timeout: float, since: float = 0.0) -> float | None:
+        """The receipt time of the ``found``-th line matching ``pattern`` from ``since`` on; None after ``timeout``."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            hits = [at for at, line in self.lines if at >= since and re.search(pattern, line)]
+            if len(hits) >= found:
+                return hits[found - 1]
+            if not self.read(0.2):
+                break
+        return None
+
+    def expect(self, found: int, pattern: str, timeout: float, since: float = 0.0) -> float:
+        """As :meth:`wait_for`, but a RuntimeError when the line does not come."""
+        at = self.wait_for(found, pattern, timeout, since)
+        if at is None:
+            raise RuntimeError(f"no {found} line(s) matching {pattern!r} within {timeout} s:\n" + self.tail())
+        return at
+
+    def tail(self) -> str:
+        """The last lines read, for an error message."""
+        return "\n".join(line for _, line in self.lines[-20:])
+
+
+@contextmanager
+def started(cmd: list[str], env: dict[str, str]) -> Iterator[Lines]:
+    """A child whose standard error is read line by line; SIGTERMed (then killed) when the block ends."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield Lines(proc)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def peak_rss_mib(pid: int) -> float:
+    """A live process's peak resident set size (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid``."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def chain_run(stores: Path, workers: int) -> tuple[float, list[float]]:
+    """A live run of the chain to the null sink: seconds to its last 'Producing to' line, each worker's peak RSS."""
+    started_at = time.perf_counter()
+    cmd = foot_traffic("run", "--sink", "null", "--workers", str(workers), "--log-level", "INFO")
+    with started(cmd, clean_env(STORES_FILE=str(stores), KAFKA_BROKER=BROKER, KAFKA_TOPIC="bench-chain")) as run:
+        ready = run.expect(workers, "Producing to", 120) - started_at
+        deadline = time.perf_counter() + CHAIN_SETTLE_S
+        while time.perf_counter() < deadline:
+            run.read(0.2)
+        pids = [run.proc.pid] if workers == 1 else children(run.proc.pid)
+        return ready, [peak_rss_mib(pid) for pid in pids]
+
+
+def bench_chain(folder: Path) -> list[Row]:
+    """(h) A live chain of 10,000 stores to the null sink: start-up and peak RSS, one worker and two."""
+    stores = chain_file(folder)
+    ready = {1: math.inf, 2: math.inf}
+    rss: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(REPEATS):
+        for workers in SIDES:
+            took, peaks = chain_run(stores, workers)
+            ready[workers] = min(ready[workers], took)
+            rss[workers] = [max(pair) for pair in zip(rss[workers], peaks, strict=True)] if rss[workers] else peaks
+
+    def mib(values: list[float]) -> str:
+        return " and ".join(f"{v:.0f}" for v in values) + " MiB"
+
+    return [
+        Row(
+            f"h. live chain of {CHAIN_STORES:,} stores, null sink: start-up (launch to 'Producing to'), peak RSS",
+            f"--workers 2: ready {ready[2]:.2f} s; peak RSS per worker {mib(rss[2])}",
+            f"--workers 1: ready {ready[1]:.2f} s; peak RSS {mib(rss[1])}",
+            "",
+            "reported",
+            "",
+        )
+    ]
+
+
+def fleet_wired() -> bool:
+    """Whether ``foot-traffic run`` takes FLEET_ID."""
+    text = subprocess.run(foot_traffic("run", "--help"), capture_output=True, text=True, check=True).stdout
+    return "FLEET_ID" in text
+
+
+def handover_stores(folder: Path) -> Path:
+    """A stores file of HANDOVER_STORES busy stores."""
+    path = folder / "handover.toml"
+    path.write_text("".join(f'[[store]]\nid = "h{i:02d}"\n\n' for i in range(HANDOVER_STORES)))
+    return path
+
+
+def events_by_store(lines: list[tuple[float, str]], since: float) -> dict[str, float]:
+    """The receipt time of each store's first per-event log line (JSON) received at or after ``since``."""
+    first: dict[str, float] = {}
+    for at, line in lines:
+        if at < since or '"store_id"' not in line or '"Emitted ' not in line:
+            continue
+        store = json.loads(line)["store_id"]
+        first.setdefault(store, at)
+    return first
+
+
+def handover(folder: Path) -> tuple[float, float] | None:
+    """SIGKILL one of two fleet members: seconds to the survivor's assignment, and to its first event of a store.
+
+    The store is one the killed member ran. None if the first member never logs an assignment (run ignores FLEET_ID).
+    """
+    fleet = f"bench-{uuid.uuid4().hex[:8]}"
+    env = clean_env(
+        STORES_FILE=str(handover_stores(folder)),
+        DAILY_CUSTOMERS=str(HANDOVER_DAILY),
+        KAFKA_BROKER=BROKER,
+        KAFKA_TOPIC=fleet,
+        FLEET_ID=fleet,
+        EXACTLY_ONCE="1",  # a fleet hands its units over in transactions
+        SEED="bench",
+        LOG_LEVEL="INFO",
+        LOG_FORMAT="json",
+    )
+    given = rf"Fleet {fleet}: assigned \[\d"  # a change that gives partitions (a revocation says "assigned []")
+    with started(foot_traffic("run"), env) as victim:
+        if victim.wait_for(1, given, 30) is None:
+            if victim.proc.poll() is not None:
+                raise RuntimeError(f"the fleet member exited {victim.proc.returncode}:\n" + victim.tail())
+            return None
+        with started(foot_traffic("run"), env) as survivor:
+            joined = survivor.expect(1, given, 60)
+            deadline = joined + 3.0  # the rebalance settles; both run their stores
+            while time.perf_counter() < deadline:
+                victim.read(0.1)
+                survivor.read(0.1)
+            theirs = set(events_by_store(victim.lines, joined + 1.0)) - set(events_by_store(survivor.lines, joined))
+            if not theirs:
+                raise RuntimeError("the member to kill runs no store of its own:\n" + victim.tail())
+            killed = time.perf_counter()
+            victim.proc.kill()
+            assigned = survivor.expect(1, given, SESSION_TIMEOUT_S + 60, since=killed)
+            while not theirs & set(events_by_store(survivor.lines, killed)):
+                if not survivor.read(0.2):
+                    raise RuntimeError("the survivor ended:\n" + survivor.tail())
+            first = min(at for store, at in events_by_store(survivor.lines, killed).items() if store in theirs)
+            return assigned - killed, first - killed
+
+
+def bench_handover(folder: Path) -> list[Row]:
+    """(i) The hand-over of a SIGKILLed fleet member's stores to the survivor (live, real time, EXACTLY_ONCE)."""
+    measure = f"i. fleet hand-over after a member's SIGKILL, live, {HANDOVER_STORES} stores, 2 members"
+    target = f"≤ session timeout + 2 s = {SESSION_TIMEOUT_S + 2:.0f} s"
+    if not fleet_wired():
+        return [Row(measure, NOT_WIRED, "", "", target, "")]
+    try:
+        measured = handover(folder)
+    except RuntimeError as exc:  # the rest of the table still gets written; the row says what went wrong
+        tail = str(exc).strip().splitlines()
+        failure = f"failed: {tail[0]} … {tail[-1]}".replace("|", "\\|")  # a table cell
+        return [Row(measure, failure, "", "", target, "failed")]
+    if measured is None:
+        return [Row(measure, NOT_WIRED, "", "", target, "")]
+    assigned, first = measured
+    ok = first <= SESSION_TIMEOUT_S + 2
+    return [
+        Row(
+            measure,
+            f"{first:.2f} s to the survivor's first event of a taken-over store ({assigned:.2f} s to its assignment)",
+            "",
+            "",
+            target,
+            "met" if ok else f"missed: {first:.2f} s",
+        )
+    ]
+
+
+NOTES = """
+The scale-out rows (bench/scaleout.py):
+
+- g, g′: a backfill of 14 days of one store (14 units of work, a store and a date each, which
+  `SHARD=0/2` and `1/2` split seven and seven; a fleet's assignment may split them otherwise), launch
+  to exit, `--workers 1` (one process) against `--workers 2` (a parent and two workers), best of
+  three each, interleaved. g: to the null sink, the broker and a fresh topic given so that the row
+  also runs when the workers form a fleet; the events counted are the plan's (`foot-traffic plan
+  --json`), every run exiting 0. g′: to a fresh topic, its records counted. What bounds g: each
+  worker pays the fixed cost of a run (imports, first plan, about 0.3 s) and the parent its own, in
+  front of and beside the work; the work splits only as evenly as its units; and two workers have
+  two cores only when nothing else runs (the machine is shared). g′: one process already keeps a
+  core busy and the broker about 40 % of the other (see a), so a second producer process competes
+  with the broker for the same two cores.
+- h: a stores file of 10,000 stores (scale 1, the default weights and time zone), a live run to the
+  null sink at LOG_LEVEL=INFO: start-up is launch to the last worker's `Producing to` line; peak
+  RSS is each process's VmHWM 3 s after that (the process itself with `--workers 1`, each worker
+  with 2; the parent of two workers is left out). Best of three each.
+- i: two fleet members (one FLEET_ID, EXACTLY_ONCE=1, 16 stores at 20 events/s each in real time,
+  the Kafka sink, LOG_FORMAT=json), started one after the other; 3 s after the second got its
+  partitions, the first is SIGKILLed. The figure runs from the kill to the receipt of the
+  survivor's first per-event line for a store the killed member ran (in brackets: to its
+  assignment line, after the session timeout). Between the two, the new owner reads the units'
+  positions with read_committed, behind the dead member's open transaction until the broker
+  aborts it (`transaction.timeout.ms`). The row says "not measured" while `foot-traffic run`
+  ignores FLEET_ID.
+"""
