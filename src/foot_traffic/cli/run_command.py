@@ -29,10 +29,10 @@ from foot_traffic.model import randomness
 from foot_traffic.model.units import WHOLE
 from foot_traffic.run import stopping
 from foot_traffic.run.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock, RealClock
-from foot_traffic.run.positions import Positions
+from foot_traffic.run.positions import Positions, ResumeAfter
 from foot_traffic.run.progress import Progress
 from foot_traffic.run.recording import NO_METRICS, Recorder
-from foot_traffic.run.service import ResumeAfter, Service
+from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink, Sink, StdoutSink
 
 log = logging.getLogger("foot_traffic")

@@ -47,9 +47,8 @@ from foot_traffic.model import randomness
 from foot_traffic.model.plan import StoreModel
 from foot_traffic.model.units import Shard, Unit
 from foot_traffic.run import positions as units
-from foot_traffic.run.positions import Positions
+from foot_traffic.run.positions import Positions, ResumeAfter
 from foot_traffic.run.recording import NO_METRICS, Recorder
-from foot_traffic.run.service import ResumeAfter
 
 log = logging.getLogger(__name__)
 
