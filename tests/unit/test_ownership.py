@@ -49,11 +49,21 @@ class Scripted:
         self.done = done
         self.polls = 0
         self.begun: list[Work] = []
+        self.urgent_at: int | None = None
+        """Once the sink holds this many events, the ownership asks to be polled before the next one."""
+        self.polled_at: list[int] = []
 
     def poll(self) -> Handover:
         """The script's handover for this poll."""
         self.polls += 1
+        self.polled_at.append(len(self.sink.records))
+        if self.urgent_at is not None and len(self.sink.records) >= self.urgent_at:
+            self.urgent_at = None
         return self.script(self.polls, self.sink) or Handover()
+
+    def urgent(self) -> bool:
+        """Urgent from the ``urgent_at``-th event on, until the next poll."""
+        return self.urgent_at is not None and len(self.sink.records) >= self.urgent_at
 
     def finished(self) -> bool:
         """Finished once the script says so."""
@@ -64,10 +74,12 @@ class Scripted:
         self.begun.append(work)
 
 
-def run_with(ownership: Fixed | Scripted | None, sink: MemorySink, positions: Positions | None = None) -> Service:
-    """Run the chain from START to UNTIL on a manual clock, polling the ownership at every step."""
+def run_with(
+    ownership: Fixed | Scripted | None, sink: MemorySink, positions: Positions | None = None, poll_s: float = 0.0
+) -> Service:
+    """Run the chain from START to UNTIL on a manual clock, polling the ownership every ``poll_s`` (every step)."""
     service = Service(
-        CHAIN, ROOT, sink, ManualClock(START), poll_s=0.0, until_us=UNTIL, start_us=START,
+        CHAIN, ROOT, sink, ManualClock(START), poll_s=poll_s, until_us=UNTIL, start_us=START,
         ownership=ownership,
         positions=positions,
     )  # fmt: skip
@@ -164,3 +176,14 @@ def test_the_merge_breaks_ties_by_start_order_and_skips_stopped_streams() -> Non
             merge.stop(c)
     assert out == ["c0", "b1", "a1", "a2", "b3"]
     assert len(merge) == 0
+
+
+def test_an_urgent_ownership_is_polled_before_the_next_event() -> None:
+    """Once the ownership is urgent (an aborted transaction), the loop polls it before sending anything more."""
+    sink = MemorySink()
+    works = tuple(Work.of(unit) for unit in UNITS)
+    ownership = Scripted(lambda n, _: Handover(start=works) if n == 1 else None, sink, lambda _: True)
+    ownership.urgent_at = 137
+    run_with(ownership, sink, poll_s=3600.0)  # no poll falls due on its own during the run
+    assert len(sink.records) > 137
+    assert ownership.polled_at[:2] == [0, 137]

@@ -102,6 +102,14 @@ class FleetOwnership:
         self._next_check = self._monotonic() + CHECK_DONE_EVERY_S
         return self.membership.all_done(self.run.timeout_s)
 
+    def urgent(self) -> bool:
+        """Whether a transaction was aborted: the owned works must rewind before another event goes.
+
+        Events sent after the abort but before the rewind would carry positions past the aborted
+        events; committed, those positions would make the rewind skip the aborted events for good.
+        """
+        return self._rewind
+
     def started(self, work: Work) -> None:
         """Record the hand-over time of the work's partition at its first event."""
         self.membership.started(virtual_partition(work.units[0], self.run.partitions))

@@ -69,6 +69,10 @@ class Ownership(Protocol):
         """Whether no work will come any more, so the loop may end once it has none left (a bounded run)."""
         ...
 
+    def urgent(self) -> bool:
+        """Whether the loop must poll before its next event (a transaction was aborted: its works rewind now)."""
+        ...
+
     def started(self, work: Work) -> None:
         """The loop sent the first event of ``work`` since it started it."""
         ...
@@ -87,6 +91,10 @@ class Fixed:
             return Handover()
         self._given = True
         return Handover(start=self.works)
+
+    def urgent(self) -> bool:
+        """Never: a fixed set of works does not change."""
+        return False
 
     def finished(self) -> bool:
         """True: nothing ever comes after the first poll."""

@@ -244,7 +244,7 @@ class Service:
         fresh: set[int] = set()  # streams whose first event is still to come: the hand-over ends there
         next_poll = 0.0
         while not self.stop.is_set():
-            if time.monotonic() >= next_poll:
+            if ownership.urgent() or time.monotonic() >= next_poll:  # urgent: no event may follow an abort unseen
                 self._take(ownership.poll(), merge, fresh, start_us)
                 next_poll = time.monotonic() + self.poll_s
             head = merge.peek()
