@@ -18,6 +18,48 @@ from foot_traffic.model.weights import WeightsFileError, WeightTable, table_from
 
 T = TypeVar("T")
 
+MAX_NESTING = 100
+"""Deepest nesting of arrays and tables a document may have: far below what Python's parsers recurse to,
+so a document is refused the same way whatever the depth of the caller's stack."""
+
+_OPENING, _CLOSING = frozenset(b"[{"), frozenset(b"]}")
+_QUOTES = frozenset(b"\"'")
+
+
+def nesting(raw: bytes, *, comments: bool) -> int:
+    """How deep arrays and tables nest in a JSON or TOML text (``comments``: TOML's # … comments), strings skipped."""
+    deepest = depth = 0
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c in _QUOTES:
+            i = _string_end(raw, i)
+        elif comments and c == ord("#"):
+            i = raw.find(b"\n", i)
+            i = n if i < 0 else i
+        elif c in _OPENING:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in _CLOSING:
+            depth -= 1
+        i += 1
+    return deepest
+
+
+def _string_end(raw: bytes, start: int) -> int:
+    """Where the string opening at ``start`` ends (its closing quote), or the text's end; backslashes escape in "…"."""
+    quote = raw[start : start + 1]
+    fence = quote * 3 if raw[start : start + 3] == quote * 3 else quote
+    i = start + len(fence)
+    while i < len(raw):
+        if raw[i : i + 1] == b"\\" and quote == b'"':
+            i += 2
+            continue
+        if raw[i : i + len(fence)] == fence:
+            return i + len(fence) - 1
+        i += 1
+    return len(raw)
+
 
 def read_document(path: Path, error: type[ValueError], *, toml: bool | None = None) -> Mapping[str, object]:
     """Parse a ``.toml`` file as TOML and any other as JSON; raise ``error`` saying what is wrong.
@@ -40,8 +82,11 @@ def read_document(path: Path, error: type[ValueError], *, toml: bool | None = No
         raise error(f"cannot read it: {exc.strerror or exc}") from None
     except ValueError as exc:  # a NUL in the path, or a name the file system cannot encode
         raise error(f"cannot read it: {exc}") from None
+    as_toml = bool(toml or (toml is None and path.suffix.lower() == ".toml"))
+    if nesting(raw, comments=as_toml) > MAX_NESTING:
+        raise error(f"cannot parse it: nested too deeply (more than {MAX_NESTING} levels of arrays and tables)")
     try:
-        if toml or (toml is None and path.suffix.lower() == ".toml"):
+        if as_toml:
             data: object = tomllib.loads(raw.decode("utf-8"))
         else:
             data = json.loads(raw, object_pairs_hook=no_duplicates)
