@@ -6,7 +6,9 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -226,3 +228,56 @@ def _caught_up(base: int, count: int) -> bool:
         )
     except OSError:
         return False
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (read from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while the folder was read
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_workers_stop_when_their_parent_is_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL the parent of two live workers: the workers stop too (they are in process groups of their own)."""
+    stores = tmp_path / "stores.toml"
+    stores.write_text(STORES)
+    argv = [sys.executable, "-m", "foot_traffic", "run", "--workers", "2", "--sink", "null", "--seed", "orphans"]
+    argv += ["--stores-file", str(stores), "--daily-customers", "100000"]
+    parent = subprocess.Popen(argv, env=base_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := _children(parent.pid)) < 2:
+            assert time.monotonic() < deadline, "the workers did not start"
+            parent_ended = parent.poll() is not None
+            assert not parent_ended, f"the parent exited with {parent.returncode}"
+            time.sleep(0.05)  # polling /proc for a condition, not waiting for a duration
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, f"workers still running after their parent died: {workers}"
+            time.sleep(0.05)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(10)
+        for pid in workers:  # a failed test leaves nothing running
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

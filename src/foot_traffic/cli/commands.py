@@ -77,6 +77,7 @@ def _command(settings: Settings, args: argparse.Namespace, argv: list[str]) -> i
         return report_main(settings, args)
     if settings.workers > 1:
         return workers.run(settings, argv)
+    workers.follow_parent()
     return run_command.run(settings)
 
 

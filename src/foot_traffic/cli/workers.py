@@ -12,6 +12,7 @@ through the parent, and not twice.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import queue
@@ -61,6 +62,27 @@ class Part:
 
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+
+
+PARENT_PID = "FOOT_TRAFFIC_PARENT_PID"
+"""Internal variable: the supervising parent's process id, given to each worker."""
+_PR_SET_PDEATHSIG = 1
+
+
+def follow_parent(env: Mapping[str, str] = os.environ) -> None:
+    """In a worker, end with SIGTERM (a graceful stop) when the parent dies, even by SIGKILL.
+
+    The workers run in process groups of their own, so a signal to the parent's group
+    does not reach them; without this, a parent killed outright would leave them running.
+    Linux only (``prctl(PR_SET_PDEATHSIG)``); elsewhere, and outside a worker, nothing happens.
+    """
+    parent = env.get(PARENT_PID)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if str(os.getppid()) != parent:  # the parent died before the watch was set: it will never fire
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def part(index: int, count: int) -> Part:
@@ -198,7 +220,7 @@ class _Supervisor:
         try:
             worker.proc = subprocess.Popen(  # noqa: S603 - this program's own command line, run again
                 [*self.fleet.command, *given.args],
-                env={**os.environ, **given.env, SUMMARY_FD: str(summary_write)},
+                env={**os.environ, **given.env, SUMMARY_FD: str(summary_write), PARENT_PID: str(os.getpid())},
                 stdin=subprocess.DEVNULL,
                 stdout=out_write,
                 stderr=err_write,
