@@ -175,6 +175,7 @@ class Service:
         positions: Positions | None = None,
     ) -> None:
         self.stores = [StoreModel(stores)] if isinstance(stores, Model) else list(stores)
+        self._ids = {s.model.store_key: s.store_id for s in self.stores}  # a plan's store, found at once
         self.root = root
         self.sink = sink
         self.clock = clock
@@ -324,7 +325,7 @@ class Service:
         prefix = ""
         store_id = self.stores[0].store_id
         if len(self.stores) > 1:
-            store_id = next(s.store_id for s in self.stores if s.model.store_key == plan.store_key)
+            store_id = self._ids[plan.store_key]
             prefix = f"[store {store_id}] "
         log.info(
             "%s%s",
