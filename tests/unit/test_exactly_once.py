@@ -19,8 +19,8 @@ from foot_traffic.model.grid import US_PER_DAY, datetime_to_us
 from foot_traffic.model.plan import Model, plan_day
 from foot_traffic.model.units import Shard
 from foot_traffic.run.clock import ManualClock
-from foot_traffic.run.positions import Position, Positions
-from foot_traffic.run.service import ResumeAfter, Service, day_events
+from foot_traffic.run.positions import Position, Positions, ResumeAfter
+from foot_traffic.run.service import Service, day_events
 from foot_traffic.run.sinks import MemorySink
 from tests.unit.fakes import FakeProducer, fake_sink
 

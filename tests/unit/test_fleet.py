@@ -355,15 +355,9 @@ def test_a_fleet_id_unfit_for_a_group_id_or_topic_name_is_refused(value: str) ->
     assert problem.startswith(f"FLEET_ID={value!r}: expected 1 to 200 characters among letters, digits")
 
 
-def test_a_good_fleet_id_is_refused_until_run_joins_fleets() -> None:
-    """A topic-safe FLEET_ID passes its own check, but run does not join a fleet yet: exit 2 saying so, nothing else."""
-    with pytest.raises(ConfigError) as info:
-        load_settings({}, {"fleet_id": "chain-A_2.eu"})
-    assert info.value.exit_status == 2
-    assert info.value.problems == [
-        "--fleet-id='chain-A_2.eu': expected it unset: this version's run does not join a fleet yet "
-        "(use SHARD=I/N, or --workers N on one machine)"
-    ]
+def test_a_good_fleet_id_is_kept() -> None:
+    """A topic-safe FLEET_ID is taken as written."""
+    assert load_settings({}, {"fleet_id": "chain-A_2.eu"}).fleet_id == "chain-A_2.eu"
 
 
 def test_fleet_id_and_shard_together_are_refused() -> None:
@@ -372,6 +366,7 @@ def test_fleet_id_and_shard_together_are_refused() -> None:
         load_settings({"FLEET_ID": "chain", "SHARD": "0/2", "SEED": "s"})
     assert info.value.exit_status == 2
     assert [p for p in info.value.problems if p.startswith("FLEET_ID='chain' with SHARD: expected one or the other")]
+    assert load_settings({"FLEET_ID": "chain", "SEED": "s"}).fleet_id == "chain"
 
 
 def test_fleet_metrics_appear_once_the_run_is_a_member() -> None:

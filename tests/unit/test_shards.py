@@ -15,8 +15,8 @@ from foot_traffic.model.grid import US_PER_DAY, datetime_to_us, local_date
 from foot_traffic.model.plan import Model, StoreModel
 from foot_traffic.model.units import WHOLE, Shard, Unit, virtual_partition
 from foot_traffic.run.clock import ManualClock
-from foot_traffic.run.positions import Position, Positions, resume_points
-from foot_traffic.run.service import ResumeAfter, Service
+from foot_traffic.run.positions import Position, Positions, ResumeAfter, resume_points
+from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink
 
 ROOT = 7
@@ -153,22 +153,22 @@ def test_without_an_end_a_shard_owns_whole_stores() -> None:
     chain = stores(8)
     service = Service(chain, ROOT, MemorySink(), ManualClock(START), poll_s=0.5, shard=Shard(1, 4), partitions=16)
     owned = service.owned(START)
-    assert [s.store_id for s, _ in owned] == [
+    assert [work.store_id for work in owned] == [
         s.store_id for s in chain if virtual_partition(Unit(s.store_id), 16) % 4 == 1
     ]
-    assert all(dates is None for _, dates in owned)
+    assert all(work.dates is None for work in owned)
 
 
 def test_with_an_end_a_shard_owns_dates_in_each_stores_zone() -> None:
     """With UNTIL the unit is a (store, local date): dates from the start's to the end's in the store's own zone."""
     chain = stores(3)
-    owned = dict(run(chain, Shard(0, 2), until=UNTIL)[1].owned(START))
+    owned = {work.store_id: list(work.dates or ()) for work in run(chain, Shard(0, 2), until=UNTIL)[1].owned(START)}
     for store in chain:
         tz = store.model.tz
         span = [local_date(START, tz) + dt.timedelta(days=d) for d in range(5)]
         span = [d for d in span if d <= local_date(UNTIL - 1, tz)]
         mine = [d for d in span if virtual_partition(Unit(store.store_id, d), 64) % 2 == 0]
-        assert owned.get(store, []) == mine
+        assert owned.get(store.store_id, []) == mine
 
 
 def test_a_shard_without_units_in_a_bounded_run_ends_at_once() -> None:

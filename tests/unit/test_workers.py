@@ -181,6 +181,7 @@ def test_a_worker_is_told_its_shard_and_to_run_alone() -> None:
     """Worker i of N gets SHARD=i/N and ``--workers 1`` (so that it does not start workers of its own)."""
     assert part(1, 3).env == {"SHARD": "1/3"}
     assert part(1, 3).args == ("--workers", "1")
+    assert part(1, 3, "north").env == {"FLEET_ID": "north"}, "a fleet's workers share its id, Kafka splits the run"
 
 
 def test_worker_ports_must_fit_after_the_metrics_port() -> None:

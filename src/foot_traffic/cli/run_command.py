@@ -12,15 +12,16 @@ import secrets
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from foot_traffic.cli import logs, summary
+from foot_traffic.cli import fleet_member, logs, summary
 from foot_traffic.cli.summary import EXIT_INTERRUPTED
 from foot_traffic.config import registry, security
 from foot_traffic.config.settings import Settings
 from foot_traffic.errors import DeliveryError
 from foot_traffic.kafka import admin
 from foot_traffic.kafka.deadletter import DeadLetterFile
+from foot_traffic.kafka.fleet import Timeouts
 from foot_traffic.kafka.producer import KafkaSink
 from foot_traffic.kafka.resume import fingerprint
 from foot_traffic.kafka.transactions import ExactlyOnce, prepare
@@ -29,10 +30,11 @@ from foot_traffic.model import randomness
 from foot_traffic.model.units import WHOLE
 from foot_traffic.run import stopping
 from foot_traffic.run.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock, RealClock
-from foot_traffic.run.positions import Positions
+from foot_traffic.run.ownership import Ownership
+from foot_traffic.run.positions import Positions, ResumeAfter
 from foot_traffic.run.progress import Progress
 from foot_traffic.run.recording import NO_METRICS, Recorder
-from foot_traffic.run.service import ResumeAfter, Service
+from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink, Sink, StdoutSink
 
 log = logging.getLogger("foot_traffic")
@@ -77,6 +79,9 @@ class _Output:
     resume: dict[str | None, ResumeAfter] = field(default_factory=dict)
     clock_start: int | None = None
     positions: Positions | None = None
+    ownership: Ownership | None = None
+    leave: Callable[[], None] | None = None
+    """Leave the fleet (its last transaction committed) before the sink closes."""
 
 
 def plan_settings(settings: Settings) -> dict[str, object]:
@@ -110,8 +115,18 @@ def transactional_id(settings: Settings) -> str:
     return base if shard is None else f"{base}-shard-{shard.index}-of-{shard.count}"
 
 
-def exactly_once(settings: Settings, client: Mapping[str, str]) -> ExactlyOnce:
-    """What the exactly-once start-up needs from the settings (``client``: the Kafka client properties)."""
+def exactly_once(settings: Settings, client: Mapping[str, str], fleet: Timeouts | None = None) -> ExactlyOnce:
+    """What the exactly-once start-up needs from the settings (``client``: the Kafka client properties).
+
+    A fleet member (``fleet``: its timeouts) has a transactional id of its own and the fleet's transaction timeout.
+    """
+    if fleet is not None and settings.fleet_id is not None:
+        return replace(
+            exactly_once(settings, client),
+            transactional_id=fleet_member.transactional_id(settings, settings.fleet_id),
+            fleet=True,
+            producer=fleet.producer_properties(),
+        )
     return ExactlyOnce(
         broker=settings.broker,
         topic=settings.topic,
@@ -135,6 +150,10 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
 
     With SCHEMA_REGISTRY_URL the registry is reached first, so nothing touches Kafka when it is not.
     """
+    fleet = None
+    if settings.fleet_id is not None:
+        fleet = fleet_member.timeouts()
+        fleet_member.check(settings, fleet)
     if settings.sink == "stdout":
         return _Output(StdoutSink(sys.stdout.buffer))
     if settings.sink == "null":
@@ -164,15 +183,17 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
             metrics=recorder,
         )
         return _Output(sink, sink.pending)
+    if fleet is not None:
+        fleet_member.control_topic(settings, client)
     prepared = prepare(
-        exactly_once(settings, client),
+        exactly_once(settings, client, fleet),
         settings.store_models,
         RealClock().now_us(),
         serializer=serializer,
         metrics=recorder,
     )
     simulated = settings.speed_is_max or settings.speed is not None
-    return _Output(
+    output = _Output(
         prepared.sink,
         prepared.sink.pending,
         prepared.seed,
@@ -181,6 +202,16 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
         prepared.clock_start_us if simulated else None,
         prepared.positions,
     )
+    if fleet is None:
+        return output
+    try:
+        member = fleet_member.join(
+            settings, client, prepared.sink, prepared.positions, start_us=prepared.start_us, recorder=recorder
+        )
+    except BaseException:
+        prepared.sink.close()
+        raise
+    return replace(output, ownership=member.ownership, leave=member.membership.close)
 
 
 def run(settings: Settings) -> int:
@@ -201,6 +232,8 @@ def _run_with(settings: Settings, recorder: Recorder) -> int:
             "for the shards together to equal one run",
             settings.shard,
         )
+    if settings.fleet_id is not None:
+        log.info("Member of fleet %s (consumer group foot-traffic.%s)", settings.fleet_id, settings.fleet_id)
     clock_start = settings.start_us if output.clock_start is None else output.clock_start
     stop = threading.Event()
     clock = make_clock(settings, clock_start)
@@ -222,15 +255,16 @@ def _run_with(settings: Settings, recorder: Recorder) -> int:
         shard=settings.shard or WHOLE,
         partitions=settings.fleet_partitions,
         positions=output.positions,
+        ownership=output.ownership,
     )
     with stopping.stop_on_signals(stop) as signals:
-        return _produce(settings, service, output.queue_length, progress=progress, recorder=recorder, signals=signals)
+        return _produce(settings, service, output, progress=progress, recorder=recorder, signals=signals)
 
 
 def _produce(
     settings: Settings,
     service: Service,
-    queue_length: Callable[[], int] | None,
+    output: _Output,
     *,
     progress: Progress | None,
     recorder: Recorder,
@@ -243,7 +277,7 @@ def _produce(
     )
     log.info("Producing to %s", target)
     error: DeliveryError | None = None
-    recorder.running(service.clock, queue_length)
+    recorder.running(service.clock, output.queue_length)
     try:
         try:
             service.run()
@@ -254,6 +288,8 @@ def _produce(
             recorder.stopping()
             if progress is not None:
                 progress.close()
+        if output.leave is not None:
+            output.leave()
         pending = sink.flush(settings.flush_timeout_seconds)
         if signals.aborting:  # the interrupt may have been swallowed inside the Kafka client's callbacks
             raise KeyboardInterrupt

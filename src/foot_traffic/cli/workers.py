@@ -85,9 +85,29 @@ def follow_parent(env: Mapping[str, str] = os.environ) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def part(index: int, count: int) -> Part:
-    """How worker ``index`` of ``count`` learns its part of the run (WORKERS=1 in it: no parent of its own)."""
+def part(index: int, count: int, fleet_id: str | None = None) -> Part:
+    """How worker ``index`` of ``count`` learns its part of the run (WORKERS=1 in it: no parent of its own).
+
+    With ``fleet_id`` every worker joins that fleet and Kafka gives each its partitions (a restarted
+    worker rejoins it); without, worker ``index`` is shard ``index/count``.
+    """
+    if fleet_id is not None:
+        return Part(args=("--workers", "1"), env={"FLEET_ID": fleet_id})
     return Part(args=("--workers", "1"), env={"SHARD": f"{index}/{count}"})
+
+
+def fleet_of(settings: Settings) -> str | None:
+    """The fleet the workers join: FLEET_ID, else a new one for an exactly-once run on Kafka, else None (shards).
+
+    A fleet needs Kafka's group protocol and its transactions: other runs split into static shards.
+    """
+    if settings.fleet_id is not None:
+        return settings.fleet_id
+    if not settings.exactly_once or settings.sink != "kafka":
+        return None
+    fleet_id = f"workers-{secrets.token_hex(4)}"
+    log.info("FLEET_ID is not set; the workers join fleet %s", fleet_id)
+    return fleet_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +127,10 @@ def run(settings: Settings, argv: Sequence[str]) -> int:
     """Run WORKERS copies of the command ``argv`` (``run`` and its flags) and supervise them."""
     extra = _seed_args(settings)
     base = settings.metrics_port
+    fleet_id = fleet_of(settings)
 
     def child(index: int) -> Part:
-        given = part(index, settings.workers)
+        given = part(index, settings.workers, fleet_id)
         metrics = () if base is None else ("--metrics-port", str(base + 1 + index))
         return Part((*given.args, *extra, *metrics), given.env)
 

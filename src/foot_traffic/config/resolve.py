@@ -133,7 +133,6 @@ def resolve(
     registry.check(values, problems, in_file=in_file)
     problems.extend(_combination_problems(values))
     problems.extend(_shard_problems(values, env, origins))
-    problems.extend(_fleet_problems(values, origins))
     _fall_back(values, origins)
     _check_peak_total(values, origins, problems)
     if problems:
@@ -208,18 +207,6 @@ def _shard_problems(values: dict[str, Any], env: Mapping[str, str], origins: Map
     if not problems:
         values["shard"] = found
     return problems
-
-
-def _fleet_problems(values: Mapping[str, Any], origins: Mapping[str, Origin]) -> list[str]:
-    """A fleet's membership is built (kafka/fleet.py), but run does not join a fleet yet: FLEET_ID is refused."""
-    fleet_id = values.get("fleet_id")
-    if fleet_id is None:
-        return []
-    quoted = _quote("fleet_id", repr(fleet_id), origins)
-    return [
-        f"{quoted}: expected it unset: this version's run does not join a fleet yet "
-        "(use SHARD=I/N, or --workers N on one machine)"
-    ]
 
 
 def _read_config(values: dict[str, Any], origins: dict[str, Origin], problems: list[str]) -> ConfigFile | None:

@@ -36,8 +36,8 @@ from foot_traffic.model.arrivals import day_batches
 from foot_traffic.model.grid import datetime_to_us, local_date
 from foot_traffic.model.plan import DayPlan, StoreModel, plan_day
 from foot_traffic.model.units import Unit
-from foot_traffic.run.positions import Position
-from foot_traffic.run.service import ResumeAfter, day_events
+from foot_traffic.run.positions import Position, ResumeAfter
+from foot_traffic.run.service import day_events
 
 STATE_SUFFIX = ".foot-traffic-state"
 UNIT_PREFIX = "unit:"

@@ -23,7 +23,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -31,7 +31,7 @@ from confluent_kafka import KafkaException
 from foot_traffic.errors import ConfigError, DeliveryError, KafkaUnavailableError
 from foot_traffic.events.encoding import EncodedBatch
 from foot_traffic.kafka.admin import ensure_state_topic
-from foot_traffic.kafka.client import describe_error
+from foot_traffic.kafka.client import ProducerClient, describe_error
 from foot_traffic.kafka.producer import KafkaSink, ValueSerializer
 from foot_traffic.kafka.resume import (
     ResumePoint,
@@ -47,11 +47,13 @@ from foot_traffic.model import randomness
 from foot_traffic.model.plan import StoreModel
 from foot_traffic.model.units import Shard, Unit
 from foot_traffic.run import positions as units
-from foot_traffic.run.positions import Positions
+from foot_traffic.run.positions import Position, Positions, ResumeAfter
 from foot_traffic.run.recording import NO_METRICS, Recorder
-from foot_traffic.run.service import ResumeAfter
 
 log = logging.getLogger(__name__)
+
+Committer = Callable[[Mapping[Unit, Position], float], None]
+"""Commits (or aborts) the open transaction, given the positions it carries and a timeout."""
 
 
 class TransactionalKafkaSink:
@@ -75,6 +77,7 @@ class TransactionalKafkaSink:
         self._opened_at = 0.0
         self._record = run_record
         self._positions: Positions | None = None
+        self._committer: Committer | None = None
         try:
             self._client.init_transactions(timeout_s)
         except KafkaException as exc:
@@ -86,6 +89,37 @@ class TransactionalKafkaSink:
         """Write ``record`` (a new run's) in the first transaction, and ``positions`` as they change, at each commit."""
         self._record = record
         self._positions = positions
+
+    def commit_through(self, committer: Committer) -> None:
+        """Commit each transaction through ``committer`` (a fleet's, with its offsets) instead of directly.
+
+        The committer commits the open transaction, or aborts it: either way it is over when it returns.
+        """
+        self._committer = committer
+
+    @property
+    def client(self) -> ProducerClient:
+        """The transactional producer client."""
+        return self._client
+
+    @property
+    def is_open(self) -> bool:
+        """Whether a transaction is open."""
+        return self._open
+
+    def commit_now(self) -> None:
+        """Commit the open transaction now (one with only positions and offsets when none is open)."""
+        self._begin()
+        self._commit(self._timeout)
+
+    def abort(self) -> None:
+        """Abort the open transaction (its events are never seen by read_committed readers)."""
+        if self._open:
+            self._open = False
+            try:
+                self._client.abort_transaction(self._timeout)
+            except KafkaException as exc:
+                log.error("Cannot abort the open transaction: %s", describe_error(exc))
 
     @property
     def delivered(self) -> int:
@@ -142,12 +176,7 @@ class TransactionalKafkaSink:
 
     def close(self) -> None:
         """Abort an uncommitted transaction; its events are counted as failed by their reports."""
-        if self._open:
-            try:
-                self._client.abort_transaction(self._timeout)
-            except KafkaException as exc:
-                log.error("Cannot abort the open transaction: %s", describe_error(exc))
-            self._open = False
+        self.abort()
         self._sink.close()
 
     def _begin(self) -> None:
@@ -165,10 +194,14 @@ class TransactionalKafkaSink:
             self._commit(self._timeout)
 
     def _commit(self, timeout_s: float) -> None:
-        if self._positions is not None:
-            state = state_topic(self._sink.topic)
-            for unit, position in self._positions.take().items():
-                self._client.produce(state, position.encode(), unit_key(unit), None)
+        taken = {} if self._positions is None else self._positions.take()
+        state = state_topic(self._sink.topic)
+        for unit, position in taken.items():
+            self._client.produce(state, position.encode(), unit_key(unit), None)
+        if self._committer is not None:
+            self._open = False
+            self._committer(taken, timeout_s)
+            return
         try:
             self._client.commit_transaction(timeout_s)
         except KafkaException as exc:
@@ -207,6 +240,10 @@ class ExactlyOnce:
     shard: Shard | None = None
     partitions: int | None = None
     """FLEET_PARTITIONS, for a sharded run."""
+    fleet: bool = False
+    """A fleet member: its units come with its assignments, and it resumes them then."""
+    producer: Mapping[str, Any] = field(default_factory=dict)
+    """Producer properties of the transactional producer only (a fleet's transaction timeout)."""
 
     def owns(self, unit: Unit) -> bool:
         """Whether this process runs ``unit``: any of an unsharded run, its shard's of a sharded one."""
@@ -243,7 +280,7 @@ def prepare(
     Raises ConfigError when the topic holds a run of other settings, SEED, START or shards.
     """
     ensure_state_topic(run.broker, run.extra, state_topic(run.topic), run.replication_factor, run.timeout_s)
-    extra = {**run.extra, "transactional.id": run.transactional_id}
+    extra = {**run.extra, **run.producer, "transactional.id": run.transactional_id}
     plain = KafkaSink(run.broker, run.topic, extra=extra, serializer=serializer, metrics=metrics)
     sink = TransactionalKafkaSink(plain, commit_interval_s=run.commit_interval_s, timeout_s=max(run.timeout_s, 10.0))
     try:
@@ -274,6 +311,8 @@ def _resume(
         shards = None if run.shard is None else run.shard.count
         return seed, start, {}, RunRecord(run.fingerprint, seed, start, shards, run.partitions if shards else None)
     check_matches(record, run)
+    if run.fleet:  # a member resumes each unit as it is assigned
+        return record.seed, record.start_us, {}, None
     root = randomness.root_entropy(record.seed)
     if not state.progress and run.shard is None:  # an earlier version's: where its last events stand in the plan
         points = resume_points(

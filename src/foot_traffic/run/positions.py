@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from foot_traffic.model.units import Unit
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeAfter:
+    """A position in a store's sequence: the event at ``index`` among the events of ``date``."""
+
+    date: dt.date
+    index: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,23 @@ class Positions:
         for key, position in (self._latest | self._changed).items():
             if not position.done:
                 self._changed[key] = Position(position.date, position.index, True, position.start_us)
+
+    def finish(self, store_id: str | None, date: dt.date, resume: ResumeAfter | None) -> None:
+        """A stream stopped at UNTIL: the unit of ``date`` is complete where it stands (``resume`` at least)."""
+        key = (store_id, date if self.dated else None)
+        known = self._changed.get(key) or self._latest.get(key)
+        if known is not None:
+            self._changed[key] = Position(known.date, known.index, True, known.start_us)
+        elif resume is not None and resume.date == date:
+            self._changed[key] = Position(date, resume.index, True, self.start_us)
+        else:
+            self._changed[key] = Position(date, -1, True, self.start_us)
+
+    def forget(self, units: Iterable[Unit]) -> None:
+        """Drop what is known of ``units``: they went to another process, or their transaction was aborted."""
+        for unit in units:
+            self._changed.pop((unit.store_id, unit.date), None)
+            self._latest.pop((unit.store_id, unit.date), None)
 
     def pending(self) -> bool:
         """Whether some position changed since the last ``take``."""

@@ -15,7 +15,9 @@ event through a time-ordered merge of encoded batches.
 
 A shard runs only the units of work it owns (see :mod:`foot_traffic.model.units`):
 the stores it owns, or, in a run with an end, the dates of each store it owns,
-chained in time order into the store's one stream.
+chained in time order into the store's one stream. A fleet member's units change
+while it runs: its :class:`~foot_traffic.run.ownership.Ownership`, polled between
+events and while the loop waits, starts and stops works in the running merge.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import datetime as dt
 import heapq
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -34,10 +37,12 @@ from foot_traffic.events.event import Event, batch_events, format_instant, senso
 from foot_traffic.model.arrivals import Batch, day_batches
 from foot_traffic.model.grid import local_date
 from foot_traffic.model.plan import DayPlan, Model, StoreModel, plan_day
-from foot_traffic.model.units import DEFAULT_PARTITIONS, WHOLE, Shard, Unit
+from foot_traffic.model.units import DEFAULT_PARTITIONS, WHOLE, Shard
 from foot_traffic.run.clock import Clock
 from foot_traffic.run.eventlog import BATCH_FROM, EmittedLines
-from foot_traffic.run.positions import Positions
+from foot_traffic.run.merge import Merge
+from foot_traffic.run.ownership import Fixed, Handover, Ownership, Work, shard_owns, shard_works
+from foot_traffic.run.positions import Positions, ResumeAfter
 from foot_traffic.run.recording import NO_METRICS, Recorder
 from foot_traffic.run.sinks import Sink
 
@@ -126,20 +131,6 @@ def _days_from(first: dt.date) -> Iterator[dt.date]:
         date += dt.timedelta(days=1)
 
 
-def _days(first: dt.date, last: dt.date) -> Iterator[dt.date]:
-    """The dates from ``first`` to ``last``, both included."""
-    for offset in range((last - first).days + 1):
-        yield first + dt.timedelta(days=offset)
-
-
-@dataclass(frozen=True, slots=True)
-class ResumeAfter:
-    """A position in a store's sequence: the event at ``index`` among the events of ``date``."""
-
-    date: dt.date
-    index: int
-
-
 def _one_by_one(items: Iterator[Item]) -> Iterator[Single]:
     """Expand batches into single encoded events: (instant, kind, payload, index in the batch, the batch)."""
     for instant, kind, payload in items:
@@ -173,6 +164,7 @@ class Service:
         shard: Shard = WHOLE,
         partitions: int = DEFAULT_PARTITIONS,
         positions: Positions | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.stores = [StoreModel(stores)] if isinstance(stores, Model) else list(stores)
         self._ids = {s.model.store_key: s.store_id for s in self.stores}  # a plan's store, found at once
@@ -191,7 +183,9 @@ class Service:
         self.partitions = partitions
         self.positions = positions
         self.counters = Counters()
-        self._exits: list[tuple[int, int, EncodedBatch, int]] = []
+        self.ownership = ownership
+        self._by_id = {store.store_id: store for store in self.stores}
+        self._exits: list[tuple[int, int, EncodedBatch, int, int]] = []
         self._exit_seq = 0
         self._log_events = False
         self._log_fields = log_fields
@@ -200,70 +194,126 @@ class Service:
         """Run until the stop flag is set or ``until`` is reached; return the counters."""
         self._log_events = log.isEnabledFor(logging.INFO)
         start = self.clock.now_us() if self.start_us is None else self.start_us
-        streams = [
-            timeline(store, self.root, start, self.resume.get(store.store_id), dates)
-            for store, dates in self.owned(start)
-        ]
-        if not streams and self.until_us is None:
-            log.warning("Shard %s owns none of the %d store(s); it waits to be stopped", self.shard, len(self.stores))
-            self.stop.wait()
-        elif len(streams) == 1 and self.sensor_topic is None:
-            self._run_batches(streams[0])
+        ownership = self.ownership
+        if ownership is None:
+            works = self.owned(start)
+            if not works and self.until_us is None:
+                log.warning(
+                    "Shard %s owns none of the %d store(s); it waits to be stopped", self.shard, len(self.stores)
+                )
+                self.stop.wait()
+            elif len(works) == 1 and self.sensor_topic is None:
+                self._run_batches(self._timeline(works[0], start), works[0].resume)
+            else:
+                self._run_works(Fixed(works), start)
         else:
-            singles = [_one_by_one(stream) for stream in streams]
-            self._run_events(heapq.merge(*singles, key=lambda item: (item[0], item[1])))
+            self._run_works(ownership, start)
         if self.stop.is_set():
             self._emit_due_exits(self.clock.now_us())
-        elif self.until_us is not None and self.positions is not None:
+        elif self.until_us is not None and self.positions is not None and ownership is None:
             self.positions.reached_end()
         return self.counters
 
-    def owned(self, start_us: int) -> list[tuple[StoreModel, list[dt.date] | None]]:
-        """The stores this shard runs, each with its dates (None: every date from the start on).
+    def owned(self, start_us: int) -> list[Work]:
+        """The works of this shard: its stores, each with its dates (None: every date from the start on).
 
         Without an end a unit is a store; with one (UNTIL), a store and one of its dates
         from the start's to the end's, in the store's own time zone.
         """
-        if self.shard.count == 1:
-            return [(store, None) for store in self.stores]
-        if self.until_us is None:
-            return [(s, None) for s in self.stores if self.shard.owns(Unit(s.store_id), self.partitions)]
-        owned: list[tuple[StoreModel, list[dt.date] | None]] = []
-        for store in self.stores:
-            tz = store.model.tz
-            span = _days(local_date(start_us, tz), local_date(self.until_us - 1, tz))
-            dates = [d for d in span if self.shard.owns(Unit(store.store_id, d), self.partitions)]
-            if dates:
-                owned.append((store, dates))
-        return owned
+        owns = shard_owns(self.shard, self.partitions)
+        return shard_works(self.stores, owns, start_us, self.until_us, self.resume.get)
 
-    def _run_batches(self, items: Iterator[Item]) -> None:
+    def _timeline(self, work: Work, start_us: int) -> Iterator[Item]:
+        """The items of ``work`` from ``start_us`` on (after its resume position)."""
+        return timeline(self._by_id[work.store_id], self.root, start_us, work.resume, work.dates)
+
+    def _run_batches(self, items: Iterator[Item], resume: ResumeAfter | None) -> None:
         for instant, _, payload in items:
             if isinstance(payload, DayPlan):
                 if not self._advance(instant):
                     return
-                self._log_plan(payload)
+                self._log_plan(payload, resume)
             elif not self._emit_visits(payload):
                 return
 
-    def _run_events(self, items: Iterator[Single]) -> None:
-        for instant, _, payload, index, visits in items:
-            if not self._advance(instant):
-                return
-            if isinstance(payload, DayPlan):
-                self._log_plan(payload)
+    def _run_works(self, ownership: Ownership, start_us: int) -> None:
+        """Run the works ``ownership`` gives, merged in time order, taking its changes at least every poll interval.
+
+        The loop ends when stopped, or, once nothing is left before UNTIL, when the ownership is finished.
+        """
+        merge: Merge[Single] = Merge()
+        fresh: set[int] = set()  # streams whose first event is still to come: the hand-over ends there
+        next_poll = 0.0
+        while not self.stop.is_set():
+            if ownership.urgent() or time.monotonic() >= next_poll:  # urgent: no event may follow an abort unseen
+                self._take(ownership.poll(), merge, fresh, start_us)
+                next_poll = time.monotonic() + self.poll_s
+            head = merge.peek()
+            item_at = None if head is None or self._past_until(head[0]) else head[0]
+            exit_at = None if not self._exits or self._past_until(self._exits[0][0]) else self._exits[0][0]
+            if item_at is None and exit_at is None:
+                if head is not None:  # the streams left all lie past UNTIL: their units are complete
+                    self._finish(merge)
+                if ownership.finished():
+                    return
+                self.sink.poll()
+                self.stop.wait(self.poll_s)
+                next_poll = 0.0
+                continue
+            to_exit = exit_at is not None and (item_at is None or exit_at <= item_at)
+            deadline = exit_at if to_exit else item_at
+            assert deadline is not None  # noqa: S101 - one of the two is set
+            sleep_s = self.clock.sleep_time(deadline)
+            self.metrics.clock_read()
+            if sleep_s > 0:
+                self.sink.poll()
+                self.stop.wait(min(sleep_s, self.poll_s, threading.TIMEOUT_MAX))
+            elif to_exit:
+                self._emit_exit()
             else:
-                if visits is not None:
-                    self._note(visits, index)
-                self._send(payload, index, index + 1)
-                if self.sensor_topic is not None:
-                    self._sensor("entry", payload, index)
-                    self._exit_seq += 1
-                    heapq.heappush(self._exits, (int(payload.exits_us[index]), self._exit_seq, payload, index))
-                if self.progress is not None and self.counters.emitted % PROGRESS_EVERY == 0:
-                    self.progress(instant, self.counters.emitted)
-        if self.until_us is not None:  # a shard's streams end with its last date: send the exits left before UNTIL
-            self._advance(self.until_us)
+                work, token, (instant, _, payload, index, visits) = merge.pop()
+                if isinstance(payload, DayPlan):
+                    self._log_plan(payload, work.resume)
+                    continue
+                if token in fresh:
+                    fresh.discard(token)
+                    ownership.started(work)
+                self._event(instant, payload, index, visits, token)
+
+    def _past_until(self, instant: int) -> bool:
+        return self.until_us is not None and instant >= self.until_us
+
+    def _take(self, handover: Handover, merge: Merge[Single], fresh: set[int], start_us: int) -> None:
+        """Stop the works ``handover`` stops (with their exits to come), then start those it starts."""
+        if not handover:
+            return
+        dropped = {merge.stop(work) for work in (*handover.stop, *handover.start)}
+        if self._exits and dropped - {None}:
+            self._exits = [e for e in self._exits if e[4] not in dropped]
+            heapq.heapify(self._exits)
+        fresh -= {t for t in dropped if t is not None}
+        for work in handover.start:
+            fresh.add(merge.start(work, _one_by_one(self._timeline(work, start_us))))
+
+    def _finish(self, merge: Merge[Single]) -> None:
+        """Drop every stream, its next events past UNTIL: each of their dated units is complete where it stands."""
+        for work in merge.works():
+            merge.stop(work)
+            if self.positions is not None and work.dates is not None:
+                for date in work.dates:
+                    self.positions.finish(work.store_id, date, work.resume)
+
+    def _event(self, instant: int, batch: EncodedBatch, index: int, visits: Visits | None, token: int) -> None:
+        """Send visit ``index`` of ``batch`` (and its entry sensor event), its position noted first."""
+        if visits is not None:
+            self._note(visits, index)
+        self._send(batch, index, index + 1)
+        if self.sensor_topic is not None:
+            self._sensor("entry", batch, index)
+            self._exit_seq += 1
+            heapq.heappush(self._exits, (int(batch.exits_us[index]), self._exit_seq, batch, index, token))
+        if self.progress is not None and self.counters.emitted % PROGRESS_EVERY == 0:
+            self.progress(instant, self.counters.emitted)
 
     def _emit_visits(self, visits: Visits) -> bool:
         """Send a batch as its events fall due, all at once where the clock allows; False when stopping."""
@@ -321,7 +371,7 @@ class Service:
         for i in range(start, stop):
             _log_emitted(batch.key(i).decode(), batch.entry_time(i), slot, store_id, fields)
 
-    def _log_plan(self, plan: DayPlan) -> None:
+    def _log_plan(self, plan: DayPlan, resumed: ResumeAfter | None) -> None:
         prefix = ""
         store_id = self.stores[0].store_id
         if len(self.stores) > 1:
@@ -335,7 +385,6 @@ class Service:
         )
         self.counters.planned += plan.total
         self.metrics.planned(store_id, plan.labels, plan.counts)
-        resumed = self.resume.get(store_id)
         if self.positions is not None and (resumed is None or resumed.date != plan.date):
             self.positions.note(store_id, plan.date, -1, done=plan.total == 0)
 
@@ -349,7 +398,7 @@ class Service:
         self.metrics.sensor_emitted(batch.store_id, kind)
 
     def _emit_exit(self) -> None:
-        _, _, batch, index = heapq.heappop(self._exits)
+        _, _, batch, index, _ = heapq.heappop(self._exits)
         self._sensor("exit", batch, index)
 
     def _emit_due_exits(self, now_us: int) -> None:

@@ -1,0 +1,87 @@
+"""Runs with FLEET_ID against the real broker: the members together send one run's output, exactly once."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from foot_traffic.cli.fleet_member import FAST_ENV
+from tests.integration.conftest import ProducerProcess, base_env, consume_committed, wait_for_a_commit
+from tests.integration.test_shards import FOUR_DAYS, assert_union_is, backfill, stores_file, unsharded
+
+pytestmark = pytest.mark.kafka
+
+Start = Callable[..., ProducerProcess]
+
+
+def fleet_env(broker: str, topic: str, **more: str) -> dict[str, str]:
+    """The environment of an exactly-once fleet member with the group's short test timeouts."""
+    return base_env(
+        KAFKA_BROKER=broker, KAFKA_TOPIC=topic, EXACTLY_ONCE="1", COMMIT_INTERVAL_MS="100", **{FAST_ENV: "1"}, **more
+    )
+
+
+def test_two_workers_send_the_single_process_output_exactly_once(
+    broker: str, topic: str, producer_process: Start, tmp_path: Path
+) -> None:
+    """``--workers 2`` with EXACTLY_ONCE: the topic, read_committed, is one process's output, once (keys too)."""
+    stores = str(stores_file(tmp_path, 4))
+    args = [*backfill(*FOUR_DAYS, seed="workers", customers=400), "--stores-file", stores]
+    expected = unsharded(*args)
+    run = producer_process([*args, "--workers", "2"], fleet_env(broker, topic, LOG_LEVEL="INFO"))
+    assert run.finish(240) == 0
+    assert run.lines_with("the workers join fleet workers-")
+    records = consume_committed(broker, topic)
+    assert Counter(value for _, value in records) == Counter(expected)
+    assert all(json.loads(value)["customer_id"] == key for key, value in records)
+    assert_union_is(expected, [[value for _, value in records]])
+
+
+def test_a_killed_member_is_replaced_and_the_run_is_sent_once(
+    broker: str, topic: str, producer_process: Start, tmp_path: Path
+) -> None:
+    """Two accelerated members; SIGKILL one mid-run, start a third: all exit 0, the topic is the plan once."""
+    stores = str(stores_file(tmp_path, 6))
+    fast = [*backfill(*FOUR_DAYS, seed="fleet", customers=2000, speed="20000"), "--stores-file", stores]
+    expected = unsharded(*backfill(*FOUR_DAYS, seed="fleet", customers=2000), "--stores-file", stores)
+    env = fleet_env(broker, topic, FLEET_ID=f"t-{uuid.uuid4().hex[:8]}", LOG_LEVEL="INFO")
+    survivor = producer_process(fast, env)
+    victim = producer_process(fast, env)
+    victim.wait_for_emitted(500, timeout=120)
+    wait_for_a_commit(broker, topic)
+    victim.proc.kill()
+    victim.finish(30)
+    third = producer_process(fast, env)
+    assert survivor.finish(300) == 0
+    assert third.finish(300) == 0
+    assert [survivor.lines_with("Fleet "), third.lines_with("Fleet ")] != [[], []]
+    values = [value for _, value in consume_committed(broker, topic)]
+    assert_union_is(expected, [values])
+
+
+def test_a_member_that_joins_a_finished_run_exits_at_once(broker: str, topic: str, producer_process: Start) -> None:
+    """Once the fleet's run is complete, a new member finds nothing to run and exits 0, sending nothing."""
+    args = backfill("2025-08-12", "2025-08-13", seed="late", customers=60)
+    env = fleet_env(broker, topic, FLEET_ID=f"t-{uuid.uuid4().hex[:8]}")
+    assert producer_process(args, env).finish(120) == 0
+    sent = consume_committed(broker, topic)
+    late = producer_process(args, env)
+    assert late.finish(120) == 0
+    assert consume_committed(broker, topic) == sent
+    assert len(sent) == len(unsharded(*args))
+
+
+def test_another_fleet_partitions_for_the_same_fleet_exits_2(broker: str, topic: str, producer_process: Start) -> None:
+    """FLEET_PARTITIONS changed between runs of a fleet on one topic: exit 2, one line naming the setting."""
+    args = backfill("2025-08-12", "2025-08-13", seed="p", customers=30)
+    env = fleet_env(broker, topic, FLEET_ID=f"t-{uuid.uuid4().hex[:8]}", FLEET_PARTITIONS="8")
+    assert producer_process(args, env).finish(120) == 0
+    other = producer_process(args, {**env, "FLEET_PARTITIONS": "16"})
+    assert other.finish(120) == 2
+    assert other.lines_with("FLEET_PARTITIONS=16: expected 8, the partition count of the control topic")
+    assert not other.lines_with("Traceback")
