@@ -24,7 +24,7 @@ from foot_traffic.kafka.deadletter import DeadLetterFile
 from foot_traffic.kafka.fleet import Timeouts
 from foot_traffic.kafka.producer import KafkaSink
 from foot_traffic.kafka.resume import fingerprint
-from foot_traffic.kafka.transactions import ExactlyOnce, prepare
+from foot_traffic.kafka.transactions import ExactlyOnce, Held, prepare
 from foot_traffic.metrics.server import served
 from foot_traffic.model import randomness
 from foot_traffic.model.units import WHOLE
@@ -82,6 +82,8 @@ class _Output:
     ownership: Ownership | None = None
     leave: Callable[[], None] | None = None
     """Leave the fleet (its last transaction committed) before the sink closes."""
+    withdrawn: Callable[[], Held] = Held
+    """Events of aborted transactions that a rewind sends again: the loop emitted them twice."""
 
 
 def plan_settings(settings: Settings) -> dict[str, object]:
@@ -201,6 +203,7 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
         prepared.resume,
         prepared.clock_start_us if simulated else None,
         prepared.positions,
+        withdrawn=lambda: prepared.sink.withdrawn,
     )
     if fleet is None:
         return output
@@ -305,17 +308,21 @@ def _produce(
             raise
         signals.taken()
         log.error("Aborted by a second interrupt; unconfirmed events were not waited for")
-        _summary(service, sink)
+        _summary(service, sink, output.withdrawn())
         return EXIT_INTERRUPTED
-    _summary(service, sink)
-    sent = service.counters.emitted + service.counters.sensor_emitted
-    ok = error is None and sink.failed == 0 and sink.delivered == sent
+    counts = _summary(service, sink, output.withdrawn())
+    ok = error is None and counts.failed == 0 and counts.delivered == counts.emitted + counts.sensor_events
     return 0 if ok else 1
 
 
-def _summary(service: Service, sink: Sink) -> None:
-    """Log the summary line and, for a worker, hand its numbers to the parent."""
+def _summary(service: Service, sink: Sink, withdrawn: Held) -> summary.Counts:
+    """Log the summary line and, for a worker, hand its numbers to the parent; return them.
+
+    Events of aborted transactions that were sent again count once: ``withdrawn`` leaves the emitted counts.
+    """
     c = service.counters
-    counts = summary.Counts(c.planned, c.emitted, sink.delivered, sink.failed, c.sensor_emitted)
+    emitted, sensors = c.emitted - withdrawn.events, c.sensor_emitted - withdrawn.others
+    counts = summary.Counts(c.planned, emitted, sink.delivered, sink.failed, sensors)
     summary.log_summary(counts, sensors=service.sensor_topic is not None)
     summary.send_summary(counts)
+    return counts
