@@ -85,3 +85,25 @@ def test_another_fleet_partitions_for_the_same_fleet_exits_2(broker: str, topic:
     assert other.finish(120) == 2
     assert other.lines_with("FLEET_PARTITIONS=16: expected 8, the partition count of the control topic")
     assert not other.lines_with("Traceback")
+
+
+def test_a_fleet_without_exactly_once_sends_every_event_at_least_once(
+    broker: str, topic: str, producer_process: Start, tmp_path: Path
+) -> None:
+    """Two members without EXACTLY_ONCE; SIGKILL one mid-run, start a third: every planned event is in the topic."""
+    stores = str(stores_file(tmp_path, 6))
+    fast = [*backfill(*FOUR_DAYS, seed="alo", customers=2000, speed="20000"), "--stores-file", stores]
+    expected = Counter(unsharded(*backfill(*FOUR_DAYS, seed="alo", customers=2000), "--stores-file", stores))
+    env = fleet_env(broker, topic, FLEET_ID=f"t-{uuid.uuid4().hex[:8]}", LOG_LEVEL="INFO")
+    env.pop("EXACTLY_ONCE")
+    survivor = producer_process(fast, env)
+    victim = producer_process(fast, env)
+    victim.wait_for_emitted(500, timeout=120)
+    victim.proc.kill()
+    victim.finish(30)
+    third = producer_process(fast, env)
+    assert survivor.finish(300) == 0
+    assert third.finish(300) == 0
+    found = Counter(value for _, value in consume_committed(broker, topic))
+    assert set(found) == set(expected), "every planned event, and no other"
+    assert all(found[value] >= count for value, count in expected.items())

@@ -20,6 +20,7 @@ from foot_traffic.config import registry, security
 from foot_traffic.config.settings import Settings
 from foot_traffic.errors import DeliveryError
 from foot_traffic.kafka import admin
+from foot_traffic.kafka.checkpoints import CheckpointedSink
 from foot_traffic.kafka.deadletter import DeadLetterFile
 from foot_traffic.kafka.fleet import Timeouts
 from foot_traffic.kafka.producer import KafkaSink
@@ -175,8 +176,9 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
         replication_factor=settings.topic_replication_factor,
         extra=client,
     )
+    plain = None
     if not settings.exactly_once:
-        sink = KafkaSink(
+        plain = KafkaSink(
             settings.broker,
             settings.topic,
             extra={**client, "message.timeout.ms": settings.delivery_timeout_ms},
@@ -184,15 +186,17 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
             serializer=serializer,
             metrics=recorder,
         )
-        return _Output(sink, sink.pending)
+        if fleet is None:
+            return _Output(plain, plain.pending)
     if fleet is not None:
         fleet_member.control_topic(settings, client)
     prepared = prepare(
         exactly_once(settings, client, fleet),
         settings.store_models,
         RealClock().now_us(),
-        serializer=serializer,
+        serializer=serializer if plain is None else None,
         metrics=recorder,
+        settle=None if plain is None else plain.flush,
     )
     simulated = settings.speed_is_max or settings.speed is not None
     output = _Output(
@@ -205,6 +209,10 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
         prepared.positions,
         withdrawn=lambda: prepared.sink.withdrawn,
     )
+    if plain is not None:  # a fleet without EXACTLY_ONCE: events outside transactions, positions checkpointed
+        interval = settings.commit_interval_ms / 1000
+        events = CheckpointedSink(plain, prepared.sink, prepared.positions, interval_s=interval)
+        output = replace(output, sink=events, queue_length=plain.pending)
     if fleet is None:
         return output
     try:
@@ -212,7 +220,7 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
             settings, client, prepared.sink, prepared.positions, start_us=prepared.start_us, recorder=recorder
         )
     except BaseException:
-        prepared.sink.close()
+        output.sink.close()
         raise
     return replace(output, ownership=member.ownership, leave=member.membership.close)
 

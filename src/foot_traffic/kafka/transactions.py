@@ -79,6 +79,8 @@ class TransactionalKafkaSink:
     transaction are delivered once it commits (a failed delivery fails the commit), failed
     when it cannot commit, and withdrawn when it is aborted for a rewind that sends them
     again (a fleet's): an acknowledged event of an aborted transaction was never delivered.
+    With ``settle`` (an at-least-once fleet's checkpoints, which hold no events), each commit
+    first waits for the events another producer sent: a position never leads unconfirmed events.
     """
 
     def __init__(
@@ -89,8 +91,10 @@ class TransactionalKafkaSink:
         run_record: RunRecord | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         timeout_s: float = 30.0,
+        settle: Callable[[float], int] | None = None,
     ) -> None:
         self._sink = sink
+        self._settle = settle
         self._client = sink.client
         self._interval = commit_interval_s
         self._monotonic = monotonic
@@ -228,6 +232,12 @@ class TransactionalKafkaSink:
             self._commit(self._timeout)
 
     def _commit(self, timeout_s: float) -> None:
+        unconfirmed = 0 if self._settle is None else self._settle(timeout_s)
+        if unconfirmed:  # positions go only after their events: a crash after the commit would lose these
+            self._end_aborted(timeout_s)
+            raise DeliveryError(
+                f"{unconfirmed} event(s) still unconfirmed after {timeout_s:.1f} s; their positions are not committed"
+            )
         taken = {} if self._positions is None else self._positions.take()
         state = state_topic(self._sink.topic)
         for unit, position in taken.items():
@@ -318,20 +328,23 @@ def prepare(
     *,
     serializer: ValueSerializer | None = None,
     metrics: Recorder = NO_METRICS,
+    settle: Callable[[float], int] | None = None,
 ) -> Prepared:
     """Open the transactional sink, read the state back, check it matches, and find where each store resumes.
 
     The sink comes first: initialising its transactions fences an earlier process of the
     same transactional id and ends its open transaction, so the state read next is final
     for this process's units. With a ``serializer`` (the schema registry's), events are
-    produced in its framing and read back with it.
+    produced in its framing and read back with it. ``settle``: see :class:`TransactionalKafkaSink`.
 
     Raises ConfigError when the topic holds a run of other settings, SEED, START or shards.
     """
     ensure_state_topic(run.broker, run.extra, state_topic(run.topic), run.replication_factor, run.timeout_s)
     extra = {**run.extra, **run.producer, "transactional.id": run.transactional_id}
     plain = KafkaSink(run.broker, run.topic, extra=extra, serializer=serializer, metrics=metrics)
-    sink = TransactionalKafkaSink(plain, commit_interval_s=run.commit_interval_s, timeout_s=max(run.timeout_s, 10.0))
+    sink = TransactionalKafkaSink(
+        plain, commit_interval_s=run.commit_interval_s, timeout_s=max(run.timeout_s, 10.0), settle=settle
+    )
     try:
         state = read_state(run.broker, run.topic, run.extra, run.timeout_s)
         seed, start, points, new_record = _resume(run, state, stores, now_us, serializer)
