@@ -149,6 +149,8 @@ class TransactionalKafkaSink:
         """Abort the open transaction to send its events again (a rewind): they are withdrawn, not failed."""
         if self._open:
             self._end_aborted(self._timeout)
+            if self._held.total:  # their purged deliveries were logged as failures: they are not
+                log.warning("Aborted a transaction of %d event(s); they are sent again", self._held.total)
             self.withdrawn += self._held
             self._held = Held()
 
