@@ -31,7 +31,9 @@ class FakeMessage:
 class FakeProducer:
     """Queues produce calls; ``deliver`` fires the oldest one's report with a chosen error.
 
-    ``full_for`` makes that many produce calls raise BufferError, then ``refuse`` makes every one raise it.
+    A confirmation calls nothing back when ``delivery.report.only.error`` is true, as in the Python client.
+    ``full_for`` makes that many produce calls raise BufferError, then ``refuse`` makes every one raise it
+    after the first ``accept_first``.
     Transaction calls are recorded in ``calls``; ``refuse_commit`` makes a commit raise it, ``refuse_offsets``
     a send_offsets_to_transaction; the offsets sent, with their group metadata, are kept in ``offsets``.
     """
@@ -40,6 +42,7 @@ class FakeProducer:
         self.config = config
         self.queue: list[tuple[FakeMessage, Callable[[KafkaError | None, FakeMessage], None]]] = []
         self.refuse: KafkaException | None = None
+        self.accept_first = 0
         self.full_for = 0
         self.purged = False
         self.calls: list[str] = []
@@ -51,7 +54,9 @@ class FakeProducer:
         if self.full_for:
             self.full_for -= 1
             raise BufferError("queue full")
-        if self.refuse is not None:
+        if self.refuse is not None and self.accept_first:
+            self.accept_first -= 1
+        elif self.refuse is not None:
             raise self.refuse
         self.queue.append((FakeMessage(topic, key, value), on_delivery))
 
@@ -60,6 +65,8 @@ class FakeProducer:
 
     def deliver(self, error: KafkaError | None) -> None:
         message, callback = self.queue.pop(0)
+        if error is None and self.config.get("delivery.report.only.error") is True:
+            return  # as the Python client does: a confirmation calls nothing back
         if callback is not None:
             callback(error, message)
 
