@@ -239,3 +239,21 @@ def test_with_only_failures_reported_a_confirmation_ends_a_streak_at_the_next_po
     sink.poll()
     assert _errors(caplog)[10].startswith("Delivery failed for 2 more event(s)")
     assert (sink.delivered, sink.failed) == (1, 12)
+
+
+@pytest.mark.parametrize(("partitions", "named"), [(1, 0), (3, -1), (None, -1)], ids=["one", "three", "unknown"])
+def test_the_partition_is_named_only_when_the_topic_has_one(partitions: int | None, named: int) -> None:
+    """One partition: every message names partition 0; more, or no metadata: the partitioner chooses (-1)."""
+    sink, producer = fake_sink(partitions=partitions)
+    sink.send_batch(a_batch(), 0, 3)
+    sink.send("id-1", b"{}", None, "slot")
+    sink.send_to("exits", "id-2", b"{}")
+    assert [m.partition for m, _ in producer.queue] == [named, named, named, named, -1]
+
+
+def test_a_full_queue_keeps_the_named_partition() -> None:
+    """BufferError on a one-partition topic: the retried event still names partition 0."""
+    sink, producer = fake_sink(partitions=1)
+    producer.full_for = 2
+    sink.send_batch(a_batch(), 0, 2)
+    assert [m.partition for m, _ in producer.queue] == [0, 0]

@@ -24,7 +24,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from foot_traffic.errors import DeliveryError
 from foot_traffic.events.encoding import ID_AT, EncodedBatch
-from foot_traffic.kafka.client import ALL_BROKERS_DOWN, DeliveryReport, ProducerClient, describe_error
+from foot_traffic.kafka.client import ALL_BROKERS_DOWN, UNASSIGNED, DeliveryReport, ProducerClient, describe_error
 from foot_traffic.kafka.deadletter import DeadLetterFile
 from foot_traffic.kafka.properties import REPORTS_EVERY_DELIVERY
 from foot_traffic.run.recording import NO_METRICS, Recorder, Tally
@@ -147,6 +147,8 @@ class KafkaSink:
         self._served = 0
         """Confirmations whose effects (a streak ended, the brokers back) have been applied."""
         self.client = ProducerClient(bootstrap, config, self._on_error, producer_factory)
+        self._partition = self.client.fixed_partition(topic)
+        """The main topic's partition when it has only one, else UNASSIGNED (the partitioner's choice)."""
 
     @property
     def delivered(self) -> int:
@@ -177,16 +179,21 @@ class KafkaSink:
                 self._produce(self.topic, batch.key(i).decode(), batch.value(i), report)
             self.poll()
             return
-        try_produce, produce, topic = self.client.try_produce, self.client.produce, self.topic
+        try_produce, produce, topic, partition = (
+            self.client.try_produce,
+            self.client.produce,
+            self.topic,
+            self._partition,
+        )
         step = batch.width + 1
         lines, width, id_at = batch.lines, batch.width, ID_AT
         for offset in range(start * step, stop * step, step):
             value, key = lines[offset : offset + width], lines[offset + id_at : offset + id_at + 36]
             try:
                 try:
-                    try_produce(topic, value, key, on_delivery=report)
+                    try_produce(topic, value, key, partition, report)
                 except BufferError:  # the queue is full: the client's backpressure loop takes over
-                    produce(topic, value, key, report)
+                    produce(topic, value, key, report, partition)
             except KafkaException as exc:
                 self._queued += offset // step - start
                 raise self._refused(topic, key.decode(), value, exc) from None
@@ -197,7 +204,9 @@ class KafkaSink:
         """Serialise (for the main topic) and queue one event; DeliveryError if it is refused outright."""
         wire = self._serialize(topic, key, value)
         try:
-            self.client.produce(topic, wire, key.encode(), report)
+            self.client.produce(
+                topic, wire, key.encode(), report, self._partition if topic == self.topic else UNASSIGNED
+            )
         except KafkaException as exc:
             raise self._refused(topic, key, value, exc) from None
         self._queued += 1
