@@ -1,4 +1,4 @@
-"""A one-off measure of producer levers on the Kafka backfill: compression and bigger batches, against the default.
+"""A one-off measure of producer levers on the Kafka backfill (reports, compression, batches) against the default.
 
 Each variant is the same one-day backfill of BACKFILL_RECORDS events to a fresh topic of the local broker, with
 KAFKA_PRODUCER_* variables on top of the defaults; best of REPEATS runs each, the variants interleaved. The
@@ -18,7 +18,8 @@ if __package__ in (None, ""):  # run as a script: the bench package lives beside
 from bench.common import BACKFILL_RECORDS, REPEATS, kafka_backfill
 
 VARIANTS: dict[str, dict[str, str]] = {
-    "default (compression none, linger.ms=5)": {},
+    "default (compression none, linger.ms=5, failed delivery reports only)": {},
+    "every delivery report": {"KAFKA_PRODUCER_DELIVERY_REPORT_ONLY_ERROR": "false"},
     "compression lz4": {"KAFKA_PRODUCER_COMPRESSION_TYPE": "lz4"},
     "compression zstd": {"KAFKA_PRODUCER_COMPRESSION_TYPE": "zstd"},
     "linger.ms=50": {"KAFKA_PRODUCER_LINGER_MS": "50"},

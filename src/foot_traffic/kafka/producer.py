@@ -9,7 +9,8 @@ Without metrics, the plain sink asks for failed reports only
 (``delivery.report.only.error``): a confirmation then costs the loop no Python
 call, and the delivered count is derived instead, as the events queued less
 those still in the client (queued, in flight, or with a report not yet served)
-less the failed reports. Metrics count confirmations per store and slot, and a
+less the failed reports; confirmations are seen at the sink's polls, where they end
+a streak of failures or an outage. Metrics count confirmations per store and slot, and a
 transactional producer's sink keeps its own bookkeeping: both keep every report.
 """
 
