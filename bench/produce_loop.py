@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a script: the bench package lives beside
 
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from bench.common import BACKFILL_RECORDS, BROKER, REPEATS, fresh_topic
+from bench.common import BACKFILL_RECORDS, BROKER, REPEATS, best_interleaved, fresh_topic, print_variants
 from foot_traffic.events.encoding import EncodedBatch, encode_batch
 from foot_traffic.kafka.producer import KafkaSink
 from foot_traffic.model.arrivals import day_batches
@@ -59,14 +59,9 @@ def main() -> int:
     """Measure every variant, best of REPEATS, interleaved; print one line each with its ratio to the first."""
     plan = plan_day(Model(daily_customers=BACKFILL_RECORDS), 1, dt.date(2025, 8, 12))
     batches = [encode_batch(plan, b) for b in day_batches(1, plan)]
-    best = dict.fromkeys(VARIANTS, float("inf"))
-    for _ in range(REPEATS):
-        for name, (extra, partitions) in VARIANTS.items():
-            best[name] = min(best[name], loop_cpu(batches, extra, partitions))
-    base = best[next(iter(VARIANTS))]
-    print(f"{BACKFILL_RECORDS:,} events, one day, acks=all, idempotent, loop-thread CPU, best of {REPEATS}:")
-    for name, cpu in best.items():
-        print(f"- {name}: {cpu:.3f} s, {BACKFILL_RECORDS / cpu:,.0f} ev per CPU-s, {cpu / base:.2f}× the first")
+    best = best_interleaved(VARIANTS, lambda variant: loop_cpu(batches, *variant), min)
+    title = f"{BACKFILL_RECORDS:,} events, one day, acks=all, idempotent, loop-thread CPU, best of {REPEATS}:"
+    print_variants(title, best, lambda cpu: f"{cpu:.3f} s, {BACKFILL_RECORDS / cpu:,.0f} ev per CPU-s")
     return 0
 
 
