@@ -22,7 +22,7 @@ from foot_traffic.kafka.producer import FailureLog
 from foot_traffic.model.arrivals import day_batches
 from foot_traffic.model.plan import Model, plan_day
 from foot_traffic.run.recording import NoMetrics
-from tests.unit.fakes import fake_sink
+from tests.unit.fakes import FakeMessage, fake_sink
 
 
 def test_producer_is_durable_and_idempotent() -> None:
@@ -257,3 +257,15 @@ def test_a_full_queue_keeps_the_named_partition() -> None:
     producer.full_for = 2
     sink.send_batch(a_batch(), 0, 2)
     assert [m.partition for m, _ in producer.queue] == [0, 0]
+
+
+def test_with_only_failures_reported_the_delivered_count_never_goes_back() -> None:
+    """3 of 5 confirmed; the client's length then grows by an event that is no message: delivered stays 3."""
+    sink, producer = fake_sink()
+    for i in range(5):
+        sink.send(f"id-{i}", b"{}", None, "slot")
+    for _ in range(3):
+        producer.deliver(None)
+    assert sink.delivered == 3
+    producer.queue.append((FakeMessage("t", b"", b""), lambda err, msg: None))  # e.g. an error event, queued
+    assert sink.delivered == 3
