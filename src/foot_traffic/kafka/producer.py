@@ -300,7 +300,8 @@ class KafkaSink:
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:  # the common case first: a confirmation reads nothing of the message
             self._confirmed += 1
-            self._resumed()
+            if self._failures.streak or self._down:
+                self._resumed()
             return
         key = msg.key()
         customer_id = key.decode() if isinstance(key, bytes) else str(key)
