@@ -1,4 +1,4 @@
-"""A one-off measure of producer levers on the Kafka backfill: compression and bigger batches, against the default.
+"""A one-off measure of producer levers on the Kafka backfill (reports, compression, batches) against the default.
 
 Each variant is the same one-day backfill of BACKFILL_RECORDS events to a fresh topic of the local broker, with
 KAFKA_PRODUCER_* variables on top of the defaults; best of REPEATS runs each, the variants interleaved. The
@@ -15,10 +15,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: the bench package lives beside src/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import BACKFILL_RECORDS, REPEATS, kafka_backfill
+from bench.common import BACKFILL_RECORDS, REPEATS, best_interleaved, kafka_backfill, print_variants
 
 VARIANTS: dict[str, dict[str, str]] = {
-    "default (compression none, linger.ms=5)": {},
+    "default (compression none, linger.ms=5, failed delivery reports only)": {},
+    "every delivery report": {"KAFKA_PRODUCER_DELIVERY_REPORT_ONLY_ERROR": "false"},
     "compression lz4": {"KAFKA_PRODUCER_COMPRESSION_TYPE": "lz4"},
     "compression zstd": {"KAFKA_PRODUCER_COMPRESSION_TYPE": "zstd"},
     "linger.ms=50": {"KAFKA_PRODUCER_LINGER_MS": "50"},
@@ -32,15 +33,10 @@ VARIANTS: dict[str, dict[str, str]] = {
 
 
 def main() -> int:
-    """Measure every variant, best of REPEATS, interleaved; print one line each with its ratio to the default."""
-    best = dict.fromkeys(VARIANTS, 0.0)
-    for _ in range(REPEATS):
-        for name, env in VARIANTS.items():
-            best[name] = max(best[name], kafka_backfill(BACKFILL_RECORDS, "WARNING", env=env))
-    base = best[next(iter(VARIANTS))]
-    print(f"{BACKFILL_RECORDS:,} events, one day, acks=all, idempotent, best of {REPEATS}:")
-    for name, rate in best.items():
-        print(f"- {name}: {rate:,.0f} ev/s, {rate / base:.2f}× the default")
+    """Measure every variant, best of REPEATS, interleaved; print each with its ratio to the default (the first)."""
+    best = best_interleaved(VARIANTS, lambda env: kafka_backfill(BACKFILL_RECORDS, "WARNING", env=env))
+    title = f"{BACKFILL_RECORDS:,} events, one day, acks=all, idempotent, best of {REPEATS}:"
+    print_variants(title, best, lambda rate: f"{rate:,.0f} ev/s")
     return 0
 
 

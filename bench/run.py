@@ -442,16 +442,45 @@ side of it):
   (numpy, PCG64) takes about 10 %, the loop and the sink the remainder.
 - backfill to Kafka (a), profiled with py-spy (`py-spy record --native`, 200 Hz) on a one-day
   backfill of 1,000,000 events (acks=all, idempotent, LOG_LEVEL=WARNING; 2026-12-03, the machine
-  shared with other work): of the loop thread's samples, `produce()` takes 41 % (librdkafka's
-  partitioner alone 17 %: a CRC32 of each key and the queue's locks, even for a one-partition
-  topic), the delivery reports 19 % (`poll` → a `Message` object and a Python callback per event;
-  the callback's own code 3 %), the encoder 25 %, sampling and the loop the rest; start-up (imports)
-  is about 6 % of the run. Without the profiler the run took 2.1–2.3 s, the producer process
-  2.3–2.4 s of CPU (its loop thread one full core, librdkafka's threads the rest) and the broker
-  0.8–1.0 s: the bound is the one Python thread's per-event calls, with the broker on about
-  40 % of the other core (`ProducerPerformance`, a JVM, shares the same broker). confluent-kafka
-  has no callback-free batch path; `produce_batch` measured no faster once librdkafka batching
-  was tuned.
+  shared with other work), before the produce-loop levers below: of the loop thread's samples,
+  `produce()` takes 41 % (librdkafka's partitioner alone 17 %: a CRC32 of each key and the queue's
+  locks, even for a one-partition topic), the delivery reports 19 % (`poll` → a `Message` object
+  and a Python callback per event; the callback's own code 3 %), the encoder 25 %, sampling and
+  the loop the rest; start-up (imports) is about 6 % of the run. Without the profiler the run took
+  2.1–2.3 s, the producer process 2.3–2.4 s of CPU (its loop thread one full core, librdkafka's
+  threads the rest) and the broker 0.8–1.0 s: the bound is the one Python thread's per-event
+  calls, with the broker on about 40 % of the other core (`ProducerPerformance`, a JVM, shares the
+  same broker). confluent-kafka has no callback-free batch path; `produce_batch` measured no
+  faster once librdkafka batching was tuned.
+- produce-loop levers (2026-12-03, the machine shared with other helpers' tests: load average 4 to
+  10 on its 2 cores, so wall-clock figures moved by ±40 % from run to run and the loop thread's
+  CPU time, `time.thread_time`, is the figure that decides). 1,000,000 pre-encoded events of one
+  day to a fresh one-partition topic, flush included, best of five interleaved, loop-thread CPU:
+  every delivery report, keyword arguments and librdkafka's partitioner (the earlier loop) 1.32 s;
+  failed reports only (`delivery.report.only.error`: a confirmation no longer builds a `Message`
+  and calls Python) 1.10 s; positional arguments to `produce()` (keywords cost the client a parse
+  per call) 0.94 s; partition 0 named on a one-partition topic (any partitioner puts every key
+  there, so placement is unchanged) 0.82 s, 0.62× the earlier loop. Computing the partition in
+  Python (the CRC32 of the key, as librdkafka's default `consistent_random` does) costs what the
+  partitioner costs: 0.89 s against 0.94 s on one partition, 1.20 s against 1.18 s on three; so a
+  topic of several partitions keeps the client's partitioner. `bench/produce_loop.py` repeats the
+  measure on the sink as it is (a later, busier session: every report 1.07 s, failed ones only
+  0.82 s, 0.77×; three partitions 1.49 s). `bench/levers.py` at load average 10 put every report
+  at 0.90× the default, where lz4 and zstd in the same session scattered from 0.71× to 1.21×:
+  whole-process wall clocks could not decide there. Whole process, best of five interleaved with
+  the earlier code and the tuned `ProducerPerformance`: the earlier code 281,770 ev/s and 2.54 s
+  of process CPU, this one 302,531 ev/s and 2.06 s, the anchor 229,568 rec/s (a second session:
+  213,382 ev/s and 2.86 s, 226,460 ev/s and 2.12 s, the anchor 102,701 rec/s); row a alone, in a
+  quieter moment: 446,065 ev/s against 398,406 rec/s, 1.12×. Failed reports only are kept by
+  default wherever the counts allow them (no metrics, no exactly-once; the delivered count is then
+  the events handed over less those pending less those failed, exact once nothing is pending).
+  After the levers the loop thread's profile is the encoder 29 %, `produce()` 20 %, serving the
+  reports in `poll` 16 % (the Python client still runs a C callback per message to free its
+  per-message state, even when it calls no Python), the two slices per event (value and key) 10 %,
+  sampling 7 %, start-up about 9 %. Reading value and key through a memoryview, or two ranges
+  zipped, moved the slices by less than 0.02 s per million events: not kept. INFO against WARNING
+  (500,000 events, best of three): WARNING 305,215 ev/s and 1.12 s of process CPU, INFO 241,835
+  ev/s and 1.39 s, 0.79×.
 - producer levers of the backfill (`bench/levers.py`: 1,000,000 events of one day, acks=all,
   idempotent, LOG_LEVEL=WARNING, best of three interleaved, two sessions on 2026-12-03 with the
   machine shared; the default reached 436k and 363k ev/s):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -15,8 +16,10 @@ from foot_traffic.kafka.producer import KafkaSink
 class FakeMessage:
     """The part of confluent_kafka.Message a delivery report reads."""
 
-    def __init__(self, topic: str, key: bytes, value: bytes) -> None:
+    def __init__(self, topic: str, key: bytes, value: bytes, partition: int = -1) -> None:
         self._topic, self._key, self._value = topic, key, value
+        self.partition = partition
+        """The partition the producer named (-1: the partitioner's choice)."""
 
     def topic(self) -> str:
         return self._topic
@@ -31,7 +34,9 @@ class FakeMessage:
 class FakeProducer:
     """Queues produce calls; ``deliver`` fires the oldest one's report with a chosen error.
 
-    ``full_for`` makes that many produce calls raise BufferError, then ``refuse`` makes every one raise it.
+    A confirmation calls nothing back when ``delivery.report.only.error`` is true, as in the Python client.
+    ``full_for`` makes that many produce calls raise BufferError, then ``refuse`` makes every one raise it
+    after the first ``accept_first``.
     Transaction calls are recorded in ``calls``; ``refuse_commit`` makes a commit raise it, ``refuse_offsets``
     a send_offsets_to_transaction; the offsets sent, with their group metadata, are kept in ``offsets``.
     """
@@ -40,6 +45,9 @@ class FakeProducer:
         self.config = config
         self.queue: list[tuple[FakeMessage, Callable[[KafkaError | None, FakeMessage], None]]] = []
         self.refuse: KafkaException | None = None
+        self.accept_first = 0
+        self.partitions: dict[str, int] = {}
+        """Partition counts of the topics whose metadata ``list_topics`` gives; others are unknown."""
         self.full_for = 0
         self.purged = False
         self.calls: list[str] = []
@@ -47,19 +55,29 @@ class FakeProducer:
         self.refuse_offsets: KafkaException | None = None
         self.offsets: list[tuple[list[Any], Any]] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes, partition: int, on_delivery: Any) -> None:
         if self.full_for:
             self.full_for -= 1
             raise BufferError("queue full")
-        if self.refuse is not None:
+        if self.refuse is not None and self.accept_first:
+            self.accept_first -= 1
+        elif self.refuse is not None:
             raise self.refuse
-        self.queue.append((FakeMessage(topic, key, value), on_delivery))
+        self.queue.append((FakeMessage(topic, key, value, partition), on_delivery))
 
     def poll(self, timeout: float = 0) -> int:
         return 0
 
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        if topic not in self.partitions:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
+        found = SimpleNamespace(error=None, partitions=dict.fromkeys(range(self.partitions[topic])))
+        return SimpleNamespace(topics={topic: found})
+
     def deliver(self, error: KafkaError | None) -> None:
         message, callback = self.queue.pop(0)
+        if error is None and self.config.get("delivery.report.only.error") is True:
+            return  # as the Python client does: a confirmation calls nothing back
         if callback is not None:
             callback(error, message)
 
@@ -95,12 +113,19 @@ class FakeProducer:
         self.calls.append("abort")
 
 
-def fake_sink(bootstrap: str = "b:9092", topic: str = "t", **options: Any) -> tuple[KafkaSink, FakeProducer]:
-    """A KafkaSink wired to a fake producer, and that producer; ``options`` are KafkaSink's keyword arguments."""
+def fake_sink(
+    bootstrap: str = "b:9092", topic: str = "t", partitions: int | None = None, **options: Any
+) -> tuple[KafkaSink, FakeProducer]:
+    """A KafkaSink wired to a fake producer, and that producer; ``options`` are KafkaSink's keyword arguments.
+
+    ``partitions`` is the topic's partition count its metadata gives; None: its metadata cannot be read.
+    """
     made: list[FakeProducer] = []
 
     def factory(config: dict[str, Any], logger: logging.Logger | None = None) -> FakeProducer:
         made.append(FakeProducer(config, logger))
+        if partitions is not None:
+            made[-1].partitions[topic] = partitions
         return made[-1]
 
     sink = KafkaSink(bootstrap, topic, producer_factory=factory, **options)  # type: ignore[arg-type]

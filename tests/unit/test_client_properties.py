@@ -89,10 +89,10 @@ def test_delivery_report_only_error_false_is_converted_to_a_bool() -> None:
 
 
 def test_delivery_report_only_error_true_is_refused() -> None:
-    """True would drop the delivery reports of delivered events, which the run counts: refused, saying why."""
+    """True is the sink's own choice where its counts allow it: refused as a setting, saying why."""
     (problem,) = problems_of({variable("delivery.report.only.error"): "true"})
     assert problem.startswith(
-        "KAFKA_PRODUCER_DELIVERY_REPORT_ONLY_ERROR='true': expected false or no value: foot-traffic counts every "
+        "KAFKA_PRODUCER_DELIVERY_REPORT_ONLY_ERROR='true': expected false or no value: foot-traffic sets "
     )
 
 

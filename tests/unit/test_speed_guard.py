@@ -5,6 +5,12 @@ The baseline is the standard library encoding the same event one at a time with
 (sampling, encoding, the loop, a null sink) runs at about 1.7 million events/s:
 6 times the baseline. The target is 1,000,000 events/s, 3.6 times the baseline;
 the guard fails below half of it, 1.8 times the baseline.
+
+Every rate is events per second of the measuring thread's CPU time, not of the wall clock:
+the work is all on that thread (the per-event log lines are written on it too), and other
+processes on a shared machine then stretch neither side of a ratio. On the 2-core machine
+under load from other work, wall-clock INFO/WARNING ratios of the same code ranged from 0.27
+to 0.64, CPU-time ratios from 0.40 to 0.55.
 """
 
 from __future__ import annotations
@@ -40,19 +46,19 @@ def generation_rate() -> float:
     """Events per second of a one-day backfill to a counting null sink (per-event lines off, as at WARNING)."""
     sink = MemorySink(keep=False)
     clock = ManualClock(START)
-    began = time.perf_counter()
+    began = time.thread_time()
     Service(Model(daily_customers=EVENTS), 1, sink, clock, poll_s=0.5, until_us=START + US_PER_DAY).run()
-    elapsed = time.perf_counter() - began
+    elapsed = time.thread_time() - began
     assert sink.delivered == EVENTS
     return EVENTS / elapsed
 
 
 def baseline_rate() -> float:
     """Events per second of json.dumps on one event, the same machine, the same moment."""
-    began = time.perf_counter()
+    began = time.thread_time()
     for _ in range(100_000):
         json.dumps(SAMPLE).encode()
-    return 100_000 / (time.perf_counter() - began)
+    return 100_000 / (time.thread_time() - began)
 
 
 def test_generation_stays_above_half_its_target() -> None:

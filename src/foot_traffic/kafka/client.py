@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
 client_log = logging.getLogger("foot_traffic.librdkafka")
 """The logger librdkafka's own lines go to (silenced unless LOG_LEVEL=DEBUG)."""
@@ -21,6 +21,10 @@ client_log = logging.getLogger("foot_traffic.librdkafka")
 BUFFER_FULL_WAIT_S = 0.1
 """Poll interval while the local queue is full."""
 ALL_BROKERS_DOWN = KafkaError._ALL_BROKERS_DOWN
+UNASSIGNED = -1
+"""The partition argument that leaves the choice to the client's partitioner (librdkafka's RD_KAFKA_PARTITION_UA)."""
+METADATA_TIMEOUT_S = 10.0
+"""How long the start-up may wait for a topic's partition count before leaving placement to the partitioner."""
 
 DeliveryReport = Callable[[KafkaError | None, Message], None]
 """A produce call's delivery callback."""
@@ -103,7 +107,8 @@ class ProducerClient:
     """One confluent-kafka Producer, configured by :func:`producer_config`, with backpressure and transactions.
 
     ``try_produce`` is the client's own produce call, which raises BufferError while the local queue
-    is full: a hot loop tries it first and falls back to :meth:`produce` only then.
+    is full: a hot loop tries it first and falls back to :meth:`produce` only then. Its arguments are
+    positional, ``(topic, value, key, partition, report)``: keywords cost the client a parse per call.
     """
 
     def __init__(
@@ -116,17 +121,34 @@ class ProducerClient:
         self._producer = factory({**producer_config(bootstrap, extra), "error_cb": on_error}, logger=client_log)
         self.try_produce = self._producer.produce
 
-    def produce(self, topic: str, value: bytes, key: bytes, report: DeliveryReport | None) -> None:
+    def produce(
+        self, topic: str, value: bytes, key: bytes, report: DeliveryReport | None, partition: int = UNASSIGNED
+    ) -> None:
         """Queue one message; while the local queue is full, serve delivery reports and try again.
 
         Raises KafkaException when the client refuses the message outright.
         """
         while True:
             try:
-                self._producer.produce(topic, value, key, on_delivery=report)
+                self._producer.produce(topic, value, key, partition, report)
                 return
             except BufferError:
                 self._producer.poll(BUFFER_FULL_WAIT_S)
+
+    def fixed_partition(self, topic: str, timeout_s: float = METADATA_TIMEOUT_S) -> int:
+        """0 if ``topic`` has one partition, where any partitioner puts every key; else UNASSIGNED.
+
+        Naming the partition spares librdkafka's partitioner a call per message. A topic with more
+        partitions, or whose metadata cannot be read in ``timeout_s``, is left to the partitioner, so a
+        record's placement never differs from the client's own choice.
+        """
+        try:
+            found = self._producer.list_topics(topic, timeout_s).topics.get(topic)
+        except KafkaException:
+            return UNASSIGNED
+        if found is None or found.error is not None or len(found.partitions) != 1:
+            return UNASSIGNED
+        return 0
 
     def poll(self, timeout_s: float = 0) -> None:
         """Serve the delivery reports that are ready, waiting up to ``timeout_s`` for one."""

@@ -4,6 +4,14 @@ Every produced event has a delivery report: a confirmed one is counted as
 delivered, a failed one is logged with its customer_id, counted as failed and,
 given a dead-letter file, written to it with the event itself. Nothing is
 dropped silently.
+
+Without metrics, the plain sink asks for failed reports only
+(``delivery.report.only.error``): a confirmation then costs the loop no Python
+call, and the delivered count is derived instead, as the events queued less
+those still in the client (queued, in flight, or with a report not yet served)
+less the failed reports; confirmations are seen at the sink's polls, where they end
+a streak of failures or an outage. Metrics count confirmations per store and slot, and a
+transactional producer's sink keeps its own bookkeeping: both keep every report.
 """
 
 from __future__ import annotations
@@ -17,8 +25,9 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from foot_traffic.errors import DeliveryError
 from foot_traffic.events.encoding import ID_AT, EncodedBatch
-from foot_traffic.kafka.client import ALL_BROKERS_DOWN, DeliveryReport, ProducerClient, describe_error
+from foot_traffic.kafka.client import ALL_BROKERS_DOWN, UNASSIGNED, DeliveryReport, ProducerClient, describe_error
 from foot_traffic.kafka.deadletter import DeadLetterFile
+from foot_traffic.kafka.properties import REPORTS_EVERY_DELIVERY
 from foot_traffic.run.recording import NO_METRICS, Recorder, Tally
 
 log = logging.getLogger(__name__)
@@ -100,6 +109,8 @@ class KafkaSink:
 
     With a ``serializer``, the main topic's events are produced as it frames them, one call per event;
     dead letters keep the plain JSON. ``client`` is the producer, shared with a transactional sink.
+    Without metrics and outside transactions, only failures are reported (see the module's text), unless
+    ``extra`` sets ``delivery.report.only.error`` to false.
     """
 
     def __init__(
@@ -115,7 +126,7 @@ class KafkaSink:
     ) -> None:
         self.topic = topic
         self.bootstrap = bootstrap
-        self.delivered = 0
+        self._confirmed = 0
         self.failed = 0
         self.dead_letters = dead_letters
         self.serializer = serializer
@@ -123,17 +134,43 @@ class KafkaSink:
         self._metrics = metrics
         self._failures = FailureLog("" if dead_letters is None else f"; each is in {dead_letters.path}")
         self._reports: dict[tuple[str | None, str], DeliveryReport] = {}
-        self.client = ProducerClient(bootstrap, extra, self._on_error, producer_factory)
+        config = dict(extra or {})
+        self.only_errors = (
+            not metrics.enabled and "transactional.id" not in config and config.get(REPORTS_EVERY_DELIVERY) is not False
+        )
+        """Whether confirmations go unreported and the delivered count is derived from the client's queue."""
+        if self.only_errors:
+            config[REPORTS_EVERY_DELIVERY] = True
+        self._queued = 0
+        """Events the client accepted (counted only while only failures are reported)."""
+        self._lost = 0
+        """Failed delivery reports (counted only while only failures are reported)."""
+        self._served = 0
+        """Confirmations whose effects (a streak ended, the brokers back) have been applied."""
+        self.client = ProducerClient(bootstrap, config, self._on_error, producer_factory)
+        self._partition = self.client.fixed_partition(topic)
+        """The main topic's partition when it has only one, else UNASSIGNED (the partitioner's choice)."""
+
+    @property
+    def delivered(self) -> int:
+        """Events confirmed so far: counted report by report, or derived when only failures are reported.
+
+        The derived count is the queued events less the client's length (queued, in flight, or a report
+        not yet served) less the failed reports served; it only grows, and is exact once nothing is pending.
+        """
+        if self.only_errors:
+            self._confirmed = max(self._confirmed, self._queued - self.client.pending() - self._lost)
+        return self._confirmed
 
     def send(self, key: str, value: bytes, store_id: str | None, slot: str) -> None:
         """Queue one visit event of a (store, slot); wait for room while the local queue is full."""
         self._produce(self.topic, key, value, self._report(store_id, slot))
-        self.client.poll()
+        self.poll()
 
     def send_to(self, topic: str, key: str, value: bytes) -> None:
         """Queue one event for another topic, as plain JSON; wait for room while the local queue is full."""
         self._produce(topic, key, value, self._on_delivery)
-        self.client.poll()
+        self.poll()
 
     def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
         """Queue events [start, stop) of a batch, key = customer_id; wait for room while the queue is full."""
@@ -141,29 +178,39 @@ class KafkaSink:
         if self.serializer is not None:  # one serializer call per event
             for i in range(start, stop):
                 self._produce(self.topic, batch.key(i).decode(), batch.value(i), report)
-            self.client.poll()
+            self.poll()
             return
-        try_produce, produce, topic = self.client.try_produce, self.client.produce, self.topic
+        try_produce, produce, topic, partition = (
+            self.client.try_produce,
+            self.client.produce,
+            self.topic,
+            self._partition,
+        )
         step = batch.width + 1
         lines, width, id_at = batch.lines, batch.width, ID_AT
         for offset in range(start * step, stop * step, step):
             value, key = lines[offset : offset + width], lines[offset + id_at : offset + id_at + 36]
             try:
                 try:
-                    try_produce(topic, value, key, on_delivery=report)
+                    try_produce(topic, value, key, partition, report)
                 except BufferError:  # the queue is full: the client's backpressure loop takes over
-                    produce(topic, value, key, report)
+                    produce(topic, value, key, report, partition)
             except KafkaException as exc:
+                self._queued += offset // step - start
                 raise self._refused(topic, key.decode(), value, exc) from None
-        self.client.poll()
+        self._queued += stop - start
+        self.poll()
 
     def _produce(self, topic: str, key: str, value: bytes, report: DeliveryReport) -> None:
         """Serialise (for the main topic) and queue one event; DeliveryError if it is refused outright."""
         wire = self._serialize(topic, key, value)
         try:
-            self.client.produce(topic, wire, key.encode(), report)
+            self.client.produce(
+                topic, wire, key.encode(), report, self._partition if topic == self.topic else UNASSIGNED
+            )
         except KafkaException as exc:
             raise self._refused(topic, key, value, exc) from None
+        self._queued += 1
 
     def _refused(self, topic: str, key: str, value: bytes, exc: KafkaException) -> DeliveryError:
         """Count and keep an event the client refused outright; return the error that stops the run."""
@@ -203,7 +250,7 @@ class KafkaSink:
             if err is None:
                 tally.delivered += 1
                 if not self._down and not failures.streak:
-                    self.delivered += 1
+                    self._confirmed += 1
                     return
             else:
                 tally.failed += 1
@@ -214,6 +261,7 @@ class KafkaSink:
     def poll(self) -> None:
         """Serve delivery reports that are ready."""
         self.client.poll()
+        self._settle()
 
     def pending(self) -> int:
         """Events queued or in flight, not yet confirmed or failed."""
@@ -222,29 +270,43 @@ class KafkaSink:
     def flush(self, timeout_s: float) -> int:
         """Wait for outstanding deliveries; return how many are still unconfirmed."""
         pending = self.client.flush(timeout_s)
+        self._settle()
         self._failures.release()
         return pending
 
     def close(self) -> None:
         """Fail whatever is still unconfirmed (its delivery reports say so), then close the dead-letter file."""
         self.client.purge()
+        self._settle()
         self._failures.release()
         if self.dead_letters is not None:
             self.dead_letters.close()
 
+    def _settle(self) -> None:
+        """With only failures reported: apply what the confirmations since the last call mean."""
+        if self.only_errors and self.delivered > self._served:
+            self._served = self._confirmed
+            self._resumed()
+
+    def _resumed(self) -> None:
+        """A delivery was confirmed: a streak of failures is over, and brokers reported down are back."""
+        if self._failures.streak:
+            self._failures.delivered()
+        if self._down:
+            self._down = False
+            self._metrics.broker_up()
+            log.warning("Kafka at %s is reachable again; deliveries resumed", self.bootstrap)
+
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:  # the common case first: a confirmation reads nothing of the message
-            self.delivered += 1
-            if self._failures.streak:
-                self._failures.delivered()
-            if self._down:
-                self._down = False
-                self._metrics.broker_up()
-                log.warning("Kafka at %s is reachable again; deliveries resumed", self.bootstrap)
+            self._confirmed += 1
+            if self._failures.streak or self._down:
+                self._resumed()
             return
         key = msg.key()
         customer_id = key.decode() if isinstance(key, bytes) else str(key)
         self.failed += 1
+        self._lost += 1
         self._failures.failed(customer_id, f"{err.name()}: {err.str()}")
         if self.dead_letters is not None:
             value = msg.value()

@@ -26,7 +26,7 @@ PYTHON_OBJECTS: Mapping[str, str] = {
 """Properties whose value only a Python object can be, and what that object is."""
 
 REPORTS_EVERY_DELIVERY = "delivery.report.only.error"
-"""The Python client's one boolean property: true would drop the delivery reports foot-traffic counts."""
+"""The Python client's one boolean property: the Kafka sink sets it itself where its counts allow, false opts out."""
 
 
 SYNONYMS: tuple[tuple[str, str], ...] = (
@@ -55,8 +55,8 @@ def value_problem(prop: str, raw: str) -> str | None:
         word = raw.strip().lower()
         if word == "true":
             return (
-                "false or no value: foot-traffic counts every event's delivery report, "
-                f"which {prop}=true drops for the events delivered"
+                f"false or no value: foot-traffic sets {prop} itself where its counts allow "
+                "(no METRICS_PORT, no EXACTLY_ONCE); elsewhere it counts every event's delivery report"
             )
         if word not in _BOOLEANS:
             return "true or false"
