@@ -44,7 +44,7 @@ LATE, HELD, DUPLICATE = 1, 2, 4
 """Flags of a sent copy: its visit goes late, was held by an outage; the copy is the second one."""
 
 Windows = tuple[tuple[int, int], ...]
-"""Outage windows as local (start, end) minutes of the day, end up to 1440."""
+"""Outage windows (start, end): local minutes of the day (end up to 1440) as written, epoch microseconds once placed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,20 +121,25 @@ class Sending:
         return int(high - low)
 
 
+def drawn_outages(imp: Imperfections, root: int, model: Model, plan: DayPlan) -> list[tuple[int, int]]:
+    """The day's drawn outages [start, end) in epoch microseconds, in the order drawn, each cut at the day's end."""
+    if imp.outages_per_day <= 0:
+        return []
+    rng = randomness.generator(root, plan.store_key, randomness.OUTAGES, plan.date.toordinal())
+    count = int(rng.poisson(imp.outages_per_day))
+    low, high = opening(plan.date, model.calendar.rule(plan.date).hours, plan.bounds, model.tz)
+    starts = low + np.floor(rng.random(count) * (high - low)).astype(np.int64)
+    lengths = np.round(rng.exponential(imp.outage_mean_min * 60 * US_PER_S, count)).astype(np.int64)
+    return [(int(s), int(min(s + n, plan.end_us))) for s, n in zip(starts, lengths, strict=True)]
+
+
 def outages(imp: Imperfections, root: int, model: Model, plan: DayPlan, explicit: Windows = ()) -> Windows:
-    """The day's outage windows in epoch microseconds: drawn and explicit, merged where they overlap."""
-    day_end = plan.end_us
+    """The day's outage windows in epoch microseconds: drawn and explicit, merged where they overlap or touch."""
     windows = [
-        (local_minute_to_us(plan.date, a, model.tz), min(local_minute_to_us(plan.date, b, model.tz), day_end))
+        (local_minute_to_us(plan.date, a, model.tz), min(local_minute_to_us(plan.date, b, model.tz), plan.end_us))
         for a, b in explicit
     ]
-    if imp.outages_per_day > 0:
-        rng = randomness.generator(root, plan.store_key, randomness.OUTAGES, plan.date.toordinal())
-        count = int(rng.poisson(imp.outages_per_day))
-        low, high = opening(plan.date, model.calendar.rule(plan.date).hours, plan.bounds, model.tz)
-        starts = low + np.floor(rng.random(count) * (high - low)).astype(np.int64)
-        lengths = np.round(rng.exponential(imp.outage_mean_min * 60 * US_PER_S, count)).astype(np.int64)
-        windows += [(int(s), int(min(s + n, day_end))) for s, n in zip(starts, lengths, strict=True)]
+    windows += drawn_outages(imp, root, model, plan)
     merged: list[tuple[int, int]] = []
     for start, end in sorted(w for w in windows if w[1] > w[0]):
         if merged and start <= merged[-1][1]:
