@@ -256,6 +256,7 @@ def _run_with(settings: Settings, recorder: Recorder) -> int:
         partitions=settings.fleet_partitions,
         positions=output.positions,
         ownership=output.ownership,
+        imperfections=settings.imperfections(),
     )
     with stopping.stop_on_signals(stop) as signals:
         return _produce(settings, service, output, progress=progress, recorder=recorder, signals=signals)
