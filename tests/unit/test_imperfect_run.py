@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 from collections import Counter
 from typing import Any
@@ -12,7 +13,9 @@ import numpy as np
 import pytest
 
 from foot_traffic.cli.commands import main
-from foot_traffic.events.encoding import EncodedBatch
+from foot_traffic.cli.summary import Counts, log_summary
+from foot_traffic.events.encoding import EncodedBatch, encode_batch
+from foot_traffic.events.event import batch_events
 from foot_traffic.model import randomness
 from foot_traffic.model.arrivals import day_batches
 from foot_traffic.model.grid import US_PER_DAY, datetime_to_us
@@ -22,7 +25,7 @@ from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.positions import Positions, ResumeAfter
 from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink
-from tests.unit.fakes import SteppedClock
+from tests.unit.fakes import SteppedClock, fake_sink
 
 ROOT = randomness.root_entropy("s")
 DATE = dt.date(2025, 8, 12)
@@ -191,3 +194,28 @@ def test_the_runs_copies_match_plan_jsons_ground_truth(capsys: pytest.CaptureFix
             inside = {v for v in values if start <= _entry(v) < end}
             assert len(inside) == outage["held"]
     assert any(day["outages"] for day in days)
+
+
+def test_the_summary_line_reports_held_copies_only_when_there_are_some(caplog: pytest.LogCaptureFixture) -> None:
+    """A stopped run's held copies show as ``held=`` on the summary line; a line without any is unchanged."""
+    caplog.set_level(logging.INFO, logger="foot_traffic")
+    log_summary(Counts(planned=10, emitted=7, delivered=7, held=3), sensors=False)
+    log_summary(Counts(planned=10, emitted=10, delivered=10), sensors=False)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Summary: planned=10 emitted=7 delivered=7 failed=0 held=3",
+        "Summary: planned=10 emitted=10 delivered=10 failed=0",
+    ]
+
+
+@pytest.mark.parametrize("entry", [False, True])
+def test_kafka_timestamp_entry_stamps_each_record_with_its_entry_time_in_ms(entry: bool) -> None:
+    """KAFKA_TIMESTAMP=entry gives each record its entry_time in ms, one by one or in batches; emit leaves 0 (now)."""
+    sink, producer = fake_sink(entry_timestamps=entry)
+    plan = plan_day(MODEL, ROOT, DATE)
+    batch = next(iter(day_batches(ROOT, plan)))
+    encoded = encode_batch(plan, batch)
+    sink.send_batch(encoded, 0, 40)
+    event = next(iter(batch_events(plan, batch.slice(40, 41))))
+    sink.send(event.customer_id, event.encode(), None, encoded.time_slot)
+    expected = [int(us) // 1000 for us in batch.entries_us[:41]] if entry else [0] * 41
+    assert producer.timestamps == expected

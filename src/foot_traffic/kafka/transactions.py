@@ -244,6 +244,8 @@ class ExactlyOnce:
     """A fleet member: its units come with its assignments, and it resumes them then."""
     producer: Mapping[str, Any] = field(default_factory=dict)
     """Producer properties of the transactional producer only (a fleet's transaction timeout)."""
+    entry_timestamps: bool = False
+    """KAFKA_TIMESTAMP=entry: each record's timestamp is its entry_time."""
 
     def owns(self, unit: Unit) -> bool:
         """Whether this process runs ``unit``: any of an unsharded run, its shard's of a sharded one."""
@@ -281,7 +283,14 @@ def prepare(
     """
     ensure_state_topic(run.broker, run.extra, state_topic(run.topic), run.replication_factor, run.timeout_s)
     extra = {**run.extra, **run.producer, "transactional.id": run.transactional_id}
-    plain = KafkaSink(run.broker, run.topic, extra=extra, serializer=serializer, metrics=metrics)
+    plain = KafkaSink(
+        run.broker,
+        run.topic,
+        extra=extra,
+        serializer=serializer,
+        metrics=metrics,
+        entry_timestamps=run.entry_timestamps,
+    )
     sink = TransactionalKafkaSink(plain, commit_interval_s=run.commit_interval_s, timeout_s=max(run.timeout_s, 10.0))
     try:
         state = read_state(run.broker, run.topic, run.extra, run.timeout_s)
