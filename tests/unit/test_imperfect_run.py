@@ -20,9 +20,11 @@ from foot_traffic.model import randomness
 from foot_traffic.model.arrivals import day_batches
 from foot_traffic.model.grid import US_PER_DAY, datetime_to_us
 from foot_traffic.model.imperfections import NONE, Imperfections, decide
-from foot_traffic.model.plan import Model, plan_day
+from foot_traffic.model.plan import Model, StoreModel, plan_day
+from foot_traffic.run import imperfect
 from foot_traffic.run.clock import ManualClock
-from foot_traffic.run.positions import Positions, ResumeAfter
+from foot_traffic.run.imperfect import copy_at
+from foot_traffic.run.positions import Positions, ResumeAfter, resume_points
 from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink
 from tests.unit.fakes import SteppedClock, fake_sink
@@ -32,6 +34,7 @@ DATE = dt.date(2025, 8, 12)
 MIDNIGHT = datetime_to_us(dt.datetime.combine(DATE, dt.time(), tzinfo=dt.UTC))
 UNTIL = MIDNIGHT + 2 * US_PER_DAY
 MODEL = Model(daily_customers=1500)
+HEAVY = Imperfections(late_pct=0.5, late_mean_s=1800, late_max_s=3600, duplicate_pct=0.05)
 IMP = Imperfections(late_pct=0.1, duplicate_pct=0.05, outages_per_day=3, late_mean_s=600, late_max_s=1800)
 
 
@@ -219,3 +222,39 @@ def test_kafka_timestamp_entry_stamps_each_record_with_its_entry_time_in_ms(entr
     sink.send(event.customer_id, event.encode(), None, encoded.time_slot)
     expected = [int(us) // 1000 for us in batch.entries_us[:41]] if entry else [0] * 41
     assert producer.timestamps == expected
+
+
+def test_a_dated_restart_resumes_after_the_last_copy_sent_even_when_a_late_one_crossed_midnight() -> None:
+    """Stopped on a late copy of day 1 sent after day 2 began, a restart from the units' positions sends the rest."""
+    whole = _run(HEAVY)  # half the visits late by up to an hour: day 1's late copies mingle with day 2's
+    day_two = datetime_to_us(dt.datetime.combine(DATE + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC))
+    entries = [_entry(v) for v in whole]
+    started = next(i for i, e in enumerate(entries) if e >= day_two)
+    cut = next(i for i in range(started, len(entries)) if entries[i] < day_two) + 1
+    stop = threading.Event()
+
+    class StopAfter(MemorySink):
+        def send_batch(self, batch: EncodedBatch, start: int, stop_at: int) -> None:
+            super().send_batch(batch, start, stop_at)
+            if len(self.records) >= cut:
+                stop.set()
+
+    positions = Positions(dated=True, start_us=MIDNIGHT)
+    first = StopAfter()
+    Service(
+        MODEL, ROOT, first, ManualClock(MIDNIGHT), poll_s=60, until_us=UNTIL, imperfections=HEAVY, stop=stop,
+        positions=positions, start_us=MIDNIGHT,
+    ).run()  # fmt: skip
+    progress = positions.take()
+    assert len(progress) == 2
+    store = StoreModel(MODEL)
+    by_date = resume_points(progress, lambda _: True)[None]
+    by_send = resume_points(progress, lambda _: True, lambda _, a, b: imperfect.later(store, ROOT, HEAVY, a, b))[None]
+    assert (by_date.date, by_send.date) == (DATE + dt.timedelta(days=1), DATE)
+    rest = MemorySink()
+    Service(
+        MODEL, ROOT, rest, ManualClock(MIDNIGHT), poll_s=60, until_us=UNTIL, imperfections=HEAVY, start_us=MIDNIGHT,
+        resume={None: ResumeAfter(by_send.date, by_send.index)},
+    ).run()  # fmt: skip
+    assert [v for _, v in first.records] + [v for _, v in rest.records] == whole
+    assert copy_at(store, ROOT, HEAVY, by_send) == (json.loads(whole[cut - 1])["customer_id"], entries[cut - 1])

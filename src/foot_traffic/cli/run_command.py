@@ -146,6 +146,7 @@ def exactly_once(settings: Settings, client: Mapping[str, str], fleet: Timeouts 
         shard=settings.shard,
         partitions=None if settings.shard is None else settings.fleet_partitions,
         entry_timestamps=settings.kafka_timestamp == "entry",
+        imperfections=settings.imperfections(),
     )
 
 

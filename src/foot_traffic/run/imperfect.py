@@ -28,7 +28,7 @@ from foot_traffic.model.grid import days_from, local_date
 from foot_traffic.model.imperfections import Imperfections, Sending, decide, entries_of
 from foot_traffic.model.plan import DayPlan, Model, StoreModel, plan_day
 from foot_traffic.run.merge import PLAN, VISIT
-from foot_traffic.run.positions import ResumeAfter
+from foot_traffic.run.positions import Position, ResumeAfter
 
 US_PER_DAY = 86_400_000_000
 
@@ -168,9 +168,31 @@ def store_items(
 
 def _resume_key(store: StoreModel, root: int, imp: Imperfections, resume: ResumeAfter, start_us: int) -> Key:
     """The order key of the item a restart resumes after: its day drawn again."""
+    return _drawn(store, root, imp, resume.date, start_us).key(resume.index)
+
+
+def _drawn(store: StoreModel, root: int, imp: Imperfections, date: dt.date, start_us: int) -> Day:
+    """A day of a run that started at ``start_us``, drawn again (all its copies: UNTIL aside)."""
     first = local_date(start_us, store.model.tz)
-    plan = plan_day(store.model, root, resume.date, now_us=start_us if resume.date == first else None)
-    return open_day(store, root, imp, plan, at_us=max(plan.start_us, start_us), until_us=None).key(resume.index)
+    plan = plan_day(store.model, root, date, now_us=start_us if date == first else None)
+    return open_day(store, root, imp, plan, at_us=max(plan.start_us, start_us), until_us=None)
+
+
+def later(store: StoreModel, root: int, imp: Imperfections, a: Position, b: Position) -> bool:
+    """Whether position ``a`` of a store comes after ``b`` in the order its copies are sent."""
+    key_a = _resume_key(store, root, imp, ResumeAfter(a.date, a.index), a.start_us)
+    return key_a > _resume_key(store, root, imp, ResumeAfter(b.date, b.index), b.start_us)
+
+
+def copy_at(store: StoreModel, root: int, imp: Imperfections, position: Position) -> tuple[str | None, int] | None:
+    """The customer id and entry instant of the copy at ``position`` (-1: none, and its day's start); None past it."""
+    day = _drawn(store, root, imp, position.date, position.start_us)
+    if position.index < 0:
+        return None, day.at_us
+    if position.index >= len(day.sending):
+        return None
+    batch, index = day.item(position.index)
+    return batch.key(index).decode(), int(batch.entries_us[index])
 
 
 def _push(heap: list[tuple[Key, Single, Iterator[tuple[Key, Single]]]], items: Iterator[tuple[Key, Single]]) -> None:
