@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -258,3 +259,25 @@ def test_a_dated_restart_resumes_after_the_last_copy_sent_even_when_a_late_one_c
     ).run()  # fmt: skip
     assert [v for _, v in first.records] + [v for _, v in rest.records] == whole
     assert copy_at(store, ROOT, HEAVY, by_send) == (json.loads(whole[cut - 1])["customer_id"], entries[cut - 1])
+
+
+def test_a_calendar_outage_alone_holds_its_visits_in_run_and_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With every law at 0, a calendar date's outage holds its visits until it ends, and plan --json shows it."""
+    calendar = tmp_path / "calendar.toml"
+    calendar.write_text('[dates]\n"2025-08-12" = { outages = [["12:00", "13:30"]] }\n')
+    common = ["--seed", "s", "--daily-customers", "1500", "--calendar-file", str(calendar)]
+    assert main(["plan", "--date", "2025-08-12", "--json", *common]) == 0
+    (outage,) = json.loads(capsys.readouterr().out)["outages"]
+    assert (outage["start"], outage["end"]) == ("2025-08-12T12:00:00.000000+00:00", "2025-08-12T13:30:00.000000+00:00")
+    run = ["run", "--sink", "stdout", "--speed", "max", "--start", "2025-08-12", "--until", "2025-08-13"]
+    assert main([*run, *common, "--log-level", "WARNING"]) == 0
+    values = capsys.readouterr().out.encode().splitlines()
+    assert main([*run, "--seed", "s", "--daily-customers", "1500", "--log-level", "WARNING"]) == 0
+    assert sorted(values) == sorted(capsys.readouterr().out.encode().splitlines())
+    noon, half_past_one = MIDNIGHT + 12 * 3600 * 10**6, MIDNIGHT + 27 * 1800 * 10**6
+    held = [i for i, v in enumerate(values) if noon <= _entry(v) < half_past_one]
+    assert len(held) == outage["held"] > 0
+    assert held == list(range(held[0], held[0] + len(held))), "one burst"
+    assert all(_entry(v) < half_past_one for v in values[: held[0]])

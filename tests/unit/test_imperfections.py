@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from foot_traffic.model.arrivals import day_batches
-from foot_traffic.model.calendar import calendar_from_mapping
+from foot_traffic.model.calendar import CalendarFileError, calendar_from_mapping
 from foot_traffic.model.imperfections import (
     DUPLICATE,
     HELD,
@@ -25,6 +25,8 @@ from foot_traffic.model.imperfections import (
     outages,
 )
 from foot_traffic.model.plan import DayPlan, Model, plan_day
+from foot_traffic.model.stores import StoresFileError, stores_from_mapping
+from foot_traffic.model.weights import DEFAULT_WEIGHTS
 
 DATE = dt.date(2025, 8, 12)
 ROOT = 1234
@@ -58,7 +60,7 @@ def test_nothing_configured_sends_each_visit_once_at_its_entry_in_entry_order() 
     assert len(sending) == 5000
     assert sending.visit.tolist() == list(range(5000))
     assert np.array_equal(sending.send_us, sending.entries_us)
-    assert not NONE.drawn
+    assert not NONE.on
     assert sending.outages == ()
 
 
@@ -140,10 +142,12 @@ def test_outages_start_inside_the_opening_hours_and_last_exponentially() -> None
 
 
 def test_overlapping_outages_merge_and_an_outage_ends_at_midnight_at_the_latest() -> None:
-    """Explicit windows that overlap become one; a window past 24:00 stops at the day's end."""
-    model, plan, _ = _day(0)
+    """A store's and a date's windows that overlap become one; a window past 24:00 stops at the day's end."""
+    calendar = calendar_from_mapping({"dates": {"2025-08-12": {"outages": [["10:50", "11:40"]]}}})
+    model = Model(daily_customers=0, calendar=calendar, outages=((600, 660), (1400, 1500)))
+    plan = plan_day(model, ROOT, DATE)
     minute = 60 * US_PER_S
-    windows = outages(NONE, ROOT, model, plan, ((600, 660), (650, 700), (1400, 1500)))
+    windows = outages(NONE, ROOT, model, plan)
     assert windows == (
         (plan.start_us + 600 * minute, plan.start_us + 700 * minute),
         (plan.start_us + 1400 * minute, plan.end_us),
@@ -153,9 +157,9 @@ def test_overlapping_outages_merge_and_an_outage_ends_at_midnight_at_the_latest(
 @pytest.mark.parametrize("shuffled", [False, True])
 def test_held_visits_go_in_one_burst_at_the_end_of_their_outage(shuffled: bool) -> None:
     """Visits inside an outage go at its end, in entry order or in a seeded shuffle; the others at entry."""
-    model, plan, entries = _day(20_000)
-    imp = Imperfections(shuffled=shuffled)
-    sending = decide(imp, ROOT, model, plan, entries, explicit=((720, 780),))
+    model, plan, entries = _day(20_000, model=Model(daily_customers=20_000, outages=((720, 780),)))
+    imp = Imperfections(shuffled=shuffled, explicit=True)
+    sending = decide(imp, ROOT, model, plan, entries)
     ((start, end),) = sending.outages
     inside = (entries >= start) & (entries < end)
     assert np.array_equal(sending.held, inside)
@@ -169,10 +173,10 @@ def test_held_visits_go_in_one_burst_at_the_end_of_their_outage(shuffled: bool) 
 
 def test_a_late_visit_inside_an_outage_goes_at_the_later_of_the_two() -> None:
     """First send = max(outage end, entry + delay) for a held late visit."""
-    model, plan, entries = _day(20_000)
+    model, plan, entries = _day(20_000, model=Model(daily_customers=20_000, outages=((720, 750),)))
     imp = Imperfections(late_pct=0.3, late_mean_s=3600, late_max_s=7200)
-    sending = decide(imp, ROOT, model, plan, entries, explicit=((720, 750),))
-    plain = decide(Imperfections(late_pct=0.3, late_mean_s=3600, late_max_s=7200), ROOT, model, plan, entries)
+    sending = decide(imp, ROOT, model, plan, entries)
+    plain = decide(imp, ROOT, Model(daily_customers=20_000), plan, entries)
     ((_, end),) = sending.outages
     both = sending.held & sending.late
     assert both.any()
@@ -206,3 +210,34 @@ def test_decisions_depend_on_their_own_streams_only() -> None:
     assert np.array_equal(late.late, both.late)
     assert np.array_equal(_first(late), _first(both))
     assert np.array_equal(dup.duplicated, both.duplicated)
+
+
+def test_outage_windows_are_read_from_the_calendar_dates_and_the_stores() -> None:
+    """``outages`` of a calendar date and of a store become (start, end) minutes; the store's apply every day."""
+    calendar = calendar_from_mapping({"dates": {"2025-08-12": {"outages": [["12:00", "13:30"], ["23:00", "24:00"]]}}})
+    assert calendar.rule(DATE).outages == ((720, 810), (1380, 1440))
+    assert calendar.rule(DATE).multiplier == 1.0
+    assert calendar.rule(DATE + dt.timedelta(days=1)).outages == ()
+    (store,) = stores_from_mapping({"store": [{"id": "a", "outages": [["09:00", "09:30"]]}]}, lambda _: DEFAULT_WEIGHTS)
+    assert store.outages == ((540, 570),)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"dates": {"2025-08-12": {"outages": "12:00"}}}, "dates.\"2025-08-12\".outages='12:00': expected a list"),
+        ({"dates": {"2025-08-12": {"outages": [["13:00", "12:00"]]}}}, "outages[0]=['13:00', '12:00']: expected the"),
+        ({"dates": {"2025-08-12": {"outages": [["12:00", "25:00"]]}}}, "outages[0][1]='25:00': expected a time"),
+    ],
+)
+def test_bad_calendar_outages_name_their_path_and_what_is_expected(data: dict[str, object], message: str) -> None:
+    """A bad outage window is refused with its key path, its value and what is expected."""
+    with pytest.raises(CalendarFileError) as info:
+        calendar_from_mapping(data)
+    assert message in str(info.value)
+
+
+def test_a_bad_store_outage_is_a_stores_file_error() -> None:
+    """A store's bad outage list is refused as a stores-file error naming the store's key path."""
+    with pytest.raises(StoresFileError, match=r"store\[0\]\.outages\[0\]=\['9'\]: expected a list of two times"):
+        stores_from_mapping({"store": [{"id": "a", "outages": [["9"]]}]}, lambda _: DEFAULT_WEIGHTS)

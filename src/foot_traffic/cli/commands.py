@@ -127,7 +127,7 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
         for offset in range(days):
             plan = plan_day(store.model, root, start + dt.timedelta(days=offset), now_us=now_us)
             if args.json:
-                sending = day_sending(imperfections, root, store.model, plan) if imperfections.drawn else None
+                sending = day_sending(imperfections, root, store.model, plan) if imperfections.on else None
                 print(json.dumps(plan_json(plan, store.store_id, sending), ensure_ascii=False))
             else:
                 prefix = "" if store.store_id is None else f"[store {store.store_id}] "

@@ -109,8 +109,8 @@ def plan_settings(settings: Settings) -> dict[str, object]:
     }
     if settings.shard is not None:
         plan |= {"shards": settings.shard.count, "fleet_partitions": settings.fleet_partitions}
-    if settings.imperfections().drawn:  # when and how often events go: a restart must draw the same
-        plan["imperfections"] = settings.imperfections()
+    if settings.imperfections().on:  # when and how often events go: a restart must draw the same
+        plan["imperfections"] = (settings.imperfections(), settings.explicit_outages())
     return plan
 
 

@@ -20,7 +20,7 @@ from foot_traffic.config.spec import Fallback, Group, setting, specs
 from foot_traffic.kafka.deadletter import DEFAULT_DEAD_LETTER_FILE
 from foot_traffic.model.calendar import EMPTY_CALENDAR, Calendar
 from foot_traffic.model.grid import datetime_to_us
-from foot_traffic.model.imperfections import OUTAGE_ORDERS, Imperfections
+from foot_traffic.model.imperfections import OUTAGE_ORDERS, Imperfections, Windows
 from foot_traffic.model.plan import ARRIVAL_MODELS, DAILY_TOTAL_MODELS, Model, StoreModel
 from foot_traffic.model.stores import Store
 from foot_traffic.model.units import DEFAULT_PARTITIONS, MAX_PARTITIONS, Shard
@@ -405,7 +405,13 @@ class Settings:
             outages_per_day=self.sensor_outages_per_day,
             outage_mean_min=self.sensor_outage_mean_minutes,
             shuffled=self.sensor_outage_order == "shuffled",
+            explicit=self.explicit_outages() != ((), {}),
         )
+
+    def explicit_outages(self) -> tuple[tuple[tuple[str, Windows], ...], dict[dt.date, Windows]]:
+        """The outages the stores and calendar files give: each store's, and each date's."""
+        by_date = {date: rule.outages for date, rule in self.calendar.dates.items() if rule.outages}
+        return tuple((s.id, s.outages) for s in self.stores if s.outages), by_date
 
     def store_models(self) -> list[StoreModel]:
         """One model per store of STORES_FILE (ids on events only when there are several), or the single store."""
@@ -428,6 +434,7 @@ class Settings:
             calendar=self.calendar,
             scale=1.0 if store is None else store.scale,
             store_key=0 if store is None else store.stream_key,
+            outages=() if store is None else store.outages,
         )
 
 

@@ -317,7 +317,7 @@ def points_from_progress(
         position = progress.get(store.store_id)
         if position is None:
             continue
-        if imperfections.drawn:
+        if imperfections.on:
             found = copy_at(store, root, imperfections, position)
         else:
             found = _event_at(

@@ -408,7 +408,7 @@ def _resume(
         return imperfect.later(by_id[store_id], root, imp, a, b)
 
     owns = run.owns if run.dated else lambda _: True
-    mine = units.resume_points(state.progress, owns, later if imp.drawn else None)
+    mine = units.resume_points(state.progress, owns, later if imp.on else None)
     start = next((p.start_us for p in mine.values()), record.start_us)
     points = points_from_progress(run.topic, mine, stores=list(by_id.values()), root=root, imperfections=imp)
     return record.seed, start, points, None

@@ -60,11 +60,13 @@ class Imperfections:
     outages_per_day: float = 0.0
     outage_mean_min: float = 30.0
     shuffled: bool = False
+    explicit: bool = False
+    """Whether the stores or calendar files give outages."""
 
     @property
-    def drawn(self) -> bool:
-        """Whether any law is on (explicit outages aside)."""
-        return self.late_pct > 0 or self.duplicate_pct > 0 or self.outages_per_day > 0
+    def on(self) -> bool:
+        """Whether any law is on, or any outage given: events may then go late, twice or held."""
+        return self.late_pct > 0 or self.duplicate_pct > 0 or self.outages_per_day > 0 or self.explicit
 
     @property
     def spill_us(self) -> int:
@@ -134,8 +136,9 @@ def drawn_outages(imp: Imperfections, root: int, model: Model, plan: DayPlan) ->
     return [(int(s), int(min(s + n, plan.end_us))) for s, n in zip(starts, lengths, strict=True)]
 
 
-def outages(imp: Imperfections, root: int, model: Model, plan: DayPlan, explicit: Windows = ()) -> Windows:
-    """The day's outage windows in epoch microseconds: drawn and explicit, merged where they overlap or touch."""
+def outages(imp: Imperfections, root: int, model: Model, plan: DayPlan) -> Windows:
+    """The day's outage windows in epoch microseconds: drawn, the store's and the date's, merged where they meet."""
+    explicit = (*model.outages, *model.calendar.rule(plan.date).outages)
     windows = [
         (local_minute_to_us(plan.date, a, model.tz), min(local_minute_to_us(plan.date, b, model.tz), plan.end_us))
         for a, b in explicit
@@ -175,13 +178,11 @@ def decide(
     model: Model,
     plan: DayPlan,
     entries_us: npt.NDArray[np.int64],
-    *,
-    explicit: Windows = (),
 ) -> Sending:
     """Decide how the day's visits (their entry instants, in entry order) are sent."""
     n = int(entries_us.shape[0])
     slots = np.repeat(np.arange(len(plan.counts), dtype=np.int64), plan.counts)
-    windows = outages(imp, root, model, plan, explicit)
+    windows = outages(imp, root, model, plan)
     first = entries_us.copy()
     held = np.zeros(n, dtype=np.bool_)
     if windows:

@@ -39,6 +39,8 @@ class Model:
     calendar: Calendar = field(default=EMPTY_CALENDAR)
     scale: float = 1.0
     store_key: int = 0
+    outages: tuple[tuple[int, int], ...] = ()
+    """The store's sensor outages of every day, (start, end) local minutes: when its events are sent, not what."""
 
     @property
     def fixed_totals(self) -> bool:

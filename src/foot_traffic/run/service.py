@@ -203,7 +203,7 @@ class Service:
                     "Shard %s owns none of the %d store(s); it waits to be stopped", self.shard, len(self.stores)
                 )
                 self.stop.wait()
-            elif len(works) == 1 and self.sensor_topic is None and not imperfections.drawn:
+            elif len(works) == 1 and self.sensor_topic is None and not imperfections.on:
                 self._run_batches(self._timeline(works[0], start), works[0].resume)
             else:
                 self._run_works(Fixed(works), start)
@@ -285,11 +285,11 @@ class Service:
 
     def _past_until(self, instant: int) -> bool:
         # an imperfect stream ends by itself: its late copies of visits before UNTIL go after it
-        return self.until_us is not None and instant >= self.until_us and not self.imperfections.drawn
+        return self.until_us is not None and instant >= self.until_us and not self.imperfections.on
 
     def _items(self, work: Work, start_us: int) -> Iterator[Single]:
         """The items of ``work`` from ``start_us`` on, after its resume position, in the order they are sent."""
-        if not self.imperfections.drawn:
+        if not self.imperfections.on:
             return _one_by_one(self._timeline(work, start_us))
         store = self._by_id[work.store_id]
         return store_items(
