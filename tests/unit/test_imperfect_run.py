@@ -25,7 +25,7 @@ from foot_traffic.model.plan import Model, StoreModel, plan_day
 from foot_traffic.run import imperfect
 from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.imperfect import copy_at
-from foot_traffic.run.positions import Positions, ResumeAfter, resume_points
+from foot_traffic.run.positions import Position, Positions, ResumeAfter, resume_points
 from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink
 from tests.unit.fakes import SteppedClock, fake_sink
@@ -121,10 +121,8 @@ def test_a_late_copy_of_a_day_goes_after_midnight_and_the_run_sends_all_before_e
     assert len(values) == len(_run(NONE)) + sum(n - 1 for n in Counter(values).values())
 
 
-@pytest.mark.parametrize("cut", [1, 700, 1499, 1600, 2900])
-def test_a_resumed_run_sends_exactly_what_was_not_sent(cut: int) -> None:
-    """Stopped after ``cut`` copies and resumed from the last noted position, a run sends the rest, no more, no less."""
-    whole = _run(IMP)
+def _stopped(imp: Imperfections, cut: int, positions: Positions) -> list[bytes]:
+    """What a backfill sends before it is stopped after ``cut`` copies, its positions noted in ``positions``."""
     stop = threading.Event()
 
     class StopAfter(MemorySink):
@@ -133,20 +131,31 @@ def test_a_resumed_run_sends_exactly_what_was_not_sent(cut: int) -> None:
             if len(self.records) >= cut:
                 stop.set()
 
-    positions = Positions(dated=False, start_us=MIDNIGHT)
-    first = StopAfter()
-    service = Service(
-        MODEL, ROOT, first, ManualClock(MIDNIGHT), poll_s=60, until_us=UNTIL, imperfections=IMP, stop=stop,
-        positions=positions, start_us=MIDNIGHT,
-    )  # fmt: skip
-    service.run()
-    (position,) = positions.take().values()
-    rest = MemorySink()
+    sink = StopAfter()
     Service(
-        MODEL, ROOT, rest, ManualClock(MIDNIGHT), poll_s=60, until_us=UNTIL, imperfections=IMP, start_us=MIDNIGHT,
+        MODEL, ROOT, sink, ManualClock(MIDNIGHT), poll_s=60, until_us=UNTIL, imperfections=imp, stop=stop,
+        positions=positions, start_us=MIDNIGHT,
+    ).run()  # fmt: skip
+    return [value for _, value in sink.records]
+
+
+def _resumed(imp: Imperfections, position: Position) -> list[bytes]:
+    """What a backfill restarted after ``position`` sends to its end."""
+    sink = MemorySink()
+    Service(
+        MODEL, ROOT, sink, ManualClock(MIDNIGHT), poll_s=60, until_us=UNTIL, imperfections=imp, start_us=MIDNIGHT,
         resume={None: ResumeAfter(position.date, position.index)},
     ).run()  # fmt: skip
-    assert [v for _, v in first.records] + [v for _, v in rest.records] == whole
+    return [value for _, value in sink.records]
+
+
+@pytest.mark.parametrize("cut", [1, 700, 1499, 1600, 2900])
+def test_a_resumed_run_sends_exactly_what_was_not_sent(cut: int) -> None:
+    """Stopped after ``cut`` copies and resumed from the last noted position, a run sends the rest, no more, no less."""
+    positions = Positions(dated=False, start_us=MIDNIGHT)
+    first = _stopped(IMP, cut, positions)
+    (position,) = positions.take().values()
+    assert first + _resumed(IMP, position) == _run(IMP)
 
 
 def test_a_stopped_run_reports_what_it_still_held() -> None:
@@ -232,32 +241,15 @@ def test_a_dated_restart_resumes_after_the_last_copy_sent_even_when_a_late_one_c
     entries = [_entry(v) for v in whole]
     started = next(i for i, e in enumerate(entries) if e >= day_two)
     cut = next(i for i in range(started, len(entries)) if entries[i] < day_two) + 1
-    stop = threading.Event()
-
-    class StopAfter(MemorySink):
-        def send_batch(self, batch: EncodedBatch, start: int, stop_at: int) -> None:
-            super().send_batch(batch, start, stop_at)
-            if len(self.records) >= cut:
-                stop.set()
-
     positions = Positions(dated=True, start_us=MIDNIGHT)
-    first = StopAfter()
-    Service(
-        MODEL, ROOT, first, ManualClock(MIDNIGHT), poll_s=60, until_us=UNTIL, imperfections=HEAVY, stop=stop,
-        positions=positions, start_us=MIDNIGHT,
-    ).run()  # fmt: skip
+    first = _stopped(HEAVY, cut, positions)
     progress = positions.take()
     assert len(progress) == 2
     store = StoreModel(MODEL)
     by_date = resume_points(progress, lambda _: True)[None]
     by_send = resume_points(progress, lambda _: True, lambda _, a, b: imperfect.later(store, ROOT, HEAVY, a, b))[None]
     assert (by_date.date, by_send.date) == (DATE + dt.timedelta(days=1), DATE)
-    rest = MemorySink()
-    Service(
-        MODEL, ROOT, rest, ManualClock(MIDNIGHT), poll_s=60, until_us=UNTIL, imperfections=HEAVY, start_us=MIDNIGHT,
-        resume={None: ResumeAfter(by_send.date, by_send.index)},
-    ).run()  # fmt: skip
-    assert [v for _, v in first.records] + [v for _, v in rest.records] == whole
+    assert first + _resumed(HEAVY, by_send) == whole
     assert copy_at(store, ROOT, HEAVY, by_send) == (json.loads(whole[cut - 1])["customer_id"], entries[cut - 1])
 
 
