@@ -22,9 +22,11 @@ from foot_traffic.model.arrivals import day_batches
 from foot_traffic.model.grid import US_PER_DAY, datetime_to_us
 from foot_traffic.model.imperfections import NONE, Imperfections, decide
 from foot_traffic.model.plan import Model, StoreModel, plan_day
+from foot_traffic.model.units import Unit
 from foot_traffic.run import imperfect
 from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.imperfect import copy_at
+from foot_traffic.run.ownership import Fixed, Work
 from foot_traffic.run.positions import Position, Positions, ResumeAfter, resume_points
 from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink
@@ -273,3 +275,19 @@ def test_a_calendar_outage_alone_holds_its_visits_in_run_and_plan(
     assert len(held) == outage["held"] > 0
     assert held == list(range(held[0], held[0] + len(held))), "one burst"
     assert all(_entry(v) < half_past_one for v in values[: held[0]])
+
+
+def test_each_unit_is_done_after_its_last_copy_and_a_day_with_none_before_until_at_its_plan_line() -> None:
+    """Under an ownership, day 1 is done with its last copy; day 2, its visits all past UNTIL, at its plan line."""
+    until = MIDNIGHT + US_PER_DAY + 500_000
+    positions = Positions(dated=True, start_us=MIDNIGHT)
+    work = Work(None, (DATE, DATE + dt.timedelta(days=1)))
+    Service(
+        MODEL, ROOT, MemorySink(), ManualClock(MIDNIGHT), poll_s=60, until_us=until, imperfections=IMP,
+        positions=positions, start_us=MIDNIGHT, ownership=Fixed([work]),
+    ).run()  # fmt: skip
+    progress = positions.take()
+    assert progress[Unit(None, DATE + dt.timedelta(days=1))] == Position(
+        DATE + dt.timedelta(days=1), -1, True, MIDNIGHT
+    )
+    assert progress[Unit(None, DATE)].done

@@ -235,7 +235,7 @@ class Service:
             if isinstance(payload, DayPlan):
                 if not self._advance(instant):
                     return
-                self._log_plan(payload, resume)
+                self._log_plan(payload, resume, empty=payload.total == 0)
             elif not self._emit_visits(payload):
                 return
 
@@ -276,7 +276,10 @@ class Service:
             else:
                 work, token, (instant, _, payload, index, visits) = merge.pop()
                 if isinstance(payload, DayPlan):
-                    self._log_plan(payload, self._opened(visits, token) if isinstance(visits, Day) else work.resume)
+                    if isinstance(visits, Day):  # an imperfect day: its visits before UNTIL may be none
+                        self._log_plan(payload, self._opened(visits, token), empty=visits.count == 0)
+                    else:
+                        self._log_plan(payload, work.resume, empty=payload.total == 0)
                     continue
                 if token in fresh:
                     fresh.discard(token)
@@ -412,22 +415,18 @@ class Service:
         for i in range(start, stop):
             _log_emitted(batch.key(i).decode(), batch.entry_time(i), slot, store_id, fields)
 
-    def _log_plan(self, plan: DayPlan, resumed: ResumeAfter | None) -> None:
+    def _log_plan(self, plan: DayPlan, resumed: ResumeAfter | None, *, empty: bool) -> None:
+        """Log a day's plan line and count it; note its unit's start (``empty``: nothing of it to send, it is done)."""
         prefix = ""
         store_id = self.stores[0].store_id
         if len(self.stores) > 1:
             store_id = self._ids[plan.store_key]
             prefix = f"[store {store_id}] "
-        log.info(
-            "%s%s",
-            prefix,
-            plan.log_line(),
-            extra=_plan_fields(plan, store_id),
-        )
+        log.info("%s%s", prefix, plan.log_line(), extra=_plan_fields(plan, store_id))
         self.counters.planned += plan.total
         self.metrics.planned(store_id, plan.labels, plan.counts)
         if self.positions is not None and (resumed is None or resumed.date != plan.date):
-            self.positions.note(store_id, plan.date, -1, done=plan.total == 0)
+            self.positions.note(store_id, plan.date, -1, done=empty)
 
     def _sensor(self, kind: str, batch: EncodedBatch, index: int) -> None:
         assert self.sensor_topic is not None  # noqa: S101 - only called with a sensor topic
