@@ -112,8 +112,15 @@ class Metrics:
         with self._lock:
             self._sensors[key] = self._sensors.get(key, 0) + 1
 
-    def imperfect(self, store_id: str | None, *, late: bool, held: bool, duplicate: bool) -> None:
-        """Count a copy sent late, after an outage held it, or as a second copy."""
+    def imperfect(self, batch: EncodedBatch, index: int, *, late: bool, held: bool, duplicate: bool) -> None:
+        """Count a copy sent late, held or twice: emitted; inside the store unless a second copy; never as lateness.
+
+        Its delay is what was asked for, not the loop falling behind its clock.
+        """
+        store_id = batch.store_id
+        self.tally(store_id, batch.time_slot).emitted += 1
+        if not duplicate:
+            self._handed(store_id, batch.entries_us[index : index + 1], batch.exits_us[index : index + 1], timely=False)
         with self._lock:
             for kind, marked in (("late", late), ("held", held), ("duplicate", duplicate)):
                 if marked:
@@ -169,8 +176,15 @@ class Metrics:
                 found = self._occupancy.setdefault(key, Occupancy())
         return found
 
-    def _handed(self, store_id: str | None, entries_us: npt.NDArray[np.int64], exits_us: npt.NDArray[np.int64]) -> None:
-        """Record visits just handed over: they are inside until their exit, and late by now − entry.
+    def _handed(
+        self,
+        store_id: str | None,
+        entries_us: npt.NDArray[np.int64],
+        exits_us: npt.NDArray[np.int64],
+        *,
+        timely: bool = True,
+    ) -> None:
+        """Record visits just handed over: they are inside until their exit, and (``timely``) late by now − entry.
 
         Lateness is in real seconds, so only a clock tied to real time (a finite, positive rate) records it.
         """
@@ -182,7 +196,7 @@ class Metrics:
         rate = self._clock.rate
         with self._lock:
             occupancy.enter(exits_us, now_us)
-            if 0 < rate < math.inf and entries_us.shape[0]:
+            if timely and 0 < rate < math.inf and entries_us.shape[0]:
                 self._observe_lateness((now_us - entries_us) / (rate * US_PER_SECOND))
 
     def _observe_lateness(self, late_s: npt.NDArray[np.float64]) -> None:

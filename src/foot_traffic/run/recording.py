@@ -57,8 +57,8 @@ class Recorder(Protocol):
         """An ``entry`` or ``exit`` sensor event has been handed to the sink."""
         ...
 
-    def imperfect(self, store_id: str | None, *, late: bool, held: bool, duplicate: bool) -> None:
-        """A copy has been handed to the sink late, after an outage held it, or as a visit's second copy."""
+    def imperfect(self, batch: EncodedBatch, index: int, *, late: bool, held: bool, duplicate: bool) -> None:
+        """Event ``index`` of a batch has been handed to the sink late, after an outage held it, or a second time."""
         ...
 
     def clock_read(self) -> None:
@@ -113,7 +113,7 @@ class NoMetrics:
     def sensor_emitted(self, store_id: str | None, kind: str) -> None:
         """Nothing to record."""
 
-    def imperfect(self, store_id: str | None, *, late: bool, held: bool, duplicate: bool) -> None:
+    def imperfect(self, batch: EncodedBatch, index: int, *, late: bool, held: bool, duplicate: bool) -> None:
         """Nothing to record."""
 
     def clock_read(self) -> None:

@@ -333,11 +333,13 @@ class Service:
         self, instant: int, batch: EncodedBatch, index: int, tag: Visits | Day | Copy | None, token: int
     ) -> None:
         """Send visit ``index`` of ``batch`` (and its entry sensor event), its position noted first."""
-        if isinstance(tag, Copy):
-            self._note_copy(tag)
-        elif isinstance(tag, Visits):
+        flags = self._note_copy(tag) if isinstance(tag, Copy) else 0
+        if isinstance(tag, Visits):
             self._note(tag, index)
-        self._send(batch, index, index + 1)
+        self._send(batch, index, index + 1, timely=not flags)
+        if flags:  # a late, held or second copy: counted apart, not as a visit late on the clock or entering twice
+            late, held, twin = bool(flags & LATE), bool(flags & HELD), bool(flags & DUPLICATE)
+            self.metrics.imperfect(batch, index, late=late, held=held, duplicate=twin)
         if self.sensor_topic is not None:
             self._sensor("entry", batch, index)
             self._exit_seq += 1
@@ -370,19 +372,15 @@ class Service:
                 self.progress(int(entries[due - 1]), self.counters.emitted)
         return end == n
 
-    def _note_copy(self, copy: Copy) -> None:
-        """Note a copy's position in its day's send order, count what is imperfect about it, and follow its day."""
+    def _note_copy(self, copy: Copy) -> int:
+        """Note a copy's position in its day's send order, follow its day; return its LATE, HELD, DUPLICATE flags."""
         day = copy.day
         if self.positions is not None:
             self.positions.note(day.store_id, day.plan.date, copy.rank, done=copy.last)
         day.sent += 1
         if copy.last:
             self._open.pop(day, None)
-        flags = day.sending.flags(copy.rank)
-        if flags:
-            self.metrics.imperfect(
-                day.store_id, late=bool(flags & LATE), held=bool(flags & HELD), duplicate=bool(flags & DUPLICATE)
-            )
+        return day.sending.flags(copy.rank)
 
     def _note(self, visits: Visits, last: int) -> None:
         """Note the unit's position before its events up to visit ``last`` of the batch go to the sink."""
@@ -402,10 +400,11 @@ class Service:
                 _log_emitted(event.customer_id, entry_time, slot, store_id, self._log_fields)
         self.metrics.emitted_sampled(store_id, slot, visits.batch, start, stop)
 
-    def _send(self, batch: EncodedBatch, start: int, stop: int) -> None:
+    def _send(self, batch: EncodedBatch, start: int, stop: int, *, timely: bool = True) -> None:
         self.sink.send_batch(batch, start, stop)
         self.counters.emitted += stop - start
-        self.metrics.emitted(batch, start, stop)
+        if timely:
+            self.metrics.emitted(batch, start, stop)
         if not self._log_events:
             return
         if stop - start >= BATCH_FROM:  # one record, one handler write, for the whole due batch
