@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,12 @@ from confluent_kafka import KafkaError, KafkaException
 from foot_traffic.cli.run_command import plan_settings, transactional_id
 from foot_traffic.config.resolve import load_settings
 from foot_traffic.errors import ConfigError, DeliveryError
-from foot_traffic.kafka.resume import RunRecord, fingerprint, state_topic
-from foot_traffic.kafka.transactions import ExactlyOnce, TransactionalKafkaSink, check_matches
+from foot_traffic.kafka.resume import RunRecord, State, fingerprint, state_topic
+from foot_traffic.kafka.transactions import ExactlyOnce, TransactionalKafkaSink, _resume, check_matches
 from foot_traffic.model.grid import US_PER_DAY, datetime_to_us
-from foot_traffic.model.plan import Model, plan_day
-from foot_traffic.model.units import Shard
+from foot_traffic.model.plan import Model, StoreModel, plan_day
+from foot_traffic.model.randomness import root_entropy
+from foot_traffic.model.units import Shard, Unit
 from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.positions import Position, Positions, ResumeAfter
 from foot_traffic.run.service import Service, day_events
@@ -275,3 +277,22 @@ def test_a_run_that_sent_nothing_still_records_itself() -> None:
     assert producer.calls == ["init", "begin", "commit"]
     ((message, _),) = producer.queue
     assert RunRecord.decode(message.value()) == RunRecord("f", "s", START, 2, 64)
+
+
+def test_a_fleet_members_clock_starts_at_the_furthest_committed_event_of_the_fleet() -> None:
+    """A member resumes no store up front; its resume points, whoever committed them, give its clock's start."""
+    chain = [StoreModel(Model(daily_customers=50, store_key=i + 1, tz=dt.UTC), f"s{i}") for i in range(2)]
+    root = root_entropy("fleet")
+    day2 = dt.date(2025, 8, 13)
+    progress = {
+        Unit("s0", day2): Position(day2, 3, False, START),
+        Unit("s1", day2): Position(day2, 20, False, START),
+        Unit("s1", dt.date(2025, 8, 12)): Position(dt.date(2025, 8, 12), 30, True, START),
+    }
+    run = replace(eo(), fleet=True)
+    record = RunRecord("f", "fleet", START)
+    _, start, points, new_record = _resume(run, State(record, progress), lambda: chain, START, None)
+    events = list(day_events(root, plan_day(chain[1].model, root, day2), "s1"))
+    assert (start, new_record) == (START, None)
+    assert points["s1"].entry_us == events[20].entry_us, "the store's furthest committed event, on its own day"
+    assert max(p.entry_us for p in points.values()) == events[20].entry_us

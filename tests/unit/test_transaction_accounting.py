@@ -58,7 +58,9 @@ def test_events_are_delivered_when_their_transaction_commits() -> None:
     assert (sink.delivered, sink.failed, sink.withdrawn) == (2, 0, Held())
 
 
-def test_a_refused_fleet_commit_withdraws_its_events_neither_delivered_nor_failed() -> None:
+def test_a_refused_fleet_commit_withdraws_its_events_neither_delivered_nor_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """The committer refuses: the transaction is aborted; its acked and purged events are withdrawn, not counted."""
     sink, producer = sink_over_fake()
     committer = Refusing()
@@ -73,6 +75,7 @@ def test_a_refused_fleet_commit_withdraws_its_events_neither_delivered_nor_faile
     assert producer.calls == ["init", "begin", "abort"]
     assert not sink.is_open
     assert (sink.delivered, sink.failed, sink.withdrawn) == (0, 0, Held(events=2, others=1))
+    assert "Aborted a transaction of 3 event(s); they are sent again" in [r.getMessage() for r in caplog.records]
 
 
 def test_events_sent_again_after_an_abort_count_once() -> None:

@@ -151,6 +151,8 @@ class TransactionalKafkaSink:
         """Abort the open transaction to send its events again (a rewind): they are withdrawn, not failed."""
         if self._open:
             self._end_aborted(self._timeout)
+            if self._held.total:  # their purged deliveries were logged as failures: they are not
+                log.warning("Aborted a transaction of %d event(s); they are sent again", self._held.total)
             self.withdrawn += self._held
             self._held = Held()
 
@@ -364,10 +366,12 @@ def prepare(
     except BaseException:
         sink.close()
         raise
+    clock_start = max((p.entry_us for p in points.values()), default=start)
+    if run.fleet:  # its units resume as they are assigned: only its simulated clock starts where the fleet stands
+        points = {}
     _log_resumes(points)
     positions = Positions(dated=run.dated, start_us=start)
     sink.carry(new_record, positions)
-    clock_start = max((p.entry_us for p in points.values()), default=start)
     return Prepared(seed, start, {k: p.after for k, p in points.items()}, clock_start, sink, positions)
 
 
@@ -386,9 +390,10 @@ def _resume(
         shards = None if run.shard is None else run.shard.count
         return seed, start, {}, RunRecord(run.fingerprint, seed, start, shards, run.partitions if shards else None)
     check_matches(record, run)
-    if run.fleet:  # a member resumes each unit as it is assigned
-        return record.seed, record.start_us, {}, None
     root = randomness.root_entropy(record.seed)
+    if run.fleet:  # each store's furthest committed event, whoever sent it: the fleet's simulated now
+        furthest = units.resume_points(state.progress, lambda _: True)
+        return record.seed, record.start_us, points_from_progress(run.topic, furthest, stores=stores(), root=root), None
     if not state.progress and run.shard is None:  # an earlier version's: where its last events stand in the plan
         points = resume_points(
             run.broker,
