@@ -54,8 +54,11 @@ class FakeProducer:
         self.refuse_commit: KafkaException | None = None
         self.refuse_offsets: KafkaException | None = None
         self.offsets: list[tuple[list[Any], Any]] = []
+        self.timestamps: list[int] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes, partition: int, on_delivery: Any) -> None:
+    def produce(
+        self, topic: str, value: bytes, key: bytes, partition: int, on_delivery: Any, *, timestamp: int = 0
+    ) -> None:
         if self.full_for:
             self.full_for -= 1
             raise BufferError("queue full")
@@ -63,6 +66,7 @@ class FakeProducer:
             self.accept_first -= 1
         elif self.refuse is not None:
             raise self.refuse
+        self.timestamps.append(timestamp)
         self.queue.append((FakeMessage(topic, key, value, partition), on_delivery))
 
     def poll(self, timeout: float = 0) -> int:

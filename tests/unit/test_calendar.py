@@ -253,7 +253,7 @@ DATE_VALUE_EXPECTED = "expected a multiplier (a number >= 0), \"closed\", or a t
         ),
         (
             '[dates]\n"2025-12-24" = { multiplier = 1, open = "09:00" }',
-            "dates.\"2025-12-24\".open='09:00': unknown key; expected only 'multiplier', 'hours', 'closed'",
+            "dates.\"2025-12-24\".open='09:00': unknown key; expected only 'multiplier', 'hours', 'closed', 'outages'",
         ),
         (
             '[dates]\n"2025-12-24" = { multiplier = -0.5 }',

@@ -20,6 +20,7 @@ from foot_traffic.metrics.occupancy import Occupancy
 from foot_traffic.metrics.recorder import LATENESS_BUCKETS, Metrics
 from foot_traffic.model.arrivals import day_batches
 from foot_traffic.model.grid import US_PER_DAY, US_PER_MINUTE, US_PER_SECOND, datetime_to_us
+from foot_traffic.model.imperfections import DUPLICATE, HELD, LATE, Imperfections, day_sending
 from foot_traffic.model.plan import Model, StoreModel, plan_day
 from foot_traffic.run.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock
 from foot_traffic.run.recording import NO_METRICS
@@ -353,3 +354,51 @@ def test_the_no_op_recorder_is_disabled() -> None:
     assert NO_METRICS.enabled is False
     sink, _ = fake_sink()
     assert sink._report(None, "x") == sink._on_delivery
+
+
+def test_late_duplicate_and_held_copies_are_counted_per_store() -> None:
+    """The late, duplicate and held counters equal the copies of those kinds sent; every copy counts as emitted."""
+    metrics = Metrics(Health(60))
+    model = Model(daily_customers=3000)
+    imp = Imperfections(late_pct=0.1, duplicate_pct=0.05, outages_per_day=3)
+    run([StoreModel(model)], ManualClock(MIDNIGHT), metrics, imperfections=imp)
+    plan = plan_day(model, ROOT, DATE)
+    sending = day_sending(imp, ROOT, model, plan)
+    kinds: Counter[str] = Counter()
+    for rank in range(len(sending)):
+        flags = sending.flags(rank)
+        kinds.update(kind for kind, flag in (("late", LATE), ("duplicate", DUPLICATE), ("held", HELD)) if flags & flag)
+    assert kinds["late"] > 0
+    assert kinds["held"] > 0
+    for kind in ("late", "duplicate", "held"):
+        assert samples(metrics, f"foot_traffic_{kind}_events_total") == {("",): kinds[kind]}
+    assert sum(samples(metrics, "foot_traffic_events_emitted_total").values()) == len(sending)
+
+
+def test_late_copies_are_not_emission_lateness() -> None:
+    """In real time, a late copy's delay (minutes here) is not counted as the loop's lateness."""
+    metrics = Metrics(Health(60))
+    clock = SteppedClock(MIDNIGHT)
+    imp = Imperfections(late_pct=0.2, late_mean_s=600)
+    run([StoreModel(Model(daily_customers=3000))], clock, metrics, poll_s=60, imperfections=imp)
+    assert (value(metrics, "foot_traffic_late_events_total", store="") or 0) > 0
+    late_s = value(metrics, "foot_traffic_emission_lateness_seconds_sum")
+    assert late_s is not None
+    assert late_s < 1.0
+
+
+def test_second_copies_do_not_enter_the_store_twice() -> None:
+    """Occupancy counts each customer once whether or not its event went twice."""
+    model = Model(daily_customers=3000)
+    twice, once = Metrics(Health(60)), Metrics(Health(60))
+    run(
+        [StoreModel(model)],
+        SteppedClock(MIDNIGHT),
+        twice,
+        poll_s=60,
+        imperfections=Imperfections(duplicate_pct=0.5, duplicate_max_s=0),
+    )
+    run([StoreModel(model)], SteppedClock(MIDNIGHT), once, poll_s=60)
+    assert (value(twice, "foot_traffic_duplicate_events_total", store="") or 0) > 1000
+    assert samples(twice, "foot_traffic_occupancy") == samples(once, "foot_traffic_occupancy")
+    assert samples(twice, "foot_traffic_clock_seconds") == samples(once, "foot_traffic_clock_seconds")

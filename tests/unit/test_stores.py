@@ -47,7 +47,7 @@ SPEC_STORES = (Store("milan-01", 1.0, CITY, "Europe/Rome"), Store("rome-02", 0.6
 ID_EXPECTED = "expected 1 to 64 characters, each a letter, a digit, '.', '_' or '-'"
 TZ_EXPECTED = "expected an IANA time zone name such as Europe/Rome"
 LIST_EXPECTED = "expected a list of at least one store table ([[store]] in TOML)"
-KEYS_EXPECTED = "unknown key; expected only 'id', 'scale', 'weights', 'timezone'"
+KEYS_EXPECTED = "unknown key; expected only 'id', 'scale', 'weights', 'timezone', 'outages'"
 
 
 @pytest.fixture

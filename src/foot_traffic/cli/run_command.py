@@ -11,6 +11,7 @@ import math
 import secrets
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -108,6 +109,8 @@ def plan_settings(settings: Settings) -> dict[str, object]:
     }
     if settings.shard is not None:
         plan |= {"shards": settings.shard.count, "fleet_partitions": settings.fleet_partitions}
+    if settings.imperfections().on:  # when and how often events go: a restart must draw the same
+        plan["imperfections"] = (settings.imperfections(), settings.explicit_outages())
     return plan
 
 
@@ -145,7 +148,27 @@ def exactly_once(settings: Settings, client: Mapping[str, str], fleet: Timeouts 
         dated=settings.until is not None,
         shard=settings.shard,
         partitions=None if settings.shard is None else settings.fleet_partitions,
+        entry_timestamps=settings.kafka_timestamp == "entry",
+        imperfections=settings.imperfections(),
     )
+
+
+def _warn_retention(settings: Settings, client: Mapping[str, str]) -> None:
+    """Warn once when entry timestamps from START on are already older than the topic keeps records."""
+    retention = admin.retention_ms(settings.broker, settings.topic, client, settings.connect_timeout_seconds)
+    start_us = settings.start_us
+    if retention is None or retention < 0 or start_us is None:
+        return
+    age_ms = time.time_ns() // 1_000_000 - start_us // 1000
+    if age_ms > retention:
+        log.warning(
+            "KAFKA_TIMESTAMP=entry: events from START=%s on are %.1f day(s) old, past KAFKA_TOPIC=%r's "
+            "retention.ms=%d; the broker may delete them at once",
+            settings.start.isoformat() if settings.start else "",
+            age_ms / 86_400_000,
+            settings.topic,
+            retention,
+        )
 
 
 def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output:
@@ -176,6 +199,8 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
         replication_factor=settings.topic_replication_factor,
         extra=client,
     )
+    if settings.kafka_timestamp == "entry":
+        _warn_retention(settings, client)
     plain = None
     if not settings.exactly_once:
         plain = KafkaSink(
@@ -185,6 +210,7 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
             dead_letters=DeadLetterFile(settings.dead_letter_file),
             serializer=serializer,
             metrics=recorder,
+            entry_timestamps=settings.kafka_timestamp == "entry",
         )
         if fleet is None:
             return _Output(plain, plain.pending)
@@ -267,6 +293,7 @@ def _run_with(settings: Settings, recorder: Recorder) -> int:
         partitions=settings.fleet_partitions,
         positions=output.positions,
         ownership=output.ownership,
+        imperfections=settings.imperfections(),
     )
     with stopping.stop_on_signals(stop) as signals:
         return _produce(settings, service, output, progress=progress, recorder=recorder, signals=signals)
@@ -330,7 +357,7 @@ def _summary(service: Service, sink: Sink, withdrawn: Held) -> summary.Counts:
     """
     c = service.counters
     emitted, sensors = c.emitted - withdrawn.events, c.sensor_emitted - withdrawn.others
-    counts = summary.Counts(c.planned, emitted, sink.delivered, sink.failed, sensors)
+    counts = summary.Counts(c.planned, emitted, sink.delivered, sink.failed, sensors, c.held)
     summary.log_summary(counts, sensors=service.sensor_topic is not None)
     summary.send_summary(counts)
     return counts

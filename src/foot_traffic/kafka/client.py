@@ -122,15 +122,22 @@ class ProducerClient:
         self.try_produce = self._producer.produce
 
     def produce(
-        self, topic: str, value: bytes, key: bytes, report: DeliveryReport | None, partition: int = UNASSIGNED
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes,
+        report: DeliveryReport | None,
+        partition: int = UNASSIGNED,
+        *,
+        timestamp_ms: int = 0,
     ) -> None:
-        """Queue one message; while the local queue is full, serve delivery reports and try again.
+        """Queue one message (timestamp 0: the time of sending); while the local queue is full, serve reports.
 
         Raises KafkaException when the client refuses the message outright.
         """
         while True:
             try:
-                self._producer.produce(topic, value, key, partition, report)
+                self._producer.produce(topic, value, key, partition, report, timestamp=timestamp_ms)
                 return
             except BufferError:
                 self._producer.poll(BUFFER_FULL_WAIT_S)

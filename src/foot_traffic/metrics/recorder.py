@@ -37,6 +37,12 @@ HANDOVER_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300
 LABELS = ["store", "slot"]
 """Labels of the visit counters: the event's store_id ("" without one) and its time_slot."""
 
+_IMPERFECT = (
+    ("late", "Visit events sent late (LATE_EVENTS_PCT): their first and second copies."),
+    ("duplicate", "Second copies of visit events (DUPLICATE_EVENTS_PCT)."),
+    ("held", "Visit events a sensor outage held until its end, their second copies included."),
+)
+"""The counters of imperfect copies: their kind and meaning."""
 _BOUNDS = np.array(LATENESS_BUCKETS)
 _BUCKET_NAMES = [f"{b:g}" for b in LATENESS_BUCKETS] + ["+Inf"]
 _HANDOVER_NAMES = [f"{b:g}" for b in HANDOVER_BUCKETS] + ["+Inf"]
@@ -61,6 +67,7 @@ class Metrics:
         self._lock = threading.Lock()
         self._tallies: dict[tuple[str, str], Tally] = {}
         self._sensors: dict[tuple[str, str], int] = {}
+        self._imperfect: dict[tuple[str, str], int] = {}
         self._occupancy: dict[str, Occupancy] = {}
         self._lateness = np.zeros(len(LATENESS_BUCKETS) + 1, dtype=np.int64)
         self._lateness_sum = 0.0
@@ -104,6 +111,21 @@ class Metrics:
         key = (store_id or "", kind)
         with self._lock:
             self._sensors[key] = self._sensors.get(key, 0) + 1
+
+    def imperfect(self, batch: EncodedBatch, index: int, *, late: bool, held: bool, duplicate: bool) -> None:
+        """Count a copy sent late, held or twice: emitted; inside the store unless a second copy; never as lateness.
+
+        Its delay is what was asked for, not the loop falling behind its clock.
+        """
+        store_id = batch.store_id
+        self.tally(store_id, batch.time_slot).emitted += 1
+        if not duplicate:
+            self._handed(store_id, batch.entries_us[index : index + 1], batch.exits_us[index : index + 1], timely=False)
+        with self._lock:
+            for kind, marked in (("late", late), ("held", held), ("duplicate", duplicate)):
+                if marked:
+                    key = (kind, store_id or "")
+                    self._imperfect[key] = self._imperfect.get(key, 0) + 1
 
     def clock_read(self) -> None:
         """Note that the loop reads the clock: from now on a scrape may read it too."""
@@ -154,8 +176,15 @@ class Metrics:
                 found = self._occupancy.setdefault(key, Occupancy())
         return found
 
-    def _handed(self, store_id: str | None, entries_us: npt.NDArray[np.int64], exits_us: npt.NDArray[np.int64]) -> None:
-        """Record visits just handed over: they are inside until their exit, and late by now − entry.
+    def _handed(
+        self,
+        store_id: str | None,
+        entries_us: npt.NDArray[np.int64],
+        exits_us: npt.NDArray[np.int64],
+        *,
+        timely: bool = True,
+    ) -> None:
+        """Record visits just handed over: they are inside until their exit, and (``timely``) late by now − entry.
 
         Lateness is in real seconds, so only a clock tied to real time (a finite, positive rate) records it.
         """
@@ -167,7 +196,7 @@ class Metrics:
         rate = self._clock.rate
         with self._lock:
             occupancy.enter(exits_us, now_us)
-            if 0 < rate < math.inf and entries_us.shape[0]:
+            if timely and 0 < rate < math.inf and entries_us.shape[0]:
                 self._observe_lateness((now_us - entries_us) / (rate * US_PER_SECOND))
 
     def _observe_lateness(self, late_s: npt.NDArray[np.float64]) -> None:
@@ -188,6 +217,7 @@ class Metrics:
         with self._lock:
             tallies = sorted((key, (t.planned, t.emitted, t.delivered, t.failed)) for key, t in self._tallies.items())
             sensors = sorted(self._sensors.items())
+            imperfect = sorted(self._imperfect.items())
             lateness = np.cumsum(self._lateness).tolist()
             lateness_sum = self._lateness_sum
             now_us = self._clock.now_us() if self._clock is not None and self._clock_read else None
@@ -202,6 +232,11 @@ class Metrics:
             ),
             [([store, kind], count) for (store, kind), count in sensors],
         )
+        for kind, meaning in _IMPERFECT:
+            yield _labelled(
+                CounterMetricFamily(f"foot_traffic_{kind}_events", meaning, labels=["store"]),
+                [([store], count) for (k, store), count in imperfect if k == kind],
+            )
         yield HistogramMetricFamily(
             "foot_traffic_emission_lateness_seconds",
             "Real seconds from an event's due time on the run's clock to its hand-over to the sink "

@@ -61,7 +61,7 @@ WeekdayHours = tuple[int, int] | Literal["closed"] | None
 _TIME = re.compile(r"([01]\d|2[0-3]):([0-5]\d)|24:00")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TOP_KEYS = ("hours", "dates")
-_DATE_TABLE_KEYS = ("multiplier", "hours", "closed")
+_DATE_TABLE_KEYS = ("multiplier", "hours", "closed", "outages")
 _HOURS_EXPECTED = 'a list of two times ["HH:MM", "HH:MM"], opening then closing'
 
 
@@ -87,6 +87,8 @@ class DayRule:
 
     multiplier: float
     hours: tuple[int, int] | None
+    outages: tuple[tuple[int, int], ...] = ()
+    """Sensor outages of the date, as (start, end) minutes (see :mod:`foot_traffic.model.imperfections`)."""
 
     def __post_init__(self) -> None:
         _check_multiplier(self.multiplier)
@@ -103,6 +105,7 @@ class DateOverride:
 
     multiplier: float = 1.0
     hours: tuple[int, int] | None = None
+    outages: tuple[tuple[int, int], ...] = field(default=(), repr=False)  # repr: what EXACTLY_ONCE fingerprints
 
     def __post_init__(self) -> None:
         _check_multiplier(self.multiplier)
@@ -143,7 +146,8 @@ class Calendar:
             return CLOSED_DAY if weekday == CLOSED else DayRule(1.0, weekday_hours)
         if override.multiplier == 0:
             return CLOSED_DAY
-        return DayRule(override.multiplier, override.hours if override.hours is not None else weekday_hours)
+        hours = override.hours if override.hours is not None else weekday_hours
+        return DayRule(override.multiplier, hours, override.outages)
 
 
 EMPTY_CALENDAR: Final = Calendar()
@@ -175,6 +179,13 @@ def _parse_hours(value: object, where: str) -> tuple[int, int]:
     if opening >= closing:
         raise CalendarFileError(f"{where}={value!r}: expected the closing time after the opening time")
     return opening, closing
+
+
+def parse_windows(value: object, where: str) -> tuple[tuple[int, int], ...]:
+    """A list of ``["HH:MM", "HH:MM"]`` windows (sensor outages) as (start, end) minutes; CalendarFileError if not."""
+    if not isinstance(value, list):
+        raise CalendarFileError(f'{where}={value!r}: expected a list of ["HH:MM", "HH:MM"] windows')
+    return tuple(_parse_hours(item, f"{where}[{i}]") for i, item in enumerate(value))
 
 
 def _parse_multiplier(value: object, where: str) -> float:
@@ -235,7 +246,8 @@ def _parse_date_table(data: Mapping[str, object], where: str) -> DateOverride:
         return CLOSED_DATE
     multiplier = _parse_multiplier(data["multiplier"], f"{where}.multiplier") if "multiplier" in data else 1.0
     hours = _parse_hours(data["hours"], f"{where}.hours") if "hours" in data else None
-    return DateOverride(multiplier, hours)
+    outages = parse_windows(data["outages"], f"{where}.outages") if "outages" in data else ()
+    return DateOverride(multiplier, hours, outages)
 
 
 def _parse_date_value(value: object, where: str) -> DateOverride:

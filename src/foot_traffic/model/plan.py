@@ -39,6 +39,8 @@ class Model:
     calendar: Calendar = field(default=EMPTY_CALENDAR)
     scale: float = 1.0
     store_key: int = 0
+    outages: tuple[tuple[int, int], ...] = ()
+    """The store's sensor outages of every day, (start, end) local minutes: when its events are sent, not what."""
 
     @property
     def fixed_totals(self) -> bool:
@@ -236,7 +238,7 @@ def _smooth_pieces(parts: list[tuple[int, int]], rates: list[float], day: tuple[
     return pieces
 
 
-def _opening(date: dt.date, hours: tuple[int, int] | None, bounds: tuple[int, ...], tz: dt.tzinfo) -> tuple[int, int]:
+def opening(date: dt.date, hours: tuple[int, int] | None, bounds: tuple[int, ...], tz: dt.tzinfo) -> tuple[int, int]:
     """The instants the store opens and closes on ``date``: the whole day unless the calendar gives hours."""
     if hours is None:
         return bounds[0], bounds[-1]
@@ -269,7 +271,7 @@ def plan_day(model: Model, root: int, date: dt.date, now_us: int | None = None) 
     weekday = date.weekday()
     rule = model.calendar.rule(date)
     bounds = model.weights.grid.boundaries_us(date, model.tz)
-    parts = _open_parts(bounds, _opening(date, rule.hours, bounds, model.tz))
+    parts = _open_parts(bounds, opening(date, rule.hours, bounds, model.tz))
     shares = _shares(model.weights.exact[weekday], bounds, parts)
     mean = Fraction(0)
     if any(shares):

@@ -18,6 +18,7 @@ The same in JSON: ``{"store": [{"id": "milan-01", "scale": 1.0, ...}, {"id": "ro
 * ``weights`` (default: the run's weights): a weights file (see :mod:`foot_traffic.model.weights`),
   relative to the folder of the stores file unless absolute.
 * ``timezone`` (default: the run's TIMEZONE): an IANA time zone name such as ``Europe/Rome``.
+* ``outages`` (default none): the store's sensor outages of every day, ``[["12:00", "13:30"], ...]``.
 
 There must be at least one store, and unknown keys are errors. Every error names
 the key path, the value and what is expected, e.g.
@@ -30,15 +31,16 @@ import hashlib
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from foot_traffic.model.calendar import CalendarFileError, parse_windows
 from foot_traffic.model.weights import WeightsFileError, WeightTable
 
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _ID_EXPECTED = "1 to 64 characters, each a letter, a digit, '.', '_' or '-'"
 _TZ_EXPECTED = "an IANA time zone name such as Europe/Rome"
-_STORE_KEYS = ("id", "scale", "weights", "timezone")
+_STORE_KEYS = ("id", "scale", "weights", "timezone", "outages")
 _STREAM_KEY_MASK = (1 << 63) - 1
 
 
@@ -61,6 +63,8 @@ class Store:
     scale: float = 1.0
     weights: WeightTable | None = None
     timezone: str | None = None
+    outages: tuple[tuple[int, int], ...] = field(default=(), repr=False)  # repr: what EXACTLY_ONCE fingerprints
+    """Sensor outages of every day, as (start, end) minutes (see :mod:`foot_traffic.model.imperfections`)."""
 
     def __post_init__(self) -> None:
         if not _ID.fullmatch(self.id):
@@ -128,7 +132,17 @@ def _parse_store(index: int, data: object, load_profile: ProfileLoader) -> Store
         timezone = data["timezone"]
         if not isinstance(timezone, str) or not _is_time_zone(timezone):
             raise StoresFileError(f"{where}.timezone={timezone!r}: expected {_TZ_EXPECTED}")
-    return Store(store_id, scale, weights, timezone)
+    return Store(store_id, scale, weights, timezone, _outages(data, where))
+
+
+def _outages(data: Mapping[str, object], where: str) -> tuple[tuple[int, int], ...]:
+    """A store's ``outages``, none when absent."""
+    if "outages" not in data:
+        return ()
+    try:
+        return parse_windows(data["outages"], f"{where}.outages")
+    except CalendarFileError as exc:
+        raise StoresFileError(str(exc)) from None
 
 
 def stores_from_mapping(data: Mapping[str, object], load_profile: ProfileLoader) -> tuple[Store, ...]:
