@@ -127,6 +127,16 @@ def test_disable_variation_true_words(word: str) -> None:
         ("SHARD", "1", "I/N with 0 <= I < N <= FLEET_PARTITIONS, or auto/N"),
         ("SHARD", "-1/2", "I/N with 0 <= I < N <= FLEET_PARTITIONS, or auto/N"),
         ("SHARD", "0/0", "I/N with 0 <= I < N <= FLEET_PARTITIONS, or auto/N"),
+        ("LATE_EVENTS_PCT", "1.5", "a number in [0, 1]"),
+        ("LATE_EVENTS_PCT", "-0.1", "a number in [0, 1]"),
+        ("LATE_DELAY_MEAN_SECONDS", "0", "a number > 0"),
+        ("LATE_DELAY_MAX_SECONDS", "-5", "a number > 0"),
+        ("DUPLICATE_EVENTS_PCT", "ten", "a number in [0, 1]"),
+        ("DUPLICATE_DELAY_MAX_SECONDS", "-1", "a number >= 0"),
+        ("SENSOR_OUTAGES_PER_DAY", "nan", "a number >= 0"),
+        ("SENSOR_OUTAGE_MEAN_MINUTES", "0", "a number > 0"),
+        ("SENSOR_OUTAGE_ORDER", "random", "one of in-order, shuffled"),
+        ("KAFKA_TIMESTAMP", "log", "one of emit, entry"),
     ],
 )
 def test_bad_values_name_the_variable_value_and_expectation(variable: str, value: str, expected: str) -> None:
@@ -189,6 +199,9 @@ def test_every_setting_is_validated_and_documented() -> None:
     covered |= {"SCHEMA_REGISTRY_SSL_KEY_LOCATION", "SCHEMA_REGISTRY_SSL_KEY_PASSWORD"}  # tests/unit/test_registry.py
     covered |= {"METRICS_PORT", "METRICS_HOST", "HEALTH_UNREACHABLE_SECONDS"}
     covered |= {"FLEET_PARTITIONS", "SHARD", "FLEET_ID", "WORKERS"}  # SHARD's combinations: test_shard_settings.py
+    covered |= {"LATE_EVENTS_PCT", "LATE_DELAY_MEAN_SECONDS", "LATE_DELAY_MAX_SECONDS", "DUPLICATE_EVENTS_PCT"}
+    covered |= {"DUPLICATE_DELAY_MAX_SECONDS", "SENSOR_OUTAGES_PER_DAY", "SENSOR_OUTAGE_MEAN_MINUTES"}
+    covered |= {"SENSOR_OUTAGE_ORDER", "KAFKA_TIMESTAMP"}
     assert {s.env for s in SPECS} == covered | free_form
     readme = (ROOT / "README.md").read_text()
     for spec in SPECS:

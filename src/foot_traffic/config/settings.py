@@ -20,6 +20,7 @@ from foot_traffic.config.spec import Fallback, Group, setting, specs
 from foot_traffic.kafka.deadletter import DEFAULT_DEAD_LETTER_FILE
 from foot_traffic.model.calendar import EMPTY_CALENDAR, Calendar
 from foot_traffic.model.grid import datetime_to_us
+from foot_traffic.model.imperfections import OUTAGE_ORDERS, Imperfections
 from foot_traffic.model.plan import ARRIVAL_MODELS, DAILY_TOTAL_MODELS, Model, StoreModel
 from foot_traffic.model.stores import Store
 from foot_traffic.model.units import DEFAULT_PARTITIONS, MAX_PARTITIONS, Shard
@@ -39,6 +40,8 @@ FORMATS = ("json", "avro")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SINKS = ("kafka", "stdout", "null")
+KAFKA_TIMESTAMPS = ("emit", "entry")
+"""Values of KAFKA_TIMESTAMP."""
 
 KAFKA = Group("Kafka", "the brokers, the topics, start-up, delivery and exactly-once")
 SECURITY = Group("security", "TLS and SASL to the brokers (KAFKA_PRODUCER_* variables pass any other property)")
@@ -48,13 +51,17 @@ TIME = Group("time", "the clock: real, accelerated or as fast as possible, and t
 OUTPUT = Group("output", "where events go, where undelivered ones are kept, where settings come from")
 OBSERVABILITY = Group("observability", "logs, Prometheus metrics and the health check")
 SCALE_OUT = Group("scale-out", "several processes share a run: units of work, shards, a fleet, local workers")
-GROUPS = (KAFKA, SECURITY, REGISTRY, MODEL, TIME, OUTPUT, OBSERVABILITY, SCALE_OUT)
+IMPERFECTIONS = Group(
+    "imperfections", "late, duplicated and held events, record timestamps: when and how often each event is sent"
+)
+GROUPS = (KAFKA, SECURITY, REGISTRY, MODEL, TIME, OUTPUT, OBSERVABILITY, SCALE_OUT, IMPERFECTIONS)
 """The groups, in the order ``--help`` shows them."""
 
 _CUSTOMERS = p.int_in(0, MAX_DAILY_CUSTOMERS)
 _DEFAULT_CUSTOMERS = "100"
 """DEFAULT_DAILY_CUSTOMERS's default, which BASE_DAILY_CUSTOMERS also takes when both are unset."""
 _POSITIVE = p.number(0, math.inf, low_open=True)
+_FRACTION = p.number(0, 1)
 _CA = "PEM file of the CA certificate(s) that sign the"
 _NEVER_SHOWN = "(a secret: never shown)"
 _REGISTRY = "https:// SCHEMA_REGISTRY_URL:"
@@ -318,6 +325,46 @@ class Settings:
         "Processes that share the run on this machine: a parent starts and supervises them, merges their "
         "output and sums their summaries.", group=SCALE_OUT,
     )  # fmt: skip
+    late_events_pct: float = setting(
+        "LATE_EVENTS_PCT", _FRACTION, "0",
+        "Fraction in [0, 1] of the visits sent late: at entry_time + a delay (the law below).", group=IMPERFECTIONS,
+    )  # fmt: skip
+    late_delay_mean_seconds: float = setting(
+        "LATE_DELAY_MEAN_SECONDS", _POSITIVE, "300",
+        "Mean of a late visit's delay in seconds: exponential, capped at LATE_DELAY_MAX_SECONDS.", group=IMPERFECTIONS,
+    )  # fmt: skip
+    late_delay_max_seconds: float = setting(
+        "LATE_DELAY_MAX_SECONDS", _POSITIVE, "3600",
+        "Longest delay of a late visit in seconds: the delay is min(exponential draw, this cap).", group=IMPERFECTIONS,
+    )  # fmt: skip
+    duplicate_events_pct: float = setting(
+        "DUPLICATE_EVENTS_PCT", _FRACTION, "0",
+        "Fraction in [0, 1] of the visits sent twice: same key, same bytes.", group=IMPERFECTIONS,
+    )  # fmt: skip
+    duplicate_delay_max_seconds: float = setting(
+        "DUPLICATE_DELAY_MAX_SECONDS", p.number(0, math.inf), "60",
+        "The second copy goes uniformly in [0, this] seconds after the first.", group=IMPERFECTIONS,
+    )  # fmt: skip
+    sensor_outages_per_day: float = setting(
+        "SENSOR_OUTAGES_PER_DAY", p.number(0, math.inf), "0",
+        "Mean number of sensor outages per store and day (Poisson); a visit during one is held until it ends.",
+        group=IMPERFECTIONS,
+    )  # fmt: skip
+    sensor_outage_mean_minutes: float = setting(
+        "SENSOR_OUTAGE_MEAN_MINUTES", _POSITIVE, "30",
+        "Mean duration of a sensor outage in minutes (exponential, ending at the end of its day at the latest).",
+        group=IMPERFECTIONS,
+    )  # fmt: skip
+    sensor_outage_order: str = setting(
+        "SENSOR_OUTAGE_ORDER", p.Choice(OUTAGE_ORDERS), "in-order",
+        "Order of the held visits in the burst that ends an outage: in-order (by entry) or shuffled.",
+        group=IMPERFECTIONS,
+    )  # fmt: skip
+    kafka_timestamp: str = setting(
+        "KAFKA_TIMESTAMP", p.Choice(KAFKA_TIMESTAMPS), "emit",
+        "Each record's timestamp: emit (the time of sending) or entry (its entry_time, for event-time consumers).",
+        group=IMPERFECTIONS,
+    )  # fmt: skip
     # derived while the settings are read, not settings of their own
     producer_properties: ProducerProperties = NO_PROPERTIES
     weights: WeightTable = field(default=DEFAULT_WEIGHTS, repr=False)
@@ -346,6 +393,19 @@ class Settings:
     def variation_pct(self) -> float:
         """The effective variation: 0 when disabled."""
         return 0.0 if self.disable_daily_variation else self.daily_variation_pct
+
+    def imperfections(self) -> Imperfections:
+        """The imperfections these settings ask for (each law off at its zero)."""
+        return Imperfections(
+            late_pct=self.late_events_pct,
+            late_mean_s=self.late_delay_mean_seconds,
+            late_max_s=self.late_delay_max_seconds,
+            duplicate_pct=self.duplicate_events_pct,
+            duplicate_max_s=self.duplicate_delay_max_seconds,
+            outages_per_day=self.sensor_outages_per_day,
+            outage_mean_min=self.sensor_outage_mean_minutes,
+            shuffled=self.sensor_outage_order == "shuffled",
+        )
 
     def store_models(self) -> list[StoreModel]:
         """One model per store of STORES_FILE (ids on events only when there are several), or the single store."""

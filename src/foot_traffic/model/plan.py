@@ -236,7 +236,7 @@ def _smooth_pieces(parts: list[tuple[int, int]], rates: list[float], day: tuple[
     return pieces
 
 
-def _opening(date: dt.date, hours: tuple[int, int] | None, bounds: tuple[int, ...], tz: dt.tzinfo) -> tuple[int, int]:
+def opening(date: dt.date, hours: tuple[int, int] | None, bounds: tuple[int, ...], tz: dt.tzinfo) -> tuple[int, int]:
     """The instants the store opens and closes on ``date``: the whole day unless the calendar gives hours."""
     if hours is None:
         return bounds[0], bounds[-1]
@@ -269,7 +269,7 @@ def plan_day(model: Model, root: int, date: dt.date, now_us: int | None = None) 
     weekday = date.weekday()
     rule = model.calendar.rule(date)
     bounds = model.weights.grid.boundaries_us(date, model.tz)
-    parts = _open_parts(bounds, _opening(date, rule.hours, bounds, model.tz))
+    parts = _open_parts(bounds, opening(date, rule.hours, bounds, model.tz))
     shares = _shares(model.weights.exact[weekday], bounds, parts)
     mean = Fraction(0)
     if any(shares):

@@ -22,6 +22,14 @@ CHUNK = 2
 """Stream of one chunk's arrivals, durations and customer ids."""
 COUNTS = 3
 """Stream of the random slot counts of the poisson and smooth models."""
+LATE = 4
+"""Stream of one slot's late visits and their delays."""
+DUPLICATE = 5
+"""Stream of one slot's duplicated visits and the gaps to their second copies."""
+OUTAGES = 6
+"""Stream of a day's sensor outages: their number, starts and durations."""
+BURST = 7
+"""Stream of the order of held visits in their bursts (SENSOR_OUTAGE_ORDER=shuffled)."""
 
 
 def root_entropy(seed: str | None) -> int:
