@@ -11,16 +11,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from foot_traffic.cli.commands import main
 from foot_traffic.config.resolve import load_settings
 from foot_traffic.model.grid import datetime_to_us
+from foot_traffic.model.imperfections import Imperfections, outages
+from foot_traffic.model.plan import plan_day
 from foot_traffic.model.randomness import root_entropy
 from foot_traffic.report.analysis import Scope, analyse
-from foot_traffic.report.checks.lateness import Imperfections, arrival_lateness
+from foot_traffic.report.checks.lateness import arrival_lateness, delay_cdf
 from foot_traffic.report.checks.results import judge
 from foot_traffic.report.inputs.events import Chunk, Events
 from foot_traffic.report.inputs.kafka import kafka_chunk
@@ -67,13 +71,25 @@ def entry_of(line: bytes) -> int:
 
 
 def sent(
-    lines: list[bytes], *, late: float, mean_s: float = 300, cap_s: float = 3600, dup: float = 0.0, seed: int = 1
+    lines: list[bytes],
+    *,
+    late: float,
+    mean_s: float = 300,
+    cap_s: float = 3600,
+    dup: float = 0.0,
+    held: list[tuple[int, int]] | None = None,
+    seed: int = 1,
 ) -> list[tuple[int, bytes]]:
-    """Each copy's send instant (µs) and line, in the order sent: late visits delayed, duplicates sent twice."""
+    """Each copy's send instant (µs) and line, in the order sent: late visits delayed, duplicates sent twice.
+
+    A visit entering in one of the ``held`` windows [start, end) goes at its end at the earliest.
+    """
     rng = np.random.default_rng(seed)
     entries = np.array([entry_of(line) for line in lines], dtype=np.int64)
     delay_s = np.minimum(rng.exponential(mean_s, entries.size), cap_s)
     first = entries + np.where(rng.random(entries.size) < late, (delay_s * 1e6).astype(np.int64), 0)
+    for start, end in held or []:
+        first = np.where((entries >= start) & (entries < end), np.maximum(first, end), first)
     copies = [(int(t), line) for t, line in zip(first.tolist(), lines, strict=True)]
     again = rng.random(entries.size) < dup
     gap = (rng.uniform(0, 60, entries.size) * 1e6).astype(np.int64)
@@ -99,7 +115,7 @@ def as_topic(copies: list[tuple[int, bytes]], partitions: int = 3, lag_ms: int =
 def verdicts(events: Events, imperfections: Imperfections) -> dict[str, str]:
     """Each check's verdict on these events with the week's settings and these imperfections."""
     settings = load_settings(ENV)
-    scope = Scope(settings.start_us, settings.until_us, root_entropy(SEED), imperfections)
+    scope = Scope(settings.start_us, settings.until_us, root_entropy(SEED), imperfections=imperfections)
     return judge(analyse(events, settings.store_models(), scope).checks, 0.001).checks
 
 
@@ -146,7 +162,9 @@ def test_delays_longer_than_the_law_fail_the_one_sided_ks(clean: list[bytes]) ->
     """A fifth of the visits late by a mean of 900 s where the law says 300 s (same cap) fails only the KS test."""
     events = as_file(sent(clean, late=0.2, mean_s=900))
     settings = load_settings(ENV)
-    scope = Scope(settings.start_us, settings.until_us, root_entropy(SEED), replace(CONFIGURED, late_pct=0.2))
+    scope = Scope(
+        settings.start_us, settings.until_us, root_entropy(SEED), imperfections=replace(CONFIGURED, late_pct=0.2)
+    )
     analysis = analyse(events, settings.store_models(), scope)
     judgement = judge(analysis.checks, 0.001)
     lateness = {name: v for (key, name), v in judgement.verdicts.items() if key == "lateness"}
@@ -159,7 +177,7 @@ def test_real_time_records_are_judged_by_record_time(clean: list[bytes]) -> None
     """Records stamped with their sending time in real time pass by record time, both ways."""
     events = as_topic(sent(clean, late=0.05, dup=0.02))
     settings = load_settings(ENV)
-    scope = Scope(settings.start_us, settings.until_us, root_entropy(SEED), CONFIGURED)
+    scope = Scope(settings.start_us, settings.until_us, root_entropy(SEED), imperfections=CONFIGURED)
     analysis = analyse(events, settings.store_models(), scope)
     lateness = next(c for c in analysis.checks if c.key == "lateness")
     assert "Judged by record time" in lateness.description
@@ -177,10 +195,28 @@ def test_entry_timestamps_are_judged_by_arrival_order(clean: list[bytes]) -> Non
     """With KAFKA_TIMESTAMP=entry the record times say nothing of the delay: arrival order is used."""
     events = as_topic(sent(clean, late=0.05), lag_ms=0)
     settings = load_settings(ENV)
-    entry = replace(CONFIGURED, kafka_timestamp="entry")
-    analysis = analyse(events, settings.store_models(), Scope(settings.start_us, settings.until_us, None, entry))
+    scope = Scope(settings.start_us, settings.until_us, None, imperfections=CONFIGURED, kafka_timestamp="entry")
+    analysis = analyse(events, settings.store_models(), scope)
     lateness = next(c for c in analysis.checks if c.key == "lateness")
     assert "Judged by arrival order" in lateness.description
+
+
+def test_visits_held_by_outages_are_left_out_of_the_law_when_seed_tells_them(clean: list[bytes]) -> None:
+    """Outages drawn from SEED: their held visits are left out and the rest pass; without SEED the law is skipped."""
+    settings = load_settings(ENV)
+    configured = replace(CONFIGURED, outages_per_day=2.0, outage_mean_min=60.0)
+    model = settings.store_models()[0].model
+    days = [plan_day(model, root_entropy(SEED), dt.date(2025, 8, 11 + d)) for d in range(7)]
+    windows = [w for plan in days for w in outages(configured, root_entropy(SEED), model, plan)]
+    assert windows
+    events = as_topic(sent(clean, late=0.05, dup=0.02, held=windows))
+    assert set(verdicts(events, configured).values()) == {"pass"}
+    unheld = verdicts(events, replace(configured, outages_per_day=0.0))
+    assert unheld["lateness"] == "FAIL"  # by record time, as if nothing were held: the bursts are far too late
+    scope = Scope(settings.start_us, settings.until_us, None, imperfections=configured)
+    analysis = analyse(events, settings.store_models(), scope)
+    lateness = next(c for c in analysis.checks if c.key == "lateness")
+    assert sum(1 for t in lateness.tests if t.skipped) == 3
 
 
 def test_a_third_copy_fails_uniqueness(clean: list[bytes]) -> None:
@@ -232,6 +268,29 @@ def test_read_order_follows_the_lines_through_both_parsers(clean: list[bytes]) -
 def test_the_delay_law_is_the_capped_exponential() -> None:
     """F(x) = 1 − exp(−x/mean) below the cap, 1 from the cap on, 0 below 0."""
     law = Imperfections(late_mean_s=300, late_max_s=600)
-    got = law.delay_cdf(np.array([-1.0, 0.0, 300.0, 599.0, 600.0, 1e6]))
+    x = np.array([-1.0, 0.0, 300.0, 599.0, 600.0, 1e6])
     expected = [0.0, 0.0, 1 - np.exp(-1), 1 - np.exp(-599 / 300), 1.0, 1.0]
-    assert got.tolist() == pytest.approx(expected)
+    assert delay_cdf(law, x).tolist() == pytest.approx(expected)
+    expected[4] = 1 - np.exp(-2)  # just before the cap: the atom of the exponential's tail is not reached
+    assert delay_cdf(law, x, left=True).tolist() == pytest.approx(expected)
+
+
+def test_the_command_reads_the_imperfection_settings(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, clean: list[bytes]
+) -> None:
+    """`report` with the run's flags expects its duplicates and late events; without them the same file fails."""
+    source = tmp_path / "events.jsonl"
+    source.write_bytes(b"\n".join(line for _, line in sent(clean, late=0.05, dup=0.02)) + b"\n")
+    flags = [f"--{k.lower().replace('_', '-')}={v}" for k, v in ENV.items()]
+    base = ["report", "--input", str(source), "--log-level", "WARNING", *flags]
+    imperfect = ["--late-events-pct", "0.05", "--duplicate-events-pct", "0.02"]
+    assert main([*base, "--output", str(tmp_path / "a"), *imperfect]) == 0
+    passed = capsys.readouterr().out
+    assert passed.startswith("foot-traffic report: PASS (7 checks")
+    summary = (tmp_path / "a" / "report.md").read_text("utf-8")
+    assert "## Late events" in summary
+    assert "Judged by arrival order" in summary
+    assert main([*base, "--output", str(tmp_path / "b")]) == 1
+    failed = capsys.readouterr().out
+    assert "FAIL: Counts per date and slot, " in failed  # the duplicates counted as visits
+    assert "Uniqueness of customer ids (" in failed

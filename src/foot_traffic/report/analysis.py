@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from foot_traffic.model.imperfections import NONE, Imperfections, outages
 from foot_traffic.model.plan import StoreModel
 from foot_traffic.report.checks.consistency import consistency_check
 from foot_traffic.report.checks.counts import counts_check
 from foot_traffic.report.checks.durations import durations_check
-from foot_traffic.report.checks.expected import build_layout, place
-from foot_traffic.report.checks.lateness import Imperfections, lateness_check
+from foot_traffic.report.checks.expected import Bools, Layout, build_layout, place
+from foot_traffic.report.checks.lateness import lateness_check
 from foot_traffic.report.checks.positions import positions_check
 from foot_traffic.report.checks.results import Check
 from foot_traffic.report.checks.uniqueness import repeated_rows, uniqueness_check, visit_groups
@@ -33,8 +34,12 @@ class Scope:
     start_us: int | None = None
     until_us: int | None = None
     root: int | None = None
-    imperfections: Imperfections = field(default_factory=Imperfections)
+    seeded: bool = True
+    """Whether ``root`` comes from SEED: the imperfections' own draws (the outages) are then known too."""
+    imperfections: Imperfections = NONE
     """What the run was set to do to its stream; when any is on, the model's checks judge distinct visits."""
+    kafka_timestamp: str = "emit"
+    """KAFKA_TIMESTAMP: whether record timestamps may be times of sending."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,25 @@ def store_rows(events: Events, stores: Sequence[StoreModel]) -> npt.NDArray[np.i
     return np.asarray(codes[events.store], dtype=np.int16)
 
 
+def held_rows(events: Events, layouts: Sequence[Layout], owner: npt.NDArray[np.int16], scope: Scope) -> Bools | None:
+    """Whether each event entered during a sensor outage of its store; None when drawn outages are unknown (no SEED)."""
+    imperfect = scope.imperfections
+    if imperfect.outages_per_day > 0 and (scope.root is None or not scope.seeded):
+        return None
+    held = np.zeros(len(events), dtype=bool)
+    for k, layout in enumerate(layouts):
+        model = layout.store.model
+        windows = [w for plan in layout.plans for w in outages(imperfect, scope.root or 0, model, plan)]
+        if not windows:
+            continue
+        starts, ends = (np.array(column, dtype=np.int64) for column in zip(*sorted(windows), strict=True))
+        rows = np.flatnonzero(owner == k)
+        entries = events.entry_us[rows]
+        inside = np.searchsorted(starts, entries, side="right") - 1
+        held[rows] = (inside >= 0) & (entries < ends[np.maximum(inside, 0)])
+    return held
+
+
 def analyse(events: Events, stores: Sequence[StoreModel], scope: Scope) -> Analysis:
     """Run every check of the events against the stores' models over the scope's range."""
     start, end, given = event_range(events, scope)
@@ -86,7 +110,7 @@ def analyse(events: Events, stores: Sequence[StoreModel], scope: Scope) -> Analy
     imperfect = scope.imperfections
     groups = visit_groups(events, in_range)
     visits = in_range
-    if imperfect.active:  # repeated copies (duplicates, or a restart's) are judged by uniqueness alone
+    if imperfect.drawn:  # repeated copies (duplicates, or a restart's) are judged by uniqueness alone
         visits = in_range.copy()
         visits[repeated_rows(groups)] = False
     owner = store_rows(events, stores)
@@ -107,8 +131,10 @@ def analyse(events: Events, stores: Sequence[StoreModel], scope: Scope) -> Analy
         consistency_check(events, layouts, placed, owner, visits),
         uniqueness_check(events, in_range, groups, imperfect.duplicate_pct),
     )
-    if imperfect.late_pct > 0 or imperfect.outages:
-        checks = (*checks, lateness_check(events, visits, imperfect))
+    if imperfect.late_pct > 0 or imperfect.outages_per_day > 0:
+        held = held_rows(events, layouts, owner, scope)
+        late = lateness_check(events, visits, imperfect, held=held, kafka_timestamp=scope.kafka_timestamp)
+        checks = (*checks, late)
     return Analysis(
         start_us=start,
         end_us=end,

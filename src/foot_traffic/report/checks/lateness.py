@@ -25,12 +25,12 @@ Only each visit's first copy is judged: a duplicate's second copy follows its ow
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
+from foot_traffic.model.imperfections import Imperfections
 from foot_traffic.report.checks.expected import F64, Bools
 from foot_traffic.report.checks.results import Check, Test
 from foot_traffic.report.inputs.events import Events
@@ -41,32 +41,15 @@ REAL_TIME_LAG_MS = 1000
 """Records whose median lag behind their entry_time is within this many ms carry their time of sending in real time."""
 
 
-@dataclass(frozen=True, slots=True)
-class Imperfections:
-    """What the run was set to do to its stream (the imperfection settings); the defaults: a perfect stream."""
+def delay_cdf(imperfections: Imperfections, seconds: F64, *, left: bool = False) -> F64:
+    """The delay law's distribution function (``left``: its left limits): min(Exp(mean), max), in seconds.
 
-    late_pct: float = 0.0
-    late_mean_s: float = 300.0
-    late_max_s: float = 3600.0
-    duplicate_pct: float = 0.0
-    duplicate_max_s: float = 60.0
-    outages: bool = False
-    """Whether sensor outages hold visits back (SENSOR_OUTAGES_PER_DAY, or outage windows in the files)."""
-    kafka_timestamp: str = "emit"
-
-    @property
-    def active(self) -> bool:
-        """Whether any imperfection is on: the checks then judge distinct visits, and the lateness check runs."""
-        return self.late_pct > 0 or self.duplicate_pct > 0 or self.outages
-
-    def delay_cdf(self, seconds: F64, *, left: bool = False) -> F64:
-        """The delay law's distribution function (``left``: its left limits): min(Exp(mean), max), in seconds.
-
-        The law has an atom at the cap, the mass of the exponential beyond it.
-        """
-        x = np.asarray(seconds, dtype=np.float64)
-        below = -np.expm1(-np.maximum(x, 0.0) / self.late_mean_s)
-        return np.where(x > self.late_max_s if left else x >= self.late_max_s, 1.0, below)
+    The law has an atom at the cap, the mass of the exponential beyond it.
+    """
+    x = np.asarray(seconds, dtype=np.float64)
+    below = -np.expm1(-np.maximum(x, 0.0) / imperfections.late_mean_s)
+    cap = imperfections.late_max_s
+    return np.where(x > cap if left else x >= cap, 1.0, below)
 
 
 Law = Callable[[F64, bool], F64]
@@ -87,16 +70,26 @@ def ks_statistics(values: F64, law: Law) -> tuple[float, float]:
     return max(d_plus, 0.0), max(d_minus, 0.0)
 
 
-def lateness_check(events: Events, first: Bools, imperfections: Imperfections) -> Check:
-    """Observed delays of the first copies against the law (by record time in real time, else by arrival order)."""
-    rows = np.flatnonzero(first)
-    lag_ms = _record_lag_ms(events, rows, imperfections)
+def lateness_check(
+    events: Events, first: Bools, imperfections: Imperfections, *, held: Bools | None, kafka_timestamp: str
+) -> Check:
+    """Observed delays of the first copies against the law (by record time in real time, else by arrival order).
+
+    ``held`` marks the events that entered during a sensor outage, left out (their
+    delay is the outage's); None when outages are drawn but unknown (no SEED): the
+    law is then not judged.
+    """
+    rows = np.flatnonzero(first if held is None else first & ~held)
+    lag_ms = _record_lag_ms(events, rows, kafka_timestamp)
+    unknown = held is None
     if lag_ms is not None:
-        tests, notes = _by_record_time(lag_ms / 1000.0, imperfections)
+        tests, notes = _by_record_time(lag_ms / 1000.0, imperfections, unknown)
         how = "record time"
     else:
-        tests, notes = _by_arrival_order(arrival_lateness(events)[rows] / 1e6, imperfections)
+        tests, notes = _by_arrival_order(arrival_lateness(events)[rows] / 1e6, imperfections, unknown)
         how = "arrival order"
+    if held is not None and held.any():
+        notes.append(f"{int(np.count_nonzero(first & held)):,} visit(s) entered during a sensor outage: left out.")
     law = (
         f"LATE_EVENTS_PCT={imperfections.late_pct:g} of the visits are sent late, by min(Exp(mean "
         f"{imperfections.late_mean_s:g} s), {imperfections.late_max_s:g} s)"
@@ -117,16 +110,17 @@ def lateness_check(events: Events, first: Bools, imperfections: Imperfections) -
                 "the late fraction (one-sided binomial), and the lateness may not be stochastically above the "
                 "law's mixture (1 − p)·δ₀ + p·law (one-sided Kolmogorov–Smirnov)."
             )
-            + " Only each visit's first copy is judged."
+            + " Only each visit's first copy is judged, and not the visits a sensor outage held (SEED needed to "
+            "know the drawn outages)."
         ),
         tests=tuple(tests),
         notes=tuple(notes),
     )
 
 
-def _record_lag_ms(events: Events, rows: npt.NDArray[np.intp], imperfections: Imperfections) -> F64 | None:
+def _record_lag_ms(events: Events, rows: npt.NDArray[np.intp], kafka_timestamp: str) -> F64 | None:
     """Each row's record timestamp less its entry_time, in ms, when the records carry real-time sending times."""
-    if events.record_ms is None or imperfections.kafka_timestamp != "emit" or not rows.size:
+    if events.record_ms is None or kafka_timestamp != "emit" or not rows.size:
         return None
     lag = (events.record_ms[rows] - events.entry_us[rows] / 1000.0).astype(np.float64)
     return lag if abs(float(np.median(lag))) <= REAL_TIME_LAG_MS else None
@@ -155,21 +149,22 @@ def _cap_test(worst_s: float, cap_s: float, what: str) -> Test:
 
 
 def _outage_skip(name: str, statistic: str) -> Test:
-    return Test(name, statistic, skipped="sensor outages hold visits for their own durations")
+    return Test(name, statistic, skipped="sensor outages hold visits, and without SEED the report cannot tell which")
 
 
-def _by_record_time(delays_s: F64, imperfections: Imperfections) -> tuple[list[Test], list[str]]:
+def _by_record_time(delays_s: F64, imperfections: Imperfections, unknown: bool) -> tuple[list[Test], list[str]]:
     """Late fraction (two-sided binomial) and law beyond the threshold (KS), and the cap, of real-time delays."""
     n = int(delays_s.size)
     late = delays_s[delays_s > LATE_THRESHOLD_S]
     k = int(late.size)
-    survive = 1.0 - float(imperfections.delay_cdf(np.array([LATE_THRESHOLD_S]))[0])
+    survive = 1.0 - float(delay_cdf(imperfections, np.array([LATE_THRESHOLD_S]))[0])
     expected = imperfections.late_pct * survive
     fraction = f"{k} of {n} visits more than {LATE_THRESHOLD_S:g} s late (expected {expected * n:.1f})"
     law = f"delays beyond {LATE_THRESHOLD_S:g} s against the law"
     worst = float(delays_s.max()) if n else 0.0
-    if imperfections.outages:
-        return [_outage_skip("late fraction", fraction), _outage_skip(law, f"{k} delays")], []
+    if unknown:
+        cap = _outage_skip("every delay within LATE_DELAY_MAX_SECONDS", f"largest {worst:.3f} s")
+        return [cap, _outage_skip("late fraction", fraction), _outage_skip(law, f"{k} delays")], []
     tests = [_cap_test(worst, imperfections.late_max_s + LATE_THRESHOLD_S, "every delay")]
     if n == 0 or expected <= 0:
         tests.append(Test("late fraction", fraction, condition="none late", passed=k == 0))
@@ -179,7 +174,7 @@ def _by_record_time(delays_s: F64, imperfections: Imperfections) -> tuple[list[T
         base = 1.0 - survive
 
         def conditional(x: F64, left: bool) -> F64:
-            return np.clip((imperfections.delay_cdf(x, left=left) - base) / survive, 0.0, 1.0)
+            return np.clip((delay_cdf(imperfections, x, left=left) - base) / survive, 0.0, 1.0)
 
         d = max(ks_statistics(late, conditional))
         tests.append(Test(f"{law} (KS)", f"D = {d:.4f}, {k} delays", p_value=float(stats.kstwo.sf(d, k))))
@@ -188,7 +183,7 @@ def _by_record_time(delays_s: F64, imperfections: Imperfections) -> tuple[list[T
     return tests, [_quantiles(late)]
 
 
-def _by_arrival_order(lateness_s: F64, imperfections: Imperfections) -> tuple[list[Test], list[str]]:
+def _by_arrival_order(lateness_s: F64, imperfections: Imperfections, unknown: bool) -> tuple[list[Test], list[str]]:
     """The cap, and one-sided tests of the overtaken fraction and of the lateness, for lower bounds of the delays."""
     n = int(lateness_s.size)
     overtaken = lateness_s[lateness_s > 0]
@@ -198,7 +193,7 @@ def _by_arrival_order(lateness_s: F64, imperfections: Imperfections) -> tuple[li
     law = "arrival lateness not above the law's mixture"
     worst = float(lateness_s.max()) if n else 0.0
     notes = [_quantiles(overtaken)]
-    if imperfections.outages:
+    if unknown:
         cap = _outage_skip("arrival lateness within LATE_DELAY_MAX_SECONDS", f"largest {worst:.3f} s")
         return [cap, _outage_skip("overtaken fraction", fraction), _outage_skip(law, f"{n} visits")], notes
     tests = [_cap_test(worst, imperfections.late_max_s, "arrival lateness")]
@@ -210,7 +205,7 @@ def _by_arrival_order(lateness_s: F64, imperfections: Imperfections) -> tuple[li
 
     def mixture(x: F64, left: bool) -> F64:
         below = (x <= 0) if left else (x < 0)
-        return np.where(below, 0.0, (1 - p) + p * imperfections.delay_cdf(x, left=left))
+        return np.where(below, 0.0, (1 - p) + p * delay_cdf(imperfections, x, left=left))
 
     _, d_minus = ks_statistics(lateness_s, mixture)
     statistic = f"D⁻ = {d_minus:.4f}, {n} visits"
