@@ -19,8 +19,8 @@ import pytest
 
 from foot_traffic.cli.commands import main
 from foot_traffic.config.resolve import load_settings
-from foot_traffic.model.grid import datetime_to_us
-from foot_traffic.model.imperfections import Imperfections, outages
+from foot_traffic.model.grid import WEEKDAYS, datetime_to_us
+from foot_traffic.model.imperfections import Imperfections, decide, outages
 from foot_traffic.model.plan import plan_day
 from foot_traffic.model.randomness import root_entropy
 from foot_traffic.report.analysis import Scope, analyse
@@ -112,11 +112,31 @@ def as_topic(copies: list[tuple[int, bytes]], partitions: int = 3, lag_ms: int =
     return read_events([kafka_chunk("t", values, messages)])
 
 
-def verdicts(events: Events, imperfections: Imperfections) -> dict[str, str]:
-    """Each check's verdict on these events with the week's settings and these imperfections."""
+def verdicts(events: Events, imperfections: Imperfections, *, seeded: bool = False) -> dict[str, str]:
+    """Each check's verdict on these events with the week's settings and these imperfections.
+
+    ``seeded``: the imperfections are the run's own draws from SEED; the streams made here
+    by :func:`sent` are not, so by default the report is told the plan alone is SEED's.
+    """
     settings = load_settings(ENV)
-    scope = Scope(settings.start_us, settings.until_us, root_entropy(SEED), imperfections=imperfections)
+    scope = Scope(settings.start_us, settings.until_us, root_entropy(SEED), seeded, imperfections)
     return judge(analyse(events, settings.store_models(), scope).checks, 0.001).checks
+
+
+def run_like(clean: list[bytes], imperfections: Imperfections) -> list[tuple[int, bytes]]:
+    """The copies the run sends with these imperfections, in send order: its own decisions, drawn from SEED."""
+    settings = load_settings(ENV)
+    model = settings.store_models()[0].model
+    by_day: dict[str, list[bytes]] = {}
+    for line in clean:
+        by_day.setdefault(json.loads(line)["entry_time"][:10], []).append(line)
+    copies = []
+    for day, lines in by_day.items():
+        plan = plan_day(model, root_entropy(SEED), dt.date.fromisoformat(day))
+        entries = np.array([entry_of(line) for line in lines], dtype=np.int64)
+        sending = decide(imperfections, root_entropy(SEED), model, plan, entries)
+        copies += [(int(t), lines[v]) for t, v in zip(sending.send_us.tolist(), sending.visit.tolist(), strict=True)]
+    return sorted(copies, key=lambda c: c[0])
 
 
 def test_an_imperfect_week_passes_with_its_settings(clean: list[bytes]) -> None:
@@ -177,7 +197,7 @@ def test_real_time_records_are_judged_by_record_time(clean: list[bytes]) -> None
     """Records stamped with their sending time in real time pass by record time, both ways."""
     events = as_topic(sent(clean, late=0.05, dup=0.02))
     settings = load_settings(ENV)
-    scope = Scope(settings.start_us, settings.until_us, root_entropy(SEED), imperfections=CONFIGURED)
+    scope = Scope(settings.start_us, settings.until_us, root_entropy(SEED), seeded=False, imperfections=CONFIGURED)
     analysis = analyse(events, settings.store_models(), scope)
     lateness = next(c for c in analysis.checks if c.key == "lateness")
     assert "Judged by record time" in lateness.description
@@ -210,13 +230,41 @@ def test_visits_held_by_outages_are_left_out_of_the_law_when_seed_tells_them(cle
     windows = [w for plan in days for w in outages(configured, root_entropy(SEED), model, plan)]
     assert windows
     events = as_topic(sent(clean, late=0.05, dup=0.02, held=windows))
-    assert set(verdicts(events, configured).values()) == {"pass"}
+    got = verdicts(events, configured, seeded=True)
+    assert got.pop("ground-truth") == "FAIL"  # late and duplicate draws made here are not the run's
+    assert set(got.values()) == {"pass"}
     unheld = verdicts(events, replace(configured, outages_per_day=0.0))
     assert unheld["lateness"] == "FAIL"  # by record time, as if nothing were held: the bursts are far too late
     scope = Scope(settings.start_us, settings.until_us, None, imperfections=configured)
     analysis = analyse(events, settings.store_models(), scope)
     lateness = next(c for c in analysis.checks if c.key == "lateness")
     assert sum(1 for t in lateness.tests if t.skipped) == 3
+
+
+def test_the_runs_own_draws_pass_the_ground_truth(clean: list[bytes]) -> None:
+    """The run's decisions from SEED (late, duplicated, held) pass every check, the ground truth included."""
+    configured = replace(CONFIGURED, outages_per_day=2.0, outage_mean_min=60.0)
+    copies = run_like(clean, configured)
+    got = verdicts(as_file(copies), configured, seeded=True)
+    assert set(got.values()) == {"pass"}
+    assert {"lateness", "ground-truth"} <= set(got)
+
+
+def test_the_ground_truth_finds_a_missing_copy_and_an_overtaken_on_time_visit(clean: list[bytes]) -> None:
+    """One duplicate's second copy lost, or one on-time visit sent an hour late, fails the ground truth."""
+    copies = run_like(clean, CONFIGURED)
+    seen: dict[bytes, int] = {}
+    for i, (_, line) in enumerate(copies):
+        seen.setdefault(line, i)
+    second = next(i for i, (_, line) in enumerate(copies) if seen[line] != i)
+    lost = verdicts(as_file(copies[:second] + copies[second + 1 :]), CONFIGURED, seeded=True)
+    assert lost["ground-truth"] == "FAIL"
+    order = [line for _, line in copies]
+    on_time = next(i for i, (t, line) in enumerate(copies) if t == entry_of(line) and order.count(line) == 1)
+    hour = next(i for i, (t, _) in enumerate(copies) if t > copies[on_time][0] + 3_600_000_000)
+    moved = [*copies[:on_time], *copies[on_time + 1 : hour], copies[on_time], *copies[hour:]]
+    got = verdicts(as_file(moved), CONFIGURED, seeded=True)
+    assert got["ground-truth"] == "FAIL"
 
 
 def test_a_third_copy_fails_uniqueness(clean: list[bytes]) -> None:
@@ -228,14 +276,16 @@ def test_a_third_copy_fails_uniqueness(clean: list[bytes]) -> None:
     assert got["uniqueness"] == "FAIL"
 
 
-def test_arrival_lateness_is_the_latest_entry_read_before_in_the_partition() -> None:
-    """Per partition, in read order: the running maximum of entry times less the event's own."""
+def test_arrival_lateness_is_the_latest_entry_read_before_in_the_sequence() -> None:
+    """Per partition, store and date, in read order: the running maximum of entry times less the event's own."""
     base = 1_754_870_400_000_000  # 2025-08-11T00:00Z
-    entries = [0, 10, 5, 20, 3, 7]
-    partitions = [0, 0, 0, 0, 1, 1]
+    rows = [  # (seconds after base, partition, store): store b and the next day are sequences of their own
+        (0, 0, "a"), (10, 0, "a"), (5, 0, "a"), (20, 0, "a"), (3, 1, "a"), (7, 1, "a"),
+        (1, 0, "b"), (86_400, 0, "a"), (8, 0, "a"), (86_300, 0, "a"),
+    ]  # fmt: skip
     lines, messages = [], []
-    for i, (e, p) in enumerate(zip(entries, partitions, strict=True)):
-        instant = base + e * 1_000_000
+    for i, (seconds, partition, store) in enumerate(rows):
+        instant = base + seconds * 1_000_000
         stamp = np.datetime_as_string(np.datetime64(instant, "us"), unit="us") + "+00:00"
         event = {
             "event_type": "foot_traffic",
@@ -243,16 +293,20 @@ def test_arrival_lateness_is_the_latest_entry_read_before_in_the_partition() -> 
             "entry_time": stamp,
             "exit_time": stamp,
             "trip_duration_minutes": 10,
-            "weekday": "Monday",
+            "weekday": WEEKDAYS[dt.datetime.fromtimestamp(instant / 1e6, dt.UTC).weekday()],
             "time_slot": "00:00–06:59",
+            "store_id": store,
         }
         lines.append(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
-        messages.append(Message(p, i, 0))
+        messages.append(Message(partition, i, 0))
     events = read_events([kafka_chunk("t", lines, messages)])
-    by_entry = dict(zip(events.entry_us.tolist(), arrival_lateness(events).tolist(), strict=True))
-    assert [by_entry[base + e * 1_000_000] // 1_000_000 for e in entries] == [0, 0, 5, 0, 0, 0]
+    by_order = dict(zip(events.order.tolist(), arrival_lateness(events).tolist(), strict=True))
+    # the last one, read after the next day's first, would be 100 s late in one sequence
+    assert [by_order[i] // 1_000_000 for i in range(len(rows))] == [0, 0, 5, 0, 0, 0, 0, 0, 12, 0]
     assert events.partition is not None
-    assert sorted(zip(events.order.tolist(), events.partition.tolist(), strict=True)) == list(enumerate(partitions))
+    assert sorted(zip(events.order.tolist(), events.partition.tolist(), strict=True)) == [
+        (i, p) for i, (_, p, _) in enumerate(rows)
+    ]
 
 
 def test_read_order_follows_the_lines_through_both_parsers(clean: list[bytes]) -> None:
@@ -280,15 +334,16 @@ def test_the_command_reads_the_imperfection_settings(
 ) -> None:
     """`report` with the run's flags expects its duplicates and late events; without them the same file fails."""
     source = tmp_path / "events.jsonl"
-    source.write_bytes(b"\n".join(line for _, line in sent(clean, late=0.05, dup=0.02)) + b"\n")
+    source.write_bytes(b"\n".join(line for _, line in run_like(clean, CONFIGURED)) + b"\n")
     flags = [f"--{k.lower().replace('_', '-')}={v}" for k, v in ENV.items()]
     base = ["report", "--input", str(source), "--log-level", "WARNING", *flags]
     imperfect = ["--late-events-pct", "0.05", "--duplicate-events-pct", "0.02"]
     assert main([*base, "--output", str(tmp_path / "a"), *imperfect]) == 0
     passed = capsys.readouterr().out
-    assert passed.startswith("foot-traffic report: PASS (7 checks")
+    assert passed.startswith("foot-traffic report: PASS (8 checks")
     summary = (tmp_path / "a" / "report.md").read_text("utf-8")
     assert "## Late events" in summary
+    assert "## Imperfections against the run's draws" in summary
     assert "Judged by arrival order" in summary
     assert main([*base, "--output", str(tmp_path / "b")]) == 1
     failed = capsys.readouterr().out

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from foot_traffic.model.imperfections import NONE, Imperfections, outages
+from foot_traffic.model.imperfections import NONE, Imperfections
 from foot_traffic.model.plan import StoreModel
 from foot_traffic.report.checks.consistency import consistency_check
 from foot_traffic.report.checks.counts import counts_check
 from foot_traffic.report.checks.durations import durations_check
-from foot_traffic.report.checks.expected import Bools, Layout, build_layout, place
-from foot_traffic.report.checks.lateness import lateness_check
+from foot_traffic.report.checks.expected import build_layout, place
+from foot_traffic.report.checks.ground_truth import Draws, ground_truth_check, held_rows, read_twice
+from foot_traffic.report.checks.lateness import arrival_lateness, lateness_check
 from foot_traffic.report.checks.positions import positions_check
 from foot_traffic.report.checks.results import Check
 from foot_traffic.report.checks.uniqueness import repeated_rows, uniqueness_check, visit_groups
@@ -83,25 +84,6 @@ def store_rows(events: Events, stores: Sequence[StoreModel]) -> npt.NDArray[np.i
     return np.asarray(codes[events.store], dtype=np.int16)
 
 
-def held_rows(events: Events, layouts: Sequence[Layout], owner: npt.NDArray[np.int16], scope: Scope) -> Bools | None:
-    """Whether each event entered during a sensor outage of its store; None when drawn outages are unknown (no SEED)."""
-    imperfect = scope.imperfections
-    if imperfect.outages_per_day > 0 and (scope.root is None or not scope.seeded):
-        return None
-    held = np.zeros(len(events), dtype=bool)
-    for k, layout in enumerate(layouts):
-        model = layout.store.model
-        windows = [w for plan in layout.plans for w in outages(imperfect, scope.root or 0, model, plan)]
-        if not windows:
-            continue
-        starts, ends = (np.array(column, dtype=np.int64) for column in zip(*sorted(windows), strict=True))
-        rows = np.flatnonzero(owner == k)
-        entries = events.entry_us[rows]
-        inside = np.searchsorted(starts, entries, side="right") - 1
-        held[rows] = (inside >= 0) & (entries < ends[np.maximum(inside, 0)])
-    return held
-
-
 def analyse(events: Events, stores: Sequence[StoreModel], scope: Scope) -> Analysis:
     """Run every check of the events against the stores' models over the scope's range."""
     start, end, given = event_range(events, scope)
@@ -131,10 +113,16 @@ def analyse(events: Events, stores: Sequence[StoreModel], scope: Scope) -> Analy
         consistency_check(events, layouts, placed, owner, visits),
         uniqueness_check(events, in_range, groups, imperfect.duplicate_pct),
     )
-    if imperfect.late_pct > 0 or imperfect.outages_per_day > 0:
-        held = held_rows(events, layouts, owner, scope)
-        late = lateness_check(events, visits, imperfect, held=held, kafka_timestamp=scope.kafka_timestamp)
+    draws = Draws(imperfect, scope.root if scope.seeded else None)
+    lateness = arrival_lateness(events) if imperfect.drawn else None
+    if lateness is not None and (imperfect.late_pct > 0 or imperfect.outages_per_day > 0):
+        held = held_rows(events, layouts, owner, draws)
+        late = lateness_check(events, visits, imperfect, lateness, held=held, kafka_timestamp=scope.kafka_timestamp)
         checks = (*checks, late)
+    if lateness is not None and draws.root is not None:
+        twice = read_twice(events, groups)
+        truth = ground_truth_check(events, layouts, placed, whole, twice=twice, lateness=lateness, draws=draws)
+        checks = (*checks, truth)
     return Analysis(
         start_us=start,
         end_us=end,

@@ -71,10 +71,17 @@ def ks_statistics(values: F64, law: Law) -> tuple[float, float]:
 
 
 def lateness_check(
-    events: Events, first: Bools, imperfections: Imperfections, *, held: Bools | None, kafka_timestamp: str
+    events: Events,
+    first: Bools,
+    imperfections: Imperfections,
+    lateness: npt.NDArray[np.int64],
+    *,
+    held: Bools | None,
+    kafka_timestamp: str,
 ) -> Check:
     """Observed delays of the first copies against the law (by record time in real time, else by arrival order).
 
+    ``lateness`` is each event's :func:`arrival_lateness`.
     ``held`` marks the events that entered during a sensor outage, left out (their
     delay is the outage's); None when outages are drawn but unknown (no SEED): the
     law is then not judged.
@@ -86,7 +93,7 @@ def lateness_check(
         tests, notes = _by_record_time(lag_ms / 1000.0, imperfections, unknown)
         how = "record time"
     else:
-        tests, notes = _by_arrival_order(arrival_lateness(events)[rows] / 1e6, imperfections, unknown)
+        tests, notes = _by_arrival_order(lateness[rows] / 1e6, imperfections, unknown)
         how = "arrival order"
     if held is not None and held.any():
         notes.append(f"{int(np.count_nonzero(first & held)):,} visit(s) entered during a sensor outage: left out.")
@@ -105,10 +112,11 @@ def lateness_check(
                 "(Kolmogorov–Smirnov, given they exceed the threshold) must fit, both ways."
                 if lag_ms is not None
                 else "each event's arrival lateness is the latest entry_time read before it in its partition (a "
-                "file: before it in the file) less its own: a lower bound of its delay, since events are written "
-                "in the order they are sent. It may not exceed the cap, the overtaken fraction may not be above "
-                "the late fraction (one-sided binomial), and the lateness may not be stochastically above the "
-                "law's mixture (1 − p)·δ₀ + p·law (one-sided Kolmogorov–Smirnov)."
+                "file: before it in the file) among the events of its store and date, less its own: a lower bound "
+                "of its delay, since one producer writes a store's day in the order it sends it. It may not exceed "
+                "the cap, the overtaken fraction may not be above the late fraction (one-sided binomial), and the "
+                "lateness may not be stochastically above the law's mixture (1 − p)·δ₀ + p·law (one-sided "
+                "Kolmogorov–Smirnov)."
             )
             + " Only each visit's first copy is judged, and not the visits a sensor outage held (SEED needed to "
             "know the drawn outages)."
@@ -127,15 +135,30 @@ def _record_lag_ms(events: Events, rows: npt.NDArray[np.intp], kafka_timestamp: 
 
 
 def arrival_lateness(events: Events) -> npt.NDArray[np.int64]:
-    """Each event's latest entry_time read before it in its partition (a file: one sequence) less its own, in µs."""
-    lateness = np.zeros(len(events), dtype=np.int64)
-    partition = events.partition if events.partition is not None else np.zeros(len(events), dtype=np.int32)
-    for p in np.unique(partition).tolist():
-        rows = np.flatnonzero(partition == p)
-        rows = rows[np.argsort(events.order[rows], kind="stable")]
-        entries = events.entry_us[rows]
-        latest = np.maximum.accumulate(entries)
-        lateness[rows] = latest - entries
+    """Each event's latest entry_time read before it in its sequence less its own, in µs.
+
+    A sequence is the events of one partition (a file: all of them) of one store and
+    local date: one unit of work, which one producer sends in order even when
+    workers, shards or a fleet share the run.
+    """
+    n = len(events)
+    partition = events.partition if events.partition is not None else np.zeros(n, dtype=np.int32)
+    rows = np.lexsort((events.order, events.local_day, events.store, partition))
+    key = np.stack((partition[rows], events.store[rows], events.local_day[rows]))
+    starts = np.flatnonzero(np.concatenate(([True], (key[:, 1:] != key[:, :-1]).any(axis=0)))) if n else rows
+    segment = np.repeat(np.arange(starts.size), np.diff(np.append(starts, n)))
+    entries = events.entry_us[rows]
+    relative = entries - np.minimum.reduceat(entries, starts)[segment] if n else entries
+    latest = np.empty(n, dtype=np.int64)
+    shift = int(relative.max()).bit_length() if n else 0
+    batch = 1 << max(62 - shift, 1)  # segments whose shifted values fit in 63 bits
+    for first in range(0, starts.size, batch):
+        low = int(starts[first])
+        high = int(starts[first + batch]) if first + batch < starts.size else n
+        offset = (segment[low:high] - first).astype(np.int64) << shift
+        latest[low:high] = np.maximum.accumulate(offset + relative[low:high]) - offset
+    lateness = np.empty(n, dtype=np.int64)
+    lateness[rows] = latest - relative
     return lateness
 
 
