@@ -46,13 +46,15 @@ class FakeProducer:
         self.refuse_commit: KafkaException | None = None
         self.refuse_offsets: KafkaException | None = None
         self.offsets: list[tuple[list[Any], Any]] = []
+        self.timestamps: list[int] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any, timestamp: int = 0) -> None:
         if self.full_for:
             self.full_for -= 1
             raise BufferError("queue full")
         if self.refuse is not None:
             raise self.refuse
+        self.timestamps.append(timestamp)
         self.queue.append((FakeMessage(topic, key, value), on_delivery))
 
     def poll(self, timeout: float = 0) -> int:

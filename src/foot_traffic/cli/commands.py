@@ -28,6 +28,7 @@ from foot_traffic.events.event import format_instant
 from foot_traffic.events.schema import EVENT_SCHEMA
 from foot_traffic.model import randomness
 from foot_traffic.model.grid import UTC, datetime_to_us
+from foot_traffic.model.imperfections import Sending, day_sending
 from foot_traffic.model.plan import DayPlan, plan_day
 from foot_traffic.report.command import main as report_main
 
@@ -121,19 +122,21 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
     if settings.seed is None and settings.variation_pct > 0 and settings.daily_customers is None:
         log.warning("SEED is not set: day-to-day variation makes this plan differ from any run")
     root = randomness.root_entropy(settings.seed)
+    imperfections = settings.imperfections()
     for store in settings.store_models():
         for offset in range(days):
             plan = plan_day(store.model, root, start + dt.timedelta(days=offset), now_us=now_us)
             if args.json:
-                print(json.dumps(plan_json(plan, store.store_id), ensure_ascii=False))
+                sending = day_sending(imperfections, root, store.model, plan) if imperfections.drawn else None
+                print(json.dumps(plan_json(plan, store.store_id, sending), ensure_ascii=False))
             else:
                 prefix = "" if store.store_id is None else f"[store {store.store_id}] "
                 print(prefix + plan.log_line())
     return 0
 
 
-def plan_json(plan: DayPlan, store_id: str | None = None) -> dict[str, object]:
-    """A plan as the JSON object printed by ``plan --json``."""
+def plan_json(plan: DayPlan, store_id: str | None = None, sending: Sending | None = None) -> dict[str, object]:
+    """A plan as the JSON object printed by ``plan --json``; with ``sending``, its imperfections' ground truth."""
     fields: dict[str, object] = {
         "date": plan.date.isoformat(),
         "weekday": plan.weekday,
@@ -153,4 +156,21 @@ def plan_json(plan: DayPlan, store_id: str | None = None) -> dict[str, object]:
     }
     if store_id is not None:
         fields["store_id"] = store_id
+    if sending is not None:
+        _ground_truth(fields, plan, sending)
     return fields
+
+
+def _ground_truth(fields: dict[str, object], plan: DayPlan, sending: Sending) -> None:
+    """Add to a plan's JSON each slot's late and duplicated visits, and the day's outages with the visits they hold."""
+    slots = fields["slots"]
+    assert isinstance(slots, list)  # noqa: S101 - built just above
+    for slot, late, duplicated in zip(
+        slots, sending.per_slot(sending.late), sending.per_slot(sending.duplicated), strict=True
+    ):
+        slot["late"] = late
+        slot["duplicated"] = duplicated
+    fields["outages"] = [
+        {"start": format_instant(a, plan.tz), "end": format_instant(b, plan.tz), "held": sending.held_in((a, b))}
+        for a, b in sending.outages
+    ]

@@ -11,6 +11,7 @@ import math
 import secrets
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -105,6 +106,8 @@ def plan_settings(settings: Settings) -> dict[str, object]:
     }
     if settings.shard is not None:
         plan |= {"shards": settings.shard.count, "fleet_partitions": settings.fleet_partitions}
+    if settings.imperfections().drawn:  # when and how often events go: a restart must draw the same
+        plan["imperfections"] = settings.imperfections()
     return plan
 
 
@@ -142,7 +145,27 @@ def exactly_once(settings: Settings, client: Mapping[str, str], fleet: Timeouts 
         dated=settings.until is not None,
         shard=settings.shard,
         partitions=None if settings.shard is None else settings.fleet_partitions,
+        entry_timestamps=settings.kafka_timestamp == "entry",
+        imperfections=settings.imperfections(),
     )
+
+
+def _warn_retention(settings: Settings, client: Mapping[str, str]) -> None:
+    """Warn once when entry timestamps from START on are already older than the topic keeps records."""
+    retention = admin.retention_ms(settings.broker, settings.topic, client, settings.connect_timeout_seconds)
+    start_us = settings.start_us
+    if retention is None or retention < 0 or start_us is None:
+        return
+    age_ms = time.time_ns() // 1_000_000 - start_us // 1000
+    if age_ms > retention:
+        log.warning(
+            "KAFKA_TIMESTAMP=entry: events from START=%s on are %.1f day(s) old, past KAFKA_TOPIC=%r's "
+            "retention.ms=%d; the broker may delete them at once",
+            settings.start.isoformat() if settings.start else "",
+            age_ms / 86_400_000,
+            settings.topic,
+            retention,
+        )
 
 
 def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output:
@@ -173,6 +196,8 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
         replication_factor=settings.topic_replication_factor,
         extra=client,
     )
+    if settings.kafka_timestamp == "entry":
+        _warn_retention(settings, client)
     if not settings.exactly_once:
         sink = KafkaSink(
             settings.broker,
@@ -181,6 +206,7 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
             dead_letters=DeadLetterFile(settings.dead_letter_file),
             serializer=serializer,
             metrics=recorder,
+            entry_timestamps=settings.kafka_timestamp == "entry",
         )
         return _Output(sink, sink.pending)
     if fleet is not None:
@@ -256,6 +282,7 @@ def _run_with(settings: Settings, recorder: Recorder) -> int:
         partitions=settings.fleet_partitions,
         positions=output.positions,
         ownership=output.ownership,
+        imperfections=settings.imperfections(),
     )
     with stopping.stop_on_signals(stop) as signals:
         return _produce(settings, service, output, progress=progress, recorder=recorder, signals=signals)
@@ -316,6 +343,6 @@ def _produce(
 def _summary(service: Service, sink: Sink) -> None:
     """Log the summary line and, for a worker, hand its numbers to the parent."""
     c = service.counters
-    counts = summary.Counts(c.planned, c.emitted, sink.delivered, sink.failed, c.sensor_emitted)
+    counts = summary.Counts(c.planned, c.emitted, sink.delivered, sink.failed, c.sensor_emitted, c.held)
     summary.log_summary(counts, sensors=service.sensor_topic is not None)
     summary.send_summary(counts)

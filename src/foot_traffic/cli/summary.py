@@ -36,6 +36,8 @@ class Counts:
     delivered: int = 0
     failed: int = 0
     sensor_events: int = 0
+    held: int = 0
+    """Copies of entered visits a stopped run had not sent yet (late, held by an outage, second ones)."""
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
@@ -77,6 +79,11 @@ def log_summary(counts: Counts, *, sensors: bool, restarts: int = 0) -> None:
         args.append(counts.sensor_events)
     else:
         del fields["sensor_events"]
+    if counts.held:  # planned = emitted + held, duplicates aside: nothing is lost silently
+        text += " held=%d"
+        args.append(counts.held)
+    else:
+        del fields["held"]
     if restarts:
         text += " restarts=%d"
         args.append(restarts)

@@ -174,6 +174,11 @@ def _combination_problems(values: Mapping[str, Any]) -> list[str]:
         problems.append(f"EXACTLY_ONCE=true with SINK={values['sink']!r}: expected SINK=kafka")
     if values.get("exactly_once") and values.get("exit_events_topic") is not None:
         problems.append("EXACTLY_ONCE=true with EXIT_EVENTS_TOPIC: expected one or the other (not supported together)")
+    if values.get("exit_events_topic") is not None and _imperfect(values):
+        problems.append(
+            "EXIT_EVENTS_TOPIC with LATE_EVENTS_PCT, DUPLICATE_EVENTS_PCT or SENSOR_OUTAGES_PER_DAY: "
+            "expected one or the other (sensor events of late or repeated visits are not supported)"
+        )
     if values.get("fleet_id") is not None and values.get("shard_spec") is not None:
         problems.append(
             f"FLEET_ID={values['fleet_id']!r} with SHARD: expected one or the other "
@@ -187,6 +192,11 @@ def _combination_problems(values: Mapping[str, Any]) -> list[str]:
             "(each worker serves the next port up)"
         )
     return problems
+
+
+def _imperfect(values: Mapping[str, Any]) -> bool:
+    """Whether the settings turn any imperfection law on."""
+    return any(values.get(name, 0) for name in ("late_events_pct", "duplicate_events_pct", "sensor_outages_per_day"))
 
 
 def _shard_problems(values: dict[str, Any], env: Mapping[str, str], origins: Mapping[str, Origin]) -> list[str]:

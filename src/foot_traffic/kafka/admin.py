@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
 
 from foot_traffic.errors import KafkaRefusedError, KafkaUnavailableError
 from foot_traffic.kafka.client import ALL_BROKERS_DOWN, admin_config, client_log, describe_error, refusal
@@ -65,6 +65,18 @@ def connect(
             _create_missing(
                 admin, bootstrap, topic, partitions=partitions, rf=replication_factor, timeout_s=attempt_timeout_s
             )
+
+
+def retention_ms(bootstrap: str, topic: str, extra: Mapping[str, Any] | None, timeout_s: float) -> int | None:
+    """The topic's ``retention.ms`` (-1: kept forever); None when the broker does not say."""
+    admin = AdminClient(admin_config(bootstrap, extra), logger=client_log)
+    resource = ConfigResource("topic", topic)
+    try:
+        configs = admin.describe_configs([resource], request_timeout=timeout_s)[resource].result(timeout_s)
+    except KafkaException:
+        return None
+    entry = configs.get("retention.ms")
+    return None if entry is None or entry.value is None else int(entry.value)
 
 
 def _create_missing(

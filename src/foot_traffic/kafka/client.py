@@ -116,14 +116,16 @@ class ProducerClient:
         self._producer = factory({**producer_config(bootstrap, extra), "error_cb": on_error}, logger=client_log)
         self.try_produce = self._producer.produce
 
-    def produce(self, topic: str, value: bytes, key: bytes, report: DeliveryReport | None) -> None:
-        """Queue one message; while the local queue is full, serve delivery reports and try again.
+    def produce(
+        self, topic: str, value: bytes, key: bytes, report: DeliveryReport | None, timestamp_ms: int = 0
+    ) -> None:
+        """Queue one message (timestamp 0: the time of sending); while the local queue is full, serve reports.
 
         Raises KafkaException when the client refuses the message outright.
         """
         while True:
             try:
-                self._producer.produce(topic, value, key, on_delivery=report)
+                self._producer.produce(topic, value, key, on_delivery=report, timestamp=timestamp_ms)
                 return
             except BufferError:
                 self._producer.poll(BUFFER_FULL_WAIT_S)

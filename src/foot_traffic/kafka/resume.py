@@ -34,8 +34,10 @@ from foot_traffic.kafka.client import admin_config
 from foot_traffic.kafka.producer import ValueSerializer
 from foot_traffic.model.arrivals import day_batches
 from foot_traffic.model.grid import datetime_to_us, local_date
+from foot_traffic.model.imperfections import NONE, Imperfections
 from foot_traffic.model.plan import DayPlan, StoreModel, plan_day
 from foot_traffic.model.units import Unit
+from foot_traffic.run.imperfect import copy_at
 from foot_traffic.run.positions import Position, ResumeAfter
 from foot_traffic.run.service import day_events
 
@@ -299,16 +301,28 @@ def resume_points(
 
 
 def points_from_progress(
-    topic: str, progress: Mapping[str | None, Position], *, stores: list[StoreModel], root: int
+    topic: str,
+    progress: Mapping[str | None, Position],
+    *,
+    stores: list[StoreModel],
+    root: int,
+    imperfections: Imperfections = NONE,
 ) -> dict[str | None, ResumePoint]:
-    """Each store's resume point from its furthest committed position, with that event's id and entry instant."""
+    """Each store's resume point from its furthest committed position, with that event's id and entry instant.
+
+    With imperfections a position's index is the copy's rank in its day's send order.
+    """
     points: dict[str | None, ResumePoint] = {}
     for store in stores:
         position = progress.get(store.store_id)
         if position is None:
             continue
-        plan = _plan_of(store, root, position.date, position.start_us)
-        found = _event_at(root, plan, store.store_id, position.index)
+        if imperfections.drawn:
+            found = copy_at(store, root, imperfections, position)
+        else:
+            found = _event_at(
+                root, _plan_of(store, root, position.date, position.start_us), store.store_id, position.index
+            )
         if found is None:
             raise ConfigError(
                 [

@@ -44,8 +44,10 @@ from foot_traffic.kafka.resume import (
     unit_key,
 )
 from foot_traffic.model import randomness
+from foot_traffic.model.imperfections import NONE, Imperfections
 from foot_traffic.model.plan import StoreModel
 from foot_traffic.model.units import Shard, Unit
+from foot_traffic.run import imperfect
 from foot_traffic.run import positions as units
 from foot_traffic.run.positions import Position, Positions, ResumeAfter
 from foot_traffic.run.recording import NO_METRICS, Recorder
@@ -244,6 +246,10 @@ class ExactlyOnce:
     """A fleet member: its units come with its assignments, and it resumes them then."""
     producer: Mapping[str, Any] = field(default_factory=dict)
     """Producer properties of the transactional producer only (a fleet's transaction timeout)."""
+    entry_timestamps: bool = False
+    """KAFKA_TIMESTAMP=entry: each record's timestamp is its entry_time."""
+    imperfections: Imperfections = NONE
+    """When and how often events go: positions are then ranks in each day's send order."""
 
     def owns(self, unit: Unit) -> bool:
         """Whether this process runs ``unit``: any of an unsharded run, its shard's of a sharded one."""
@@ -281,7 +287,14 @@ def prepare(
     """
     ensure_state_topic(run.broker, run.extra, state_topic(run.topic), run.replication_factor, run.timeout_s)
     extra = {**run.extra, **run.producer, "transactional.id": run.transactional_id}
-    plain = KafkaSink(run.broker, run.topic, extra=extra, serializer=serializer, metrics=metrics)
+    plain = KafkaSink(
+        run.broker,
+        run.topic,
+        extra=extra,
+        serializer=serializer,
+        metrics=metrics,
+        entry_timestamps=run.entry_timestamps,
+    )
     sink = TransactionalKafkaSink(plain, commit_interval_s=run.commit_interval_s, timeout_s=max(run.timeout_s, 10.0))
     try:
         state = read_state(run.broker, run.topic, run.extra, run.timeout_s)
@@ -327,9 +340,16 @@ def _resume(
         )
         return record.seed, record.start_us, points, None
     # a run without UNTIL runs each of its stores' every date: all of a store's positions speak for it
-    mine = units.resume_points(state.progress, run.owns if run.dated else lambda _: True)
+    imp, by_id = run.imperfections, {store.store_id: store for store in stores()}
+
+    def later(store_id: str | None, a: Position, b: Position) -> bool:
+        return imperfect.later(by_id[store_id], root, imp, a, b)
+
+    owns = run.owns if run.dated else lambda _: True
+    mine = units.resume_points(state.progress, owns, later if imp.drawn else None)
     start = next((p.start_us for p in mine.values()), record.start_us)
-    return record.seed, start, points_from_progress(run.topic, mine, stores=stores(), root=root), None
+    points = points_from_progress(run.topic, mine, stores=list(by_id.values()), root=root, imperfections=imp)
+    return record.seed, start, points, None
 
 
 def check_matches(record: RunRecord, run: ExactlyOnce) -> None:

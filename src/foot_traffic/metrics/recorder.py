@@ -37,6 +37,12 @@ HANDOVER_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300
 LABELS = ["store", "slot"]
 """Labels of the visit counters: the event's store_id ("" without one) and its time_slot."""
 
+_IMPERFECT = (
+    ("late", "Visit events sent late (LATE_EVENTS_PCT): their first and second copies."),
+    ("duplicate", "Second copies of visit events (DUPLICATE_EVENTS_PCT)."),
+    ("held", "Visit events a sensor outage held until its end, their second copies included."),
+)
+"""The counters of imperfect copies: their kind and meaning."""
 _BOUNDS = np.array(LATENESS_BUCKETS)
 _BUCKET_NAMES = [f"{b:g}" for b in LATENESS_BUCKETS] + ["+Inf"]
 _HANDOVER_NAMES = [f"{b:g}" for b in HANDOVER_BUCKETS] + ["+Inf"]
@@ -61,6 +67,7 @@ class Metrics:
         self._lock = threading.Lock()
         self._tallies: dict[tuple[str, str], Tally] = {}
         self._sensors: dict[tuple[str, str], int] = {}
+        self._imperfect: dict[tuple[str, str], int] = {}
         self._occupancy: dict[str, Occupancy] = {}
         self._lateness = np.zeros(len(LATENESS_BUCKETS) + 1, dtype=np.int64)
         self._lateness_sum = 0.0
@@ -104,6 +111,14 @@ class Metrics:
         key = (store_id or "", kind)
         with self._lock:
             self._sensors[key] = self._sensors.get(key, 0) + 1
+
+    def imperfect(self, store_id: str | None, *, late: bool, held: bool, duplicate: bool) -> None:
+        """Count a copy sent late, after an outage held it, or as a second copy."""
+        with self._lock:
+            for kind, marked in (("late", late), ("held", held), ("duplicate", duplicate)):
+                if marked:
+                    key = (kind, store_id or "")
+                    self._imperfect[key] = self._imperfect.get(key, 0) + 1
 
     def clock_read(self) -> None:
         """Note that the loop reads the clock: from now on a scrape may read it too."""
@@ -188,6 +203,7 @@ class Metrics:
         with self._lock:
             tallies = sorted((key, (t.planned, t.emitted, t.delivered, t.failed)) for key, t in self._tallies.items())
             sensors = sorted(self._sensors.items())
+            imperfect = sorted(self._imperfect.items())
             lateness = np.cumsum(self._lateness).tolist()
             lateness_sum = self._lateness_sum
             now_us = self._clock.now_us() if self._clock is not None and self._clock_read else None
@@ -202,6 +218,11 @@ class Metrics:
             ),
             [([store, kind], count) for (store, kind), count in sensors],
         )
+        for kind, meaning in _IMPERFECT:
+            yield _labelled(
+                CounterMetricFamily(f"foot_traffic_{kind}_events", meaning, labels=["store"]),
+                [([store], count) for (k, store), count in imperfect if k == kind],
+            )
         yield HistogramMetricFamily(
             "foot_traffic_emission_lateness_seconds",
             "Real seconds from an event's due time on the run's clock to its hand-over to the sink "

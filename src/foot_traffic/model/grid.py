@@ -8,6 +8,7 @@ All instants are integers: microseconds since the Unix epoch.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -96,3 +97,11 @@ def local_date(instant_us: int, tz: dt.tzinfo = UTC) -> dt.date:
 
 DEFAULT_GRID = SlotGrid((0, 7 * 60, 10 * 60, 14 * 60, 17 * 60, 20 * 60))
 """The specification's grid: 00:00–06:59, 07:00–09:59, 10:00–13:59, 14:00–16:59, 17:00–19:59, 20:00–23:59."""
+
+
+def days_from(first: dt.date) -> Iterator[dt.date]:
+    """Every date from ``first`` on."""
+    date = first
+    while True:
+        yield date
+        date += dt.timedelta(days=1)

@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from foot_traffic.model import randomness
+from foot_traffic.model.arrivals import Batch, day_batches
 from foot_traffic.model.grid import local_minute_to_us
 from foot_traffic.model.plan import DayPlan, Model, opening
 
@@ -212,3 +213,13 @@ def decide(
     return Sending(
         entries_us, slots, late, duplicated, held, windows, send[order], visit[order], twin[order], len(plan.counts)
     )
+
+
+def entries_of(batches: list[Batch]) -> npt.NDArray[np.int64]:
+    """The entry instants of a day's batches, in entry order."""
+    return np.concatenate([b.entries_us for b in batches]) if batches else np.zeros(0, dtype=np.int64)
+
+
+def day_sending(imp: Imperfections, root: int, model: Model, plan: DayPlan) -> Sending:
+    """How the day's visits are sent: sampled, then decided (what ``plan --json`` shows)."""
+    return decide(imp, root, model, plan, entries_of(list(day_batches(root, plan))))

@@ -14,6 +14,9 @@ from typing import Generic, TypeVar
 
 from foot_traffic.run.ownership import Work
 
+PLAN, VISIT = 0, 1
+"""Kinds of timeline items; at the same instant a day's plan line comes before its visits."""
+
 T = TypeVar("T", bound=tuple[int, int, object, int, object])
 """An item whose first two fields, (instant, kind), order it."""
 

@@ -110,8 +110,15 @@ class Positions:
         self._changed = {}
 
 
-def resume_points(progress: Mapping[Unit, Position], owns: Callable[[Unit], bool]) -> dict[str | None, Position]:
+def resume_points(
+    progress: Mapping[Unit, Position],
+    owns: Callable[[Unit], bool],
+    later: Callable[[str | None, Position, Position], bool] | None = None,
+) -> dict[str | None, Position]:
     """Where each store resumes: its furthest position among store-wide units and the dated units ``owns`` accepts.
+
+    ``later(store, a, b)`` orders a store's positions (default: by date, then index), as its
+    events were sent.
 
     A process runs each store's units in time order and transactions commit in order,
     so everything before a store's furthest committed position among its own units is
@@ -124,6 +131,6 @@ def resume_points(progress: Mapping[Unit, Position], owns: Callable[[Unit], bool
         if unit.date is not None and not owns(unit):
             continue
         best = points.get(unit.store_id)
-        if best is None or position.after(best):
+        if best is None or (position.after(best) if later is None else later(unit.store_id, position, best)):
             points[unit.store_id] = position
     return points

@@ -57,6 +57,10 @@ class Recorder(Protocol):
         """An ``entry`` or ``exit`` sensor event has been handed to the sink."""
         ...
 
+    def imperfect(self, store_id: str | None, *, late: bool, held: bool, duplicate: bool) -> None:
+        """A copy has been handed to the sink late, after an outage held it, or as a visit's second copy."""
+        ...
+
     def clock_read(self) -> None:
         """The loop has read the clock: from now on a scrape may read it too (it will not start it early)."""
         ...
@@ -107,6 +111,9 @@ class NoMetrics:
         """Nothing to record."""
 
     def sensor_emitted(self, store_id: str | None, kind: str) -> None:
+        """Nothing to record."""
+
+    def imperfect(self, store_id: str | None, *, late: bool, held: bool, duplicate: bool) -> None:
         """Nothing to record."""
 
     def clock_read(self) -> None:

@@ -35,12 +35,14 @@ import numpy as np
 from foot_traffic.events.encoding import EncodedBatch, encode_batch
 from foot_traffic.events.event import Event, batch_events, format_instant, sensor_event
 from foot_traffic.model.arrivals import Batch, day_batches
-from foot_traffic.model.grid import local_date
+from foot_traffic.model.grid import days_from, local_date
+from foot_traffic.model.imperfections import DUPLICATE, HELD, LATE, NONE, Imperfections
 from foot_traffic.model.plan import DayPlan, Model, StoreModel, plan_day
 from foot_traffic.model.units import DEFAULT_PARTITIONS, WHOLE, Shard
 from foot_traffic.run.clock import Clock
 from foot_traffic.run.eventlog import BATCH_FROM, EmittedLines
-from foot_traffic.run.merge import Merge
+from foot_traffic.run.imperfect import Copy, Day, store_items
+from foot_traffic.run.merge import PLAN, VISIT, Merge
 from foot_traffic.run.ownership import Fixed, Handover, Ownership, Work, shard_owns, shard_works
 from foot_traffic.run.positions import Positions, ResumeAfter
 from foot_traffic.run.recording import NO_METRICS, Recorder
@@ -48,8 +50,6 @@ from foot_traffic.run.sinks import Sink
 
 log = logging.getLogger(__name__)
 
-PLAN, VISIT = 0, 1
-"""Kinds of timeline items; at the same instant a day's plan line comes before its visits."""
 PROGRESS_EVERY = 4096
 """Events between two progress reports on the event-by-event path."""
 
@@ -75,8 +75,11 @@ class Visits:
 
 Item = tuple[int, int, DayPlan | Visits]
 """(instant, kind, payload): a plan line due at its day's start, or a batch due at its first entry."""
-Single = tuple[int, int, DayPlan | EncodedBatch, int, Visits | None]
-"""(instant, kind, payload, index, visits): a plan line, or visit ``index`` of an encoded batch and its visits."""
+Single = tuple[int, int, DayPlan | EncodedBatch, int, Visits | Day | Copy | None]
+"""(instant, kind, payload, index, tag): a plan line (and its Day), or visit ``index`` of an encoded batch.
+
+The tag of a visit is its sampled batch, or with imperfections the copy it is in its day's send order.
+"""
 
 
 @dataclass(slots=True)
@@ -86,6 +89,8 @@ class Counters:
     planned: int = 0
     emitted: int = 0
     sensor_emitted: int = 0
+    held: int = 0
+    """Copies of visits already entered that a stopped run had not sent: late, held by an outage, or second ones."""
 
 
 def day_events(root: int, plan: DayPlan, store_id: str | None = None) -> Iterator[Event]:
@@ -108,7 +113,7 @@ def timeline(
     """
     model = store.model
     first = local_date(start_us, model.tz)
-    for date in _days_from(first) if dates is None else dates:
+    for date in days_from(first) if dates is None else dates:
         if resume is not None and date < resume.date:
             continue
         skip = resume.index + 1 if resume is not None and date == resume.date else 0
@@ -121,14 +126,6 @@ def timeline(
                 yield int(part.entries_us[0]), VISIT, Visits(plan, part, store.store_id, index + skip)
             index += len(batch)
             skip = max(0, skip - len(batch))
-
-
-def _days_from(first: dt.date) -> Iterator[dt.date]:
-    """Every date from ``first`` on."""
-    date = first
-    while True:
-        yield date
-        date += dt.timedelta(days=1)
 
 
 def _one_by_one(items: Iterator[Item]) -> Iterator[Single]:
@@ -165,6 +162,7 @@ class Service:
         partitions: int = DEFAULT_PARTITIONS,
         positions: Positions | None = None,
         ownership: Ownership | None = None,
+        imperfections: Imperfections = NONE,
     ) -> None:
         self.stores = [StoreModel(stores)] if isinstance(stores, Model) else list(stores)
         self._ids = {s.model.store_key: s.store_id for s in self.stores}  # a plan's store, found at once
@@ -189,10 +187,13 @@ class Service:
         self._exit_seq = 0
         self._log_events = False
         self._log_fields = log_fields
+        self.imperfections = imperfections
+        self._open: dict[Day, int] = {}  # imperfect days whose plan line went, not all their copies: their stream
 
     def run(self) -> Counters:
         """Run until the stop flag is set or ``until`` is reached; return the counters."""
         self._log_events = log.isEnabledFor(logging.INFO)
+        imperfections = self.imperfections
         start = self.clock.now_us() if self.start_us is None else self.start_us
         ownership = self.ownership
         if ownership is None:
@@ -202,14 +203,16 @@ class Service:
                     "Shard %s owns none of the %d store(s); it waits to be stopped", self.shard, len(self.stores)
                 )
                 self.stop.wait()
-            elif len(works) == 1 and self.sensor_topic is None:
+            elif len(works) == 1 and self.sensor_topic is None and not imperfections.drawn:
                 self._run_batches(self._timeline(works[0], start), works[0].resume)
             else:
                 self._run_works(Fixed(works), start)
         else:
             self._run_works(ownership, start)
         if self.stop.is_set():
-            self._emit_due_exits(self.clock.now_us())
+            now = self.clock.now_us()
+            self._emit_due_exits(now)
+            self.counters.held = sum(day.held(now) for day in self._open)
         elif self.until_us is not None and self.positions is not None and ownership is None:
             self.positions.reached_end()
         return self.counters
@@ -273,7 +276,7 @@ class Service:
             else:
                 work, token, (instant, _, payload, index, visits) = merge.pop()
                 if isinstance(payload, DayPlan):
-                    self._log_plan(payload, work.resume)
+                    self._log_plan(payload, self._opened(visits, token) if isinstance(visits, Day) else work.resume)
                     continue
                 if token in fresh:
                     fresh.discard(token)
@@ -281,19 +284,39 @@ class Service:
                 self._event(instant, payload, index, visits, token)
 
     def _past_until(self, instant: int) -> bool:
-        return self.until_us is not None and instant >= self.until_us
+        # an imperfect stream ends by itself: its late copies of visits before UNTIL go after it
+        return self.until_us is not None and instant >= self.until_us and not self.imperfections.drawn
+
+    def _items(self, work: Work, start_us: int) -> Iterator[Single]:
+        """The items of ``work`` from ``start_us`` on, after its resume position, in the order they are sent."""
+        if not self.imperfections.drawn:
+            return _one_by_one(self._timeline(work, start_us))
+        store = self._by_id[work.store_id]
+        return store_items(
+            store, self.root, self.imperfections, start_us, resume=work.resume, dates=work.dates, until_us=self.until_us
+        )
+
+    def _opened(self, day: Day, token: int) -> ResumeAfter | None:
+        """Follow a day whose plan line goes; where it resumes when some of it went before a restart."""
+        if day.count > day.sent:
+            self._open[day] = token
+        if day.sent == 0:
+            return None
+        return ResumeAfter(day.plan.date, int(day.ranks[day.sent - 1]))
 
     def _take(self, handover: Handover, merge: Merge[Single], fresh: set[int], start_us: int) -> None:
         """Stop the works ``handover`` stops (with their exits to come), then start those it starts."""
         if not handover:
             return
         dropped = {merge.stop(work) for work in (*handover.stop, *handover.start)}
+        if self._open and dropped - {None}:
+            self._open = {day: t for day, t in self._open.items() if t not in dropped}
         if self._exits and dropped - {None}:
             self._exits = [e for e in self._exits if e[4] not in dropped]
             heapq.heapify(self._exits)
         fresh -= {t for t in dropped if t is not None}
         for work in handover.start:
-            fresh.add(merge.start(work, _one_by_one(self._timeline(work, start_us))))
+            fresh.add(merge.start(work, self._items(work, start_us)))
 
     def _finish(self, merge: Merge[Single]) -> None:
         """Drop every stream, its next events past UNTIL: each of their dated units is complete where it stands."""
@@ -303,10 +326,14 @@ class Service:
                 for date in work.dates:
                     self.positions.finish(work.store_id, date, work.resume)
 
-    def _event(self, instant: int, batch: EncodedBatch, index: int, visits: Visits | None, token: int) -> None:
+    def _event(
+        self, instant: int, batch: EncodedBatch, index: int, tag: Visits | Day | Copy | None, token: int
+    ) -> None:
         """Send visit ``index`` of ``batch`` (and its entry sensor event), its position noted first."""
-        if visits is not None:
-            self._note(visits, index)
+        if isinstance(tag, Copy):
+            self._note_copy(tag)
+        elif isinstance(tag, Visits):
+            self._note(tag, index)
         self._send(batch, index, index + 1)
         if self.sensor_topic is not None:
             self._sensor("entry", batch, index)
@@ -339,6 +366,20 @@ class Service:
             if self.progress is not None:
                 self.progress(int(entries[due - 1]), self.counters.emitted)
         return end == n
+
+    def _note_copy(self, copy: Copy) -> None:
+        """Note a copy's position in its day's send order, count what is imperfect about it, and follow its day."""
+        day = copy.day
+        if self.positions is not None:
+            self.positions.note(day.store_id, day.plan.date, copy.rank, done=copy.last)
+        day.sent += 1
+        if copy.last:
+            self._open.pop(day, None)
+        flags = day.sending.flags(copy.rank)
+        if flags:
+            self.metrics.imperfect(
+                day.store_id, late=bool(flags & LATE), held=bool(flags & HELD), duplicate=bool(flags & DUPLICATE)
+            )
 
     def _note(self, visits: Visits, last: int) -> None:
         """Note the unit's position before its events up to visit ``last`` of the batch go to the sink."""
