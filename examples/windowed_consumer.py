@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import heapq
 import json
 import sys
 import uuid
@@ -109,7 +110,8 @@ class Windows:
     """Events whose window had closed when they arrived."""
     _open: dict[Window, set[str]] = field(default_factory=dict)
     _counts: dict[Window, int] = field(default_factory=dict)
-    _ends: dict[Window, dt.datetime] = field(default_factory=dict)
+    _ends: list[tuple[dt.datetime, int, Window]] = field(default_factory=list)
+    """The open windows' ends, as a heap: the next to close comes first (the int breaks ties)."""
     _latest: dict[int, dt.datetime | None] = field(default_factory=dict)
     """Each active partition's latest entry_time (None: nothing read from it yet)."""
 
@@ -142,8 +144,10 @@ class Windows:
         if key in self.closed or (watermark is not None and visit.window_end <= watermark):
             self.dropped_late += 1
             return "late"
-        ids = self._open.setdefault(key, set())
-        self._ends[key] = visit.window_end
+        if key not in self._open:
+            self._open[key] = set()
+            heapq.heappush(self._ends, (visit.window_end, len(self.closed) + len(self._open), key))
+        ids = self._open[key]
         if self.dedupe:
             if visit.customer_id in ids:
                 self.duplicates += 1
@@ -157,19 +161,17 @@ class Windows:
         self._latest.pop(partition, None)
         self._close_passed()
 
-    def _close_passed(self) -> None:
-        watermark = self.watermark
-        if watermark is not None:
-            self._close(key for key, end in self._ends.items() if end <= watermark)
-
-    def _close(self, keys: Iterable[Window]) -> None:
-        for key in list(keys):
+    def _close_passed(self, watermark: dt.datetime | None = None) -> None:
+        """Close the windows that end by the watermark (by default the current one), earliest first."""
+        watermark = watermark or self.watermark
+        while watermark is not None and self._ends and self._ends[0][0] <= watermark:
+            _, _, key = heapq.heappop(self._ends)
             self.closed[key] = self._counts.pop(key, 0)
-            del self._open[key], self._ends[key]
+            del self._open[key]
 
     def finish(self) -> dict[Window, int]:
         """End of input: close every open window and return all the final counts."""
-        self._close(self._ends)
+        self._close_passed(dt.datetime.max.replace(tzinfo=dt.UTC))
         return dict(self.closed)
 
 
