@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -64,6 +65,37 @@ def test_a_killed_member_is_replaced_and_the_run_is_sent_once(
     assert_union_is(expected, [values])
 
 
+def test_a_member_hung_past_its_session_is_fenced_and_nothing_is_duplicated(
+    broker: str, topic: str, producer_process: Start, tmp_path: Path
+) -> None:
+    """SIGSTOP a member (a hang, to the group) until the other owns every partition; resumed, it is fenced.
+
+    On SIGCONT the hung member either has its late commit refused or learns first that it lost its
+    partitions; either way it aborts, and the topic (read_committed) is the plan exactly once.
+    """
+    stores = str(stores_file(tmp_path, 6))
+    fast = [*backfill(*FOUR_DAYS, seed="hang", customers=2000, speed="5000"), "--stores-file", stores]
+    expected = unsharded(*backfill(*FOUR_DAYS, seed="hang", customers=2000), "--stores-file", stores)
+    env = fleet_env(broker, topic, FLEET_ID=f"t-{uuid.uuid4().hex[:8]}", LOG_LEVEL="INFO")
+    other = producer_process(fast, env)
+    hung = producer_process(fast, env)
+    hung.wait_for_emitted(500, timeout=120)
+    wait_for_a_commit(broker, topic)
+    hung.proc.send_signal(signal.SIGSTOP)
+    try:
+        other.wait_for(lambda: bool(other.lines_with("now owning 64 partition(s)")), 120, "the hung one's partitions")
+    finally:
+        hung.proc.send_signal(signal.SIGCONT)
+    hung.wait_for(
+        lambda: bool(hung.lines_with("the transaction was not committed") or hung.lines_with(": lost [")),
+        60,
+        "the hung member to be fenced",
+    )
+    assert other.finish(300) == 0
+    assert hung.finish(300) == 0
+    assert_union_is(expected, [[value for _, value in consume_committed(broker, topic)]])
+
+
 def test_a_member_that_joins_a_finished_run_exits_at_once(broker: str, topic: str, producer_process: Start) -> None:
     """Once the fleet's run is complete, a new member finds nothing to run and exits 0, sending nothing."""
     args = backfill("2025-08-12", "2025-08-13", seed="late", customers=60)
@@ -85,3 +117,25 @@ def test_another_fleet_partitions_for_the_same_fleet_exits_2(broker: str, topic:
     assert other.finish(120) == 2
     assert other.lines_with("FLEET_PARTITIONS=16: expected 8, the partition count of the control topic")
     assert not other.lines_with("Traceback")
+
+
+def test_a_fleet_without_exactly_once_sends_every_event_at_least_once(
+    broker: str, topic: str, producer_process: Start, tmp_path: Path
+) -> None:
+    """Two members without EXACTLY_ONCE; SIGKILL one mid-run, start a third: every planned event is in the topic."""
+    stores = str(stores_file(tmp_path, 6))
+    fast = [*backfill(*FOUR_DAYS, seed="alo", customers=2000, speed="20000"), "--stores-file", stores]
+    expected = Counter(unsharded(*backfill(*FOUR_DAYS, seed="alo", customers=2000), "--stores-file", stores))
+    env = fleet_env(broker, topic, FLEET_ID=f"t-{uuid.uuid4().hex[:8]}", LOG_LEVEL="INFO")
+    env.pop("EXACTLY_ONCE")
+    survivor = producer_process(fast, env)
+    victim = producer_process(fast, env)
+    victim.wait_for_emitted(500, timeout=120)
+    victim.proc.kill()
+    victim.finish(30)
+    third = producer_process(fast, env)
+    assert survivor.finish(300) == 0
+    assert third.finish(300) == 0
+    found = Counter(value for _, value in consume_committed(broker, topic))
+    assert set(found) == set(expected), "every planned event, and no other"
+    assert all(found[value] >= count for value, count in expected.items())

@@ -20,6 +20,7 @@ from foot_traffic.metrics.occupancy import Occupancy
 from foot_traffic.metrics.recorder import LATENESS_BUCKETS, Metrics
 from foot_traffic.model.arrivals import day_batches
 from foot_traffic.model.grid import US_PER_DAY, US_PER_MINUTE, US_PER_SECOND, datetime_to_us
+from foot_traffic.model.imperfections import DUPLICATE, HELD, LATE, Imperfections, day_sending
 from foot_traffic.model.plan import Model, StoreModel, plan_day
 from foot_traffic.run.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock
 from foot_traffic.run.recording import NO_METRICS
@@ -353,3 +354,21 @@ def test_the_no_op_recorder_is_disabled() -> None:
     assert NO_METRICS.enabled is False
     sink, _ = fake_sink()
     assert sink._report(None, "x") == sink._on_delivery
+
+
+def test_late_duplicate_and_held_copies_are_counted_per_store() -> None:
+    """The late, duplicate and held counters equal the copies of those kinds the day's decisions send."""
+    metrics = Metrics(Health(60))
+    model = Model(daily_customers=3000)
+    imp = Imperfections(late_pct=0.1, duplicate_pct=0.05, outages_per_day=3)
+    run([StoreModel(model)], ManualClock(MIDNIGHT), metrics, imperfections=imp)
+    plan = plan_day(model, ROOT, DATE)
+    sending = day_sending(imp, ROOT, model, plan)
+    kinds: Counter[str] = Counter()
+    for rank in range(len(sending)):
+        flags = sending.flags(rank)
+        kinds.update(kind for kind, flag in (("late", LATE), ("duplicate", DUPLICATE), ("held", HELD)) if flags & flag)
+    assert kinds["late"] > 0
+    assert kinds["held"] > 0
+    for kind in ("late", "duplicate", "held"):
+        assert samples(metrics, f"foot_traffic_{kind}_events_total") == {("",): kinds[kind]}

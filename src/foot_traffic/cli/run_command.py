@@ -21,11 +21,12 @@ from foot_traffic.config import registry, security
 from foot_traffic.config.settings import Settings
 from foot_traffic.errors import DeliveryError
 from foot_traffic.kafka import admin
+from foot_traffic.kafka.checkpoints import CheckpointedSink
 from foot_traffic.kafka.deadletter import DeadLetterFile
 from foot_traffic.kafka.fleet import Timeouts
 from foot_traffic.kafka.producer import KafkaSink
 from foot_traffic.kafka.resume import fingerprint
-from foot_traffic.kafka.transactions import ExactlyOnce, prepare
+from foot_traffic.kafka.transactions import ExactlyOnce, Held, prepare
 from foot_traffic.metrics.server import served
 from foot_traffic.model import randomness
 from foot_traffic.model.units import WHOLE
@@ -83,6 +84,8 @@ class _Output:
     ownership: Ownership | None = None
     leave: Callable[[], None] | None = None
     """Leave the fleet (its last transaction committed) before the sink closes."""
+    withdrawn: Callable[[], Held] = Held
+    """Events of aborted transactions that a rewind sends again: the loop emitted them twice."""
 
 
 def plan_settings(settings: Settings) -> dict[str, object]:
@@ -198,8 +201,9 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
     )
     if settings.kafka_timestamp == "entry":
         _warn_retention(settings, client)
+    plain = None
     if not settings.exactly_once:
-        sink = KafkaSink(
+        plain = KafkaSink(
             settings.broker,
             settings.topic,
             extra={**client, "message.timeout.ms": settings.delivery_timeout_ms},
@@ -208,15 +212,17 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
             metrics=recorder,
             entry_timestamps=settings.kafka_timestamp == "entry",
         )
-        return _Output(sink, sink.pending)
+        if fleet is None:
+            return _Output(plain, plain.pending)
     if fleet is not None:
         fleet_member.control_topic(settings, client)
     prepared = prepare(
         exactly_once(settings, client, fleet),
         settings.store_models,
         RealClock().now_us(),
-        serializer=serializer,
+        serializer=serializer if plain is None else None,
         metrics=recorder,
+        settle=None if plain is None else plain.flush,
     )
     simulated = settings.speed_is_max or settings.speed is not None
     output = _Output(
@@ -227,7 +233,12 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
         prepared.resume,
         prepared.clock_start_us if simulated else None,
         prepared.positions,
+        withdrawn=lambda: prepared.sink.withdrawn,
     )
+    if plain is not None:  # a fleet without EXACTLY_ONCE: events outside transactions, positions checkpointed
+        interval = settings.commit_interval_ms / 1000
+        events = CheckpointedSink(plain, prepared.sink, prepared.positions, interval_s=interval)
+        output = replace(output, sink=events, queue_length=plain.pending)
     if fleet is None:
         return output
     try:
@@ -235,7 +246,7 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
             settings, client, prepared.sink, prepared.positions, start_us=prepared.start_us, recorder=recorder
         )
     except BaseException:
-        prepared.sink.close()
+        output.sink.close()
         raise
     return replace(output, ownership=member.ownership, leave=member.membership.close)
 
@@ -332,17 +343,21 @@ def _produce(
             raise
         signals.taken()
         log.error("Aborted by a second interrupt; unconfirmed events were not waited for")
-        _summary(service, sink)
+        _summary(service, sink, output.withdrawn())
         return EXIT_INTERRUPTED
-    _summary(service, sink)
-    sent = service.counters.emitted + service.counters.sensor_emitted
-    ok = error is None and sink.failed == 0 and sink.delivered == sent
+    counts = _summary(service, sink, output.withdrawn())
+    ok = error is None and counts.failed == 0 and counts.delivered == counts.emitted + counts.sensor_events
     return 0 if ok else 1
 
 
-def _summary(service: Service, sink: Sink) -> None:
-    """Log the summary line and, for a worker, hand its numbers to the parent."""
+def _summary(service: Service, sink: Sink, withdrawn: Held) -> summary.Counts:
+    """Log the summary line and, for a worker, hand its numbers to the parent; return them.
+
+    Events of aborted transactions that were sent again count once: ``withdrawn`` leaves the emitted counts.
+    """
     c = service.counters
-    counts = summary.Counts(c.planned, c.emitted, sink.delivered, sink.failed, c.sensor_emitted, c.held)
+    emitted, sensors = c.emitted - withdrawn.events, c.sensor_emitted - withdrawn.others
+    counts = summary.Counts(c.planned, emitted, sink.delivered, sink.failed, sensors, c.held)
     summary.log_summary(counts, sensors=service.sensor_topic is not None)
     summary.send_summary(counts)
+    return counts

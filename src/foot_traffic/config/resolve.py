@@ -184,6 +184,7 @@ def _combination_problems(values: Mapping[str, Any]) -> list[str]:
             f"FLEET_ID={values['fleet_id']!r} with SHARD: expected one or the other "
             "(a fleet's members are given their partitions by Kafka, a shard takes a fixed share)"
         )
+    problems += _fleet_problems(values)
     port, workers = values.get("metrics_port"), values.get("workers", 1)
     if isinstance(port, int) and isinstance(workers, int) and workers > 1 and port + workers > 65535:
         # worker i serves METRICS_PORT + 1 + i: the last one must still be a port
@@ -197,6 +198,25 @@ def _combination_problems(values: Mapping[str, Any]) -> list[str]:
 def _imperfect(values: Mapping[str, Any]) -> bool:
     """Whether the settings turn any imperfection law on."""
     return any(values.get(name, 0) for name in ("late_events_pct", "duplicate_events_pct", "sensor_outages_per_day"))
+
+
+def _fleet_problems(values: Mapping[str, Any]) -> list[str]:
+    """A fleet runs on Kafka, and hands its units over without their visits' exits still to come."""
+    fleet_id = values.get("fleet_id")
+    if fleet_id is None:
+        return []
+    problems = []
+    if values.get("sink", "kafka") != "kafka":
+        problems.append(
+            f"FLEET_ID={fleet_id!r} with SINK={values['sink']!r}: expected SINK=kafka (a fleet's members agree "
+            "through Kafka's group protocol); for other sinks use SHARD"
+        )
+    if values.get("exit_events_topic") is not None:
+        problems.append(
+            f"FLEET_ID={fleet_id!r} with EXIT_EVENTS_TOPIC: expected one or the other (a unit handed over "
+            "would lose the exits of visits its previous owner sent)"
+        )
+    return problems
 
 
 def _shard_problems(values: dict[str, Any], env: Mapping[str, str], origins: Mapping[str, Origin]) -> list[str]:

@@ -138,12 +138,16 @@ class FleetOwnership:
         """Whether every unit of ``partition`` is committed complete (a partition without units always is)."""
         return self.run.bounded and all(unit in self._complete for unit in self._units.get(partition, []))
 
-    def _commit(self, taken: Mapping[Unit, Position], timeout_s: float) -> None:
-        """Commit the open transaction with the fleet's offsets; on refusal abort it and rewind every owned unit."""
+    def _commit(self, taken: Mapping[Unit, Position], timeout_s: float) -> bool:
+        """Commit the open transaction with the fleet's offsets; refused, rewind every owned unit (False: abort)."""
         owned = self.membership.owned
         if not owned:  # nothing of a partition in it (a member that left): its run record, at most
-            self.sink.client.commit_transaction(timeout_s)
-            return
+            try:
+                self.sink.client.commit_transaction(timeout_s)
+            except KafkaException as exc:
+                log.warning("Cannot commit a transaction outside the fleet's partitions: %s", describe_error(exc))
+                return False
+            return True
         completed = {unit for unit, position in taken.items() if position.done}
         self._complete |= completed
         try:
@@ -151,26 +155,19 @@ class FleetOwnership:
         except CommitRefusedError as exc:
             self._complete -= completed
             log.warning("%s; resuming the owned units from their committed positions", exc)
-            self._abort(committing=True)
+            self._rewind_all()
+            return False
+        return True
 
     def _before_revoke(self, partitions: frozenset[int], *, lost: bool) -> None:
         """Commit the open transaction before partitions go (abort it when they are lost: others may run them)."""
         if lost:
-            self._abort(committing=False)
+            self.sink.abort()
+            self._rewind_all()
         elif self.sink.is_open or self.positions.pending():
             self.sink.commit_now()
 
-    def _abort(self, *, committing: bool) -> None:
-        """Abort the open transaction and forget the positions it held: the next poll rewinds the owned units.
-
-        While ``committing``, the sink has already handed the transaction over: abort it on the client.
-        """
-        if not committing:
-            self.sink.abort()
-        else:
-            try:
-                self.sink.client.abort_transaction(self.run.timeout_s)
-            except KafkaException as exc:
-                log.error("Cannot abort the open transaction: %s", describe_error(exc))
+    def _rewind_all(self) -> None:
+        """Forget the positions the aborted transaction held: the next poll rewinds the owned units."""
         self.positions.forget(u for works in self._running.values() for w in works for u in w.units)
         self._rewind = True

@@ -54,12 +54,36 @@ from foot_traffic.run.recording import NO_METRICS, Recorder
 
 log = logging.getLogger(__name__)
 
-Committer = Callable[[Mapping[Unit, Position], float], None]
-"""Commits (or aborts) the open transaction, given the positions it carries and a timeout."""
+Committer = Callable[[Mapping[Unit, Position], float], bool]
+"""Commits the open transaction, given the positions it carries and a timeout; False when refused (to abort)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Events of a transaction: visit events of the topic, and others (sensor events)."""
+
+    events: int = 0
+    others: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every event."""
+        return self.events + self.others
+
+    def __add__(self, other: Held) -> Held:
+        return Held(self.events + other.events, self.others + other.others)
 
 
 class TransactionalKafkaSink:
-    """A Sink that produces through ``sink`` inside transactions committed every ``commit_interval_s``."""
+    """A Sink that produces through ``sink`` inside transactions committed every ``commit_interval_s``.
+
+    It counts events per transaction, not per delivery report: the events of the open
+    transaction are delivered once it commits (a failed delivery fails the commit), failed
+    when it cannot commit, and withdrawn when it is aborted for a rewind that sends them
+    again (a fleet's): an acknowledged event of an aborted transaction was never delivered.
+    With ``settle`` (an at-least-once fleet's checkpoints, which hold no events), each commit
+    first waits for the events another producer sent: a position never leads unconfirmed events.
+    """
 
     def __init__(
         self,
@@ -69,8 +93,10 @@ class TransactionalKafkaSink:
         run_record: RunRecord | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         timeout_s: float = 30.0,
+        settle: Callable[[float], int] | None = None,
     ) -> None:
         self._sink = sink
+        self._settle = settle
         self._client = sink.client
         self._interval = commit_interval_s
         self._monotonic = monotonic
@@ -80,6 +106,13 @@ class TransactionalKafkaSink:
         self._record = run_record
         self._positions: Positions | None = None
         self._committer: Committer | None = None
+        self._held = Held()
+        self.delivered = 0
+        """Events of committed transactions."""
+        self.failed = 0
+        """Events refused, or of transactions that could not commit and are not sent again."""
+        self.withdrawn = Held()
+        """Events of transactions aborted to be sent again: counted neither delivered nor failed."""
         try:
             self._client.init_transactions(timeout_s)
         except KafkaException as exc:
@@ -95,7 +128,7 @@ class TransactionalKafkaSink:
     def commit_through(self, committer: Committer) -> None:
         """Commit each transaction through ``committer`` (a fleet's, with its offsets) instead of directly.
 
-        The committer commits the open transaction, or aborts it: either way it is over when it returns.
+        When the committer refuses (returns False), the sink aborts the transaction and withdraws its events.
         """
         self._committer = committer
 
@@ -115,41 +148,26 @@ class TransactionalKafkaSink:
         self._commit(self._timeout)
 
     def abort(self) -> None:
-        """Abort the open transaction (its events are never seen by read_committed readers)."""
+        """Abort the open transaction to send its events again (a rewind): they are withdrawn, not failed."""
         if self._open:
-            self._open = False
-            try:
-                self._client.abort_transaction(self._timeout)
-            except KafkaException as exc:
-                log.error("Cannot abort the open transaction: %s", describe_error(exc))
-
-    @property
-    def delivered(self) -> int:
-        """Events confirmed so far."""
-        return self._sink.delivered
-
-    @property
-    def failed(self) -> int:
-        """Events that could not be delivered so far."""
-        return self._sink.failed
+            self._end_aborted(self._timeout)
+            self.withdrawn += self._held
+            self._held = Held()
 
     def send(self, key: str, value: bytes, store_id: str | None, slot: str) -> None:
         """Produce one visit event inside the open transaction."""
         self._begin()
-        self._sink.send(key, value, store_id, slot)
-        self._maybe_commit()
+        self._hand(lambda: self._sink.send(key, value, store_id, slot), Held(events=1))
 
     def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
         """Produce a batch inside the open transaction."""
         self._begin()
-        self._sink.send_batch(batch, start, stop)
-        self._maybe_commit()
+        self._hand(lambda: self._sink.send_batch(batch, start, stop), Held(events=stop - start))
 
     def send_to(self, topic: str, key: str, value: bytes) -> None:
         """Produce one event for another topic inside the open transaction."""
         self._begin()
-        self._sink.send_to(topic, key, value)
-        self._maybe_commit()
+        self._hand(lambda: self._sink.send_to(topic, key, value), Held(others=1))
 
     def poll(self) -> None:
         """Serve delivery reports; commit when the transaction has been open long enough."""
@@ -177,9 +195,29 @@ class TransactionalKafkaSink:
         return self._sink.flush(timeout_s)
 
     def close(self) -> None:
-        """Abort an uncommitted transaction; its events are counted as failed by their reports."""
-        self.abort()
+        """Abort an uncommitted transaction and count its events as failed; close the producer's sink."""
+        if self._open:
+            self._end_aborted(self._timeout)
+            self._fail_held()
         self._sink.close()
+
+    def _hand(self, send: Callable[[], None], held: Held) -> None:
+        """Hand events to the plain sink inside the open transaction; commit if it has been open long enough.
+
+        An event refused outright stops the run: the transaction, with a batch perhaps half queued, is aborted
+        and its events counted as failed, and the positions noted for it are dropped, so none is committed.
+        """
+        try:
+            send()
+        except DeliveryError:
+            self._held += held
+            self._end_aborted(self._timeout)
+            self._fail_held()
+            if self._positions is not None:
+                self._positions.forget(self._positions.take())
+            raise
+        self._held += held
+        self._maybe_commit()
 
     def _begin(self) -> None:
         if not self._open:
@@ -196,26 +234,47 @@ class TransactionalKafkaSink:
             self._commit(self._timeout)
 
     def _commit(self, timeout_s: float) -> None:
+        unconfirmed = 0 if self._settle is None else self._settle(timeout_s)
+        if unconfirmed:  # positions go only after their events: a crash after the commit would lose these
+            self._end_aborted(timeout_s)
+            raise DeliveryError(
+                f"{unconfirmed} event(s) still unconfirmed after {timeout_s:.1f} s; their positions are not committed"
+            )
         taken = {} if self._positions is None else self._positions.take()
         state = state_topic(self._sink.topic)
         for unit, position in taken.items():
             self._client.produce(state, position.encode(), unit_key(unit), None)
         if self._committer is not None:
-            self._open = False
-            self._committer(taken, timeout_s)
-            return
-        try:
-            self._client.commit_transaction(timeout_s)
-        except KafkaException as exc:
-            self._open = False
-            with_abort = ""
+            if not self._committer(taken, timeout_s):
+                self.abort()
+                return
+        else:
             try:
-                self._client.abort_transaction(timeout_s)
-                with_abort = "; the transaction was aborted, restart to resume exactly once"
-            except KafkaException:
-                with_abort = "; restart to resume exactly once"
-            raise DeliveryError(f"cannot commit a transaction: {describe_error(exc)}{with_abort}") from None
+                self._client.commit_transaction(timeout_s)
+            except KafkaException as exc:
+                with_abort = "; the transaction was aborted" if self._end_aborted(timeout_s) else ""
+                self._fail_held()
+                raise DeliveryError(
+                    f"cannot commit a transaction: {describe_error(exc)}{with_abort}; restart to resume exactly once"
+                ) from None
         self._open = False
+        self.delivered += self._held.total
+        self._held = Held()
+
+    def _end_aborted(self, timeout_s: float) -> bool:
+        """Abort the open transaction (its events are never seen by read_committed readers); False if it failed."""
+        self._open = False
+        try:
+            self._client.abort_transaction(timeout_s)
+        except KafkaException as exc:
+            log.error("Cannot abort the open transaction: %s", describe_error(exc))
+            return False
+        return True
+
+    def _fail_held(self) -> None:
+        """Count the events of the transaction just ended as failed: not committed, and not sent again."""
+        self.failed += self._held.total
+        self._held = Held()
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,13 +334,14 @@ def prepare(
     *,
     serializer: ValueSerializer | None = None,
     metrics: Recorder = NO_METRICS,
+    settle: Callable[[float], int] | None = None,
 ) -> Prepared:
     """Open the transactional sink, read the state back, check it matches, and find where each store resumes.
 
     The sink comes first: initialising its transactions fences an earlier process of the
     same transactional id and ends its open transaction, so the state read next is final
     for this process's units. With a ``serializer`` (the schema registry's), events are
-    produced in its framing and read back with it.
+    produced in its framing and read back with it. ``settle``: see :class:`TransactionalKafkaSink`.
 
     Raises ConfigError when the topic holds a run of other settings, SEED, START or shards.
     """
@@ -295,7 +355,9 @@ def prepare(
         metrics=metrics,
         entry_timestamps=run.entry_timestamps,
     )
-    sink = TransactionalKafkaSink(plain, commit_interval_s=run.commit_interval_s, timeout_s=max(run.timeout_s, 10.0))
+    sink = TransactionalKafkaSink(
+        plain, commit_interval_s=run.commit_interval_s, timeout_s=max(run.timeout_s, 10.0), settle=settle
+    )
     try:
         state = read_state(run.broker, run.topic, run.extra, run.timeout_s)
         seed, start, points, new_record = _resume(run, state, stores, now_us, serializer)
