@@ -30,7 +30,7 @@ def test_an_imperfect_backfill_passes_with_its_settings_and_fails_without(
     env = base_env(
         KAFKA_BROKER=broker, KAFKA_TOPIC=topic, KAFKA_TOPIC_PARTITIONS="3", KAFKA_TIMESTAMP=timestamps, **IMPERFECT
     )
-    run = producer_process(["--speed", "max", "--start", "2025-08-11", "--until", "2025-08-12T02:00:00+00:00"], env)
+    run = producer_process(["--speed", "max", *DAY], env)
     assert run.finish(180) == 0, "\n".join(run.stderr[-20:])
     done = run_foot_traffic("report", "--output", str(tmp_path / "a"), *DAY, env=env, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
