@@ -632,8 +632,11 @@ def test_standard_input_and_no_traceback(tmp_path: Path, week_file: Path) -> Non
 class FakeMessage:
     """The part of confluent_kafka.Message the reader uses."""
 
-    def __init__(self, partition: int, offset: int, value: bytes | None, error: object = None) -> None:
+    def __init__(
+        self, partition: int, offset: int, value: bytes | None, error: object = None, timestamp_ms: int = 0
+    ) -> None:
         self._partition, self._offset, self._value, self._error = partition, offset, value, error
+        self._timestamp_ms = timestamp_ms
 
     def partition(self) -> int:
         return self._partition
@@ -646,6 +649,9 @@ class FakeMessage:
 
     def error(self) -> object:
         return self._error
+
+    def timestamp(self) -> tuple[int, int]:
+        return 1, self._timestamp_ms  # TIMESTAMP_CREATE_TIME
 
 
 class EndOfPartition:

@@ -8,14 +8,17 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from foot_traffic.model.imperfections import NONE, Imperfections
 from foot_traffic.model.plan import StoreModel
 from foot_traffic.report.checks.consistency import consistency_check
 from foot_traffic.report.checks.counts import counts_check
 from foot_traffic.report.checks.durations import durations_check
 from foot_traffic.report.checks.expected import build_layout, place
+from foot_traffic.report.checks.ground_truth import Draws, ground_truth_check, held_rows, read_twice
+from foot_traffic.report.checks.lateness import arrival_lateness, lateness_check
 from foot_traffic.report.checks.positions import positions_check
 from foot_traffic.report.checks.results import Check
-from foot_traffic.report.checks.uniqueness import uniqueness_check
+from foot_traffic.report.checks.uniqueness import repeated_rows, uniqueness_check, visit_groups
 from foot_traffic.report.checks.weekdays import weekday_check
 from foot_traffic.report.curves import Curves, curves
 from foot_traffic.report.inputs.events import Events, EventsInputError
@@ -32,6 +35,12 @@ class Scope:
     start_us: int | None = None
     until_us: int | None = None
     root: int | None = None
+    seeded: bool = True
+    """Whether ``root`` comes from SEED: the imperfections' own draws (the outages) are then known too."""
+    imperfections: Imperfections = NONE
+    """What the run was set to do to its stream; when any is on, the model's checks judge distinct visits."""
+    kafka_timestamp: str = "emit"
+    """KAFKA_TIMESTAMP: whether record timestamps may be times of sending."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,25 +89,40 @@ def analyse(events: Events, stores: Sequence[StoreModel], scope: Scope) -> Analy
     start, end, given = event_range(events, scope)
     entries = events.entry_us
     in_range = (entries >= start) & (entries < end)
+    imperfect = scope.imperfections
+    groups = visit_groups(events, in_range)
+    visits = in_range
+    if imperfect.drawn:  # repeated copies (duplicates, or a restart's) are judged by uniqueness alone
+        visits = in_range.copy()
+        visits[repeated_rows(groups)] = False
     owner = store_rows(events, stores)
     layouts = [build_layout(store, scope.root or 0, start, end) for store in stores]
     index = np.int32 if len(events) < 2**31 else np.int64  # rows of events: half the memory where it can
     placed = [
-        place(layout, entries, np.flatnonzero(in_range & (owner == k)).astype(index))
-        for k, layout in enumerate(layouts)
+        place(layout, entries, np.flatnonzero(visits & (owner == k)).astype(index)) for k, layout in enumerate(layouts)
     ]
     exact = scope.root is not None
     counts, expected = counts_check(layouts, placed, exact=exact)
     whole = [layout.whole_days() for layout in layouts]
-    durations = events.duration_min[in_range]
-    checks = (
+    durations = events.duration_min[visits]
+    checks: tuple[Check, ...] = (
         counts,
         positions_check(layouts, placed),
         durations_check(durations),
         weekday_check(layouts, placed, whole),
-        consistency_check(events, layouts, placed, owner, in_range),
-        uniqueness_check(events, in_range),
+        consistency_check(events, layouts, placed, owner, visits),
+        uniqueness_check(events, in_range, groups, imperfect.duplicate_pct),
     )
+    draws = Draws(imperfect, scope.root if scope.seeded else None)
+    lateness = arrival_lateness(events) if imperfect.drawn else None
+    if lateness is not None and (imperfect.late_pct > 0 or imperfect.outages_per_day > 0):
+        held = held_rows(events, layouts, owner, draws)
+        late = lateness_check(events, visits, imperfect, lateness, held=held, kafka_timestamp=scope.kafka_timestamp)
+        checks = (*checks, late)
+    if lateness is not None and draws.root is not None:
+        twice = read_twice(events, groups)
+        truth = ground_truth_check(events, layouts, placed, whole, twice=twice, lateness=lateness, draws=draws)
+        checks = (*checks, truth)
     return Analysis(
         start_us=start,
         end_us=end,

@@ -145,6 +145,9 @@ def analyse(settings: Settings, events: Events) -> Analysis:
         start_us=settings.start_us,
         until_us=settings.until_us,
         root=randomness.root_entropy(settings.seed) if reproducible(settings) else None,
+        seeded=settings.seed is not None,
+        imperfections=settings.imperfections(),
+        kafka_timestamp=settings.kafka_timestamp,
     )
     return report_analysis.analyse(events, settings.store_models(), scope)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import stats
 
 from foot_traffic.events.event import format_instant
 from foot_traffic.report.checks.expected import I64, PLACE_BLOCK, Bools
@@ -38,7 +39,7 @@ def _shared_rows(words: npt.NDArray[np.uint64], in_range: Bools) -> I64:
 
 
 @dataclass(frozen=True, slots=True)
-class _Groups:
+class VisitGroups:
     """The in-range events whose id may repeat, sorted by id, then visit, then the order they were read in."""
 
     rows: I64
@@ -56,8 +57,11 @@ class _Groups:
     """Each id's number of different visits."""
 
 
-def _groups(events: Events, in_range: Bools) -> _Groups:
-    """Sort the rows that may share an id into groups of one id, and tell repeated visits from different ones."""
+def visit_groups(events: Events, in_range: Bools) -> VisitGroups:
+    """Sort the rows that may share an id into groups of one id, and tell repeated visits from different ones.
+
+    Within a visit the copies are in the order they were read, so the first copy read comes first.
+    """
     rows = _shared_rows(events.customer[:, 0], in_range)
     fields: tuple[npt.NDArray[np.integer], ...] = (
         events.local_day,
@@ -67,7 +71,7 @@ def _groups(events: Events, in_range: Bools) -> _Groups:
         events.entry_us,
     )
     high, low = events.customer[rows, 0], events.customer[rows, 1]
-    rows = rows[np.lexsort((rows, *(f[rows] for f in fields), low, high))]  # by id, then visit, then row read
+    rows = rows[np.lexsort((events.order[rows], *(f[rows] for f in fields), low, high))]  # id, visit, read order
     high, low = events.customer[rows, 0], events.customer[rows, 1]
     visit = [f[rows] for f in fields]
     same_id = np.zeros(rows.size, dtype=bool)
@@ -78,10 +82,10 @@ def _groups(events: Events, in_range: Bools) -> _Groups:
     starts = np.flatnonzero(~same_id)
     sizes = np.diff(np.append(starts, rows.size))
     visits = np.add.reduceat((~same_visit).astype(np.int64), starts) if starts.size else starts
-    return _Groups(rows, visit[-1], same_id, same_visit, starts, sizes, visits)
+    return VisitGroups(rows, visit[-1], same_id, same_visit, starts, sizes, visits)
 
 
-def _examples(events: Events, groups: _Groups, several: I64) -> list[tuple[str, ...]]:
+def _examples(events: Events, groups: VisitGroups, several: I64) -> list[tuple[str, ...]]:
     """Table rows of the first DUPLICATE_EXAMPLES ids of each kind (repeats, then collisions), earliest entry first."""
     starts, sizes, visits = groups.starts, groups.sizes, groups.visits
     earliest = np.minimum.reduceat(groups.entry_us, starts) if starts.size else starts
@@ -98,9 +102,45 @@ def _examples(events: Events, groups: _Groups, several: I64) -> list[tuple[str, 
     return examples
 
 
-def uniqueness_check(events: Events, in_range: Bools) -> Check:
-    """Every in-range event under its own customer_id: repeated visits and ids shared by different visits."""
-    groups = _groups(events, in_range)
+def repeated_rows(groups: VisitGroups) -> I64:
+    """The rows that repeat a visit read before them (every copy but the first read)."""
+    return groups.rows[groups.same_visit]
+
+
+def _repeat_tests(groups: VisitGroups, repeated: int, visits: int, duplicate_pct: float) -> tuple[Test, ...]:
+    """No repeated visit; or, with DUPLICATE_EVENTS_PCT, at most two copies of one and a binomial number of them."""
+    if duplicate_pct <= 0:
+        return (
+            Test(
+                "no visit read twice (same customer_id, entry_time, duration, store and slot)",
+                f"{repeated} repeated event(s)",
+                condition="none repeated",
+                passed=repeated == 0,
+            ),
+        )
+    copies = np.add.reduceat(groups.same_visit.astype(np.int64), groups.starts) if groups.starts.size else None
+    most = 1 + (int(copies.max()) if copies is not None else 0)
+    binomial = stats.binomtest(repeated, max(visits, 1), duplicate_pct)
+    return (
+        Test(
+            "no visit read more than twice (same customer_id, entry_time, duration, store and slot)",
+            f"at most {most} cop{'y' if most == 1 else 'ies'} of a visit",
+            condition="≤ 2 copies",
+            passed=most <= 2,
+        ),
+        Test(
+            f"repeated visits within DUPLICATE_EVENTS_PCT={duplicate_pct:g} (binomial)",
+            f"{repeated} of {visits} visits repeated (expected {duplicate_pct * visits:.1f})",
+            p_value=float(binomial.pvalue),
+        ),
+    )
+
+
+def uniqueness_check(events: Events, in_range: Bools, groups: VisitGroups, duplicate_pct: float = 0.0) -> Check:
+    """Every in-range event under its own customer_id, or repeated as often as DUPLICATE_EVENTS_PCT says.
+
+    ``groups`` are :func:`visit_groups` of the same events and range.
+    """
     extra = int(np.count_nonzero(groups.same_id))
     repeated = int(np.count_nonzero(groups.same_visit))
     shared = extra - repeated
@@ -108,12 +148,7 @@ def uniqueness_check(events: Events, in_range: Bools) -> Check:
     examples = _examples(events, groups, several)
     in_range_count = int(np.count_nonzero(in_range))
     tests = (
-        Test(
-            "no visit read twice (same customer_id, entry_time, duration, store and slot)",
-            f"{repeated} repeated event(s)",
-            condition="none repeated",
-            passed=repeated == 0,
-        ),
+        *_repeat_tests(groups, repeated, in_range_count - repeated, duplicate_pct),
         Test(
             "no customer_id shared by different visits",
             f"{shared} event(s) under the id of another visit",
@@ -136,6 +171,14 @@ def uniqueness_check(events: Events, in_range: Bools) -> Check:
             "are all those of an earlier one is the same visit read again (a replayed dead-letter file, an "
             "at-least-once consumer or pipeline); different visits under one id are a collision (ids not drawn "
             "per visit). Ids that are not UUIDs are compared by a 128-bit BLAKE2b digest."
+            + (
+                f" With DUPLICATE_EVENTS_PCT={duplicate_pct:g} the producer sends that fraction of the visits "
+                "twice: a visit may be read twice (same key, same fields), and the number of visits repeated "
+                "must fit a binomial law of that fraction of the distinct visits; a third copy, or different "
+                "visits under one id, still fail."
+                if duplicate_pct > 0
+                else ""
+            )
         ),
         tests=tests,
         tables=(Table(header, tuple(examples), caption),) if examples else (),

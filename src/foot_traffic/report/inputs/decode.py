@@ -79,8 +79,10 @@ def _rows(padded: U8, starts: I64, width: int) -> U8:
     return np.lib.stride_tricks.sliding_window_view(padded, width)[starts]
 
 
-def parse_fast(padded: U8, starts: I64, length: int, columns: Columns) -> npt.NDArray[np.bool_]:
+def parse_fast(padded: U8, starts: I64, length: int, columns: Columns, lines: I64) -> npt.NDArray[np.bool_]:
     """Decode lines of one length in the producer's layout; return which were decoded (others go the slow way).
+
+    ``lines`` are the lines' numbers in the order read (see :meth:`Columns.add`).
 
     The literal text is checked a 64-bit word at a time against a mask; the
     fields are read a character position (one strided column) at a time.
@@ -106,7 +108,7 @@ def parse_fast(padded: U8, starts: I64, length: int, columns: Columns) -> npt.ND
     stats.weekday_mismatch += int(np.count_nonzero(weekday != (day + 3) % 7))  # 1970-01-01 was a Thursday
     stats.exit_mismatch += int(np.count_nonzero(exit_[picked] - entry[picked] != duration[picked] * US_PER_MINUTE))
     customer = _id_keys(ids[picked], columns)
-    columns.add(entry[picked], duration[picked], store, label, day, customer=customer)
+    columns.add(entry[picked], duration[picked], store, label, day, customer=customer, line=lines[picked])
     return ok
 
 

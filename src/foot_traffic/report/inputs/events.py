@@ -45,6 +45,10 @@ class Chunk:
     data: bytes
     where: Callable[[int, int], str]
     """Names line ``i`` of the block, given how many lines came before the block."""
+    partitions: I32 | None = None
+    """The Kafka partition of each line; None for a file (one sequence)."""
+    timestamps_ms: I64 | None = None
+    """The Kafka record timestamp of each line (epoch ms); None for a file."""
 
 
 @dataclass(slots=True)
@@ -80,6 +84,12 @@ class Events:
     stats: ReadStats
     id_texts: Mapping[bytes, str] = field(default_factory=dict)
     """The text of customer ids that are not UUIDs, by key (the first ID_TEXTS of them)."""
+    order: I64 = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    """Each event's place in the order the lines were read (0 for the first line read)."""
+    partition: I32 | None = None
+    """Each event's Kafka partition; None when the events come from a file (one sequence, in line order)."""
+    record_ms: I64 | None = None
+    """Each event's Kafka record timestamp (epoch ms); None when the events come from a file."""
 
     def __len__(self) -> int:
         return int(self.entry_us.shape[0])
@@ -113,6 +123,9 @@ class Columns:
     stores: dict[str | None, int] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
     id_texts: dict[bytes, str] = field(default_factory=dict)
+    line_partitions: list[I32] = field(default_factory=list)
+    line_timestamps: list[I64] = field(default_factory=list)
+    """Each Kafka line's partition and record timestamp, chunk by chunk (empty for a file)."""
 
     def customer_key(self, text: str) -> bytes:
         """The key of a customer_id (:func:`id_key`), keeping the text of the first ID_TEXTS ids that are not UUIDs."""
@@ -129,12 +142,22 @@ class Columns:
         """The code of a time_slot label, assigned on first sight."""
         return self.labels.setdefault(label, len(self.labels))
 
-    def add(self, *columns: npt.ArrayLike, customer: Keys) -> None:
-        """Append events given as (entry_us, duration_min, store, label, local_day) columns and their id keys."""
+    def add(self, *columns: npt.ArrayLike, customer: Keys, line: npt.ArrayLike) -> None:
+        """Append events given as (entry_us, duration_min, store, label, local_day) columns, id keys and line numbers.
+
+        ``line`` is each event's line number in the order read, counted from 0 over every chunk.
+        """
         entry, duration, store, label, day = columns
         duration = np.clip(np.asarray(duration, dtype=np.int64), *DURATION_CLIP)
-        values = (entry, duration, store, label, day)
-        self.parts.append((*(np.asarray(v, dtype=t) for v, t in zip(values, _DTYPES, strict=True)), customer))
+        values = (entry, duration, store, label, day, line)
+        types = (*_DTYPES, np.int64)
+        self.parts.append((*(np.asarray(v, dtype=t) for v, t in zip(values, types, strict=True)), customer))
+
+    def add_records(self, chunk: Chunk) -> None:
+        """Keep the partition and record timestamp of a Kafka chunk's lines (nothing for a file's)."""
+        if chunk.partitions is not None and chunk.timestamps_ms is not None:
+            self.line_partitions.append(np.asarray(chunk.partitions, dtype=np.int32))
+            self.line_timestamps.append(np.asarray(chunk.timestamps_ms, dtype=np.int64))
 
     def events(self) -> Events:
         """Every event added, as one array per column."""
@@ -142,8 +165,14 @@ class Columns:
             np.concatenate([part[k] for part in self.parts]) if self.parts else np.empty(0, dtype=t)
             for k, t in enumerate(_DTYPES)
         )
-        keys = [part[len(_DTYPES)] for part in self.parts]
+        lines = [part[len(_DTYPES)] for part in self.parts]
+        order = np.concatenate(lines) if lines else np.empty(0, dtype=np.int64)
+        keys = [part[len(_DTYPES) + 1] for part in self.parts]
         customer = np.concatenate(keys) if keys else np.empty((0, 2), dtype=np.uint64)
+        partition = record_ms = None
+        if self.line_partitions:
+            partition = np.concatenate(self.line_partitions)[order]
+            record_ms = np.concatenate(self.line_timestamps)[order]
         return Events(
             entry,
             duration,
@@ -155,4 +184,7 @@ class Columns:
             tuple(self.labels),
             self.stats,
             self.id_texts,
+            order,
+            partition,
+            record_ms,
         )

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from foot_traffic.kafka.reader import TopicReader
 from foot_traffic.report.inputs.events import Chunk, EventsInputError
 from foot_traffic.report.inputs.framing import FramedValues, RegistrySource
@@ -88,4 +90,6 @@ def kafka_chunk(topic: str, values: list[bytes], messages: list[Any], framing: F
     if data.count(b"\n") != len(values) - 1:
         bad = next(i for i, v in enumerate(values) if b"\n" in v)
         raise EventsInputError(f"{where(bad)}: a record value holds a newline; expected one JSON event per record")
-    return Chunk(data, where)
+    partitions = np.array([message.partition() for message in messages], dtype=np.int32)
+    timestamps = np.array([message.timestamp()[1] for message in messages], dtype=np.int64)
+    return Chunk(data, where, partitions, timestamps)

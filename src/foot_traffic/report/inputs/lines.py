@@ -52,6 +52,7 @@ def _parse_chunk(chunk: Chunk, columns: Columns) -> None:
     starts, ends = _line_bounds(data)
     before = columns.stats.lines
     columns.stats.lines += int(starts.size)
+    columns.add_records(chunk)
     padded = decode.pad_block(data)
     slow = np.ones(starts.size, dtype=bool)
     lengths = ends - starts
@@ -60,17 +61,15 @@ def _parse_chunk(chunk: Chunk, columns: Columns) -> None:
     if order.size:
         cuts = np.flatnonzero(np.diff(lengths[order])) + 1
         for group in np.split(order, cuts):
-            done = decode.parse_fast(padded, starts[group], int(lengths[group[0]]), columns)
+            done = decode.parse_fast(padded, starts[group], int(lengths[group[0]]), columns, group + before)
             slow[group[done]] = False
-    parsed = [
-        _parse_slow(data[int(starts[i]) : int(ends[i])], chunk.where(i, before), columns)
-        for i in np.flatnonzero(slow).tolist()
-    ]
-    rows = [row for row in parsed if row is not None]
+    slow_lines = np.flatnonzero(slow).tolist()
+    parsed = [_parse_slow(data[int(starts[i]) : int(ends[i])], chunk.where(i, before), columns) for i in slow_lines]
+    rows = [(*row, before + i) for i, row in zip(slow_lines, parsed, strict=True) if row is not None]
     if rows:
-        *values, keys = zip(*rows, strict=True)
+        *values, keys, line = zip(*rows, strict=True)
         customer = np.frombuffer(b"".join(keys), dtype=np.uint64).reshape(-1, 2)
-        columns.add(*(np.array(column, dtype=np.int64) for column in values), customer=customer)
+        columns.add(*(np.array(column, dtype=np.int64) for column in values), customer=customer, line=line)
 
 
 _Row = tuple[int, int, int, int, int, bytes]
