@@ -92,7 +92,7 @@ def analyse(events: Events, stores: Sequence[StoreModel], scope: Scope) -> Analy
     imperfect = scope.imperfections
     groups = visit_groups(events, in_range)
     visits = in_range
-    if imperfect.drawn:  # repeated copies (duplicates, or a restart's) are judged by uniqueness alone
+    if imperfect.on:  # repeated copies (duplicates, or a restart's) are judged by uniqueness alone
         visits = in_range.copy()
         visits[repeated_rows(groups)] = False
     owner = store_rows(events, stores)
@@ -114,7 +114,7 @@ def analyse(events: Events, stores: Sequence[StoreModel], scope: Scope) -> Analy
         uniqueness_check(events, in_range, groups, imperfect.duplicate_pct),
     )
     draws = Draws(imperfect, scope.root if scope.seeded else None)
-    lateness = arrival_lateness(events) if imperfect.drawn else None
+    lateness = arrival_lateness(events) if imperfect.on else None
     if lateness is not None and (imperfect.late_pct > 0 or imperfect.outages_per_day > 0):
         held = held_rows(events, layouts, owner, draws)
         late = lateness_check(events, visits, imperfect, lateness, held=held, kafka_timestamp=scope.kafka_timestamp)
