@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 from collections import Counter, defaultdict
@@ -12,12 +13,13 @@ import pytest
 
 from foot_traffic.events.encoding import EncodedBatch
 from foot_traffic.model.grid import US_PER_DAY, datetime_to_us, local_date
+from foot_traffic.model.imperfections import NONE, Imperfections
 from foot_traffic.model.plan import Model, StoreModel
 from foot_traffic.model.units import WHOLE, Shard, Unit, virtual_partition
 from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.positions import Position, Positions, ResumeAfter, resume_points
 from foot_traffic.run.service import Service
-from foot_traffic.run.sinks import MemorySink
+from foot_traffic.run.sinks import MemorySink, StdoutSink
 
 ROOT = 7
 START = datetime_to_us(dt.datetime(2025, 8, 12, 10, 30, tzinfo=dt.UTC))
@@ -42,6 +44,7 @@ def run(
     sensors: str | None = None,
     positions: Positions | None = None,
     partitions: int = 64,
+    imperfections: Imperfections = NONE,
 ) -> tuple[MemorySink, Service]:
     """Run the chain (or one shard of it) from START to ``until`` on a manual clock, into memory."""
     sink = MemorySink()
@@ -56,6 +59,7 @@ def run(
         shard=WHOLE if shard is None else shard,
         partitions=partitions,
         positions=positions,
+        imperfections=imperfections,
     )
     service.run()
     return sink, service
@@ -291,3 +295,27 @@ def test_a_store_resumes_after_its_furthest_position_among_its_own_units() -> No
     }
     points = resume_points(progress, lambda unit: unit.date != D3)
     assert points == {"a": Position(D2, 7, False, START), "b": Position(D2, 4, False, START)}
+
+
+def test_shards_with_imperfections_together_equal_the_unsharded_run_unit_by_unit() -> None:
+    """Late, duplicated and held copies: shards 0/2 and 1/2 together send the unsharded copies, each unit in order."""
+    chain = stores(4)
+    imp = Imperfections(late_pct=0.2, late_mean_s=900, late_max_s=3600, duplicate_pct=0.1, outages_per_day=2)
+    whole = [v for _, v in run(chain, imperfections=imp)[0].records]
+    assert len(whole) > len(set(whole)), "some copies go twice"
+    parts = [[v for _, v in run(chain, Shard(i, 2), imperfections=imp)[0].records] for i in range(2)]
+    assert Counter(v for part in parts for v in part) == Counter(whole)
+    expected = by_unit(whole, chain)
+    for part in parts:
+        for unit, values in by_unit(part, chain).items():
+            assert values == expected[unit], f"unit {unit}: the same copies in the same send order"
+
+
+def test_imperfect_copies_are_the_same_bytes_on_the_stdout_sink() -> None:
+    """The stdout sink writes the memory sink's copies, line for line."""
+    chain = stores(2)
+    imp = Imperfections(late_pct=0.3, duplicate_pct=0.1, outages_per_day=2)
+    memory = [v for _, v in run(chain, imperfections=imp)[0].records]
+    out = io.BytesIO()
+    Service(chain, ROOT, StdoutSink(out), ManualClock(START), poll_s=0.5, until_us=UNTIL, imperfections=imp).run()
+    assert out.getvalue().splitlines() == memory
