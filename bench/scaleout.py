@@ -9,9 +9,9 @@ import json
 import math
 import os
 import re
-import selectors
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -126,30 +126,43 @@ def chain_file(folder: Path) -> Path:
 
 @dataclass
 class Lines:
-    """A child's standard error read line by line, with each line's time of receipt."""
+    """A child's standard error, read line by line on a thread of its own, with each line's time of receipt.
+
+    Read all the time, not only while it is watched: a child whose pipe fills blocks in its next log
+    write, and a fleet member blocked there stops polling its group and is dropped from it.
+    """
 
     proc: subprocess.Popen[bytes]
-    partial: bytes = b""
     lines: list[tuple[float, str]] = field(default_factory=list)
+    closed: bool = False
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    def drain(self) -> None:
+        """Read the child's standard error until it closes (the body of the reading thread)."""
+        assert self.proc.stderr is not None
+        partial = b""
+        while data := os.read(self.proc.stderr.fileno(), 1 << 16):
+            received = time.perf_counter()
+            *whole, partial = (partial + data).split(b"\n")
+            with self.arrived:
+                self.lines.extend((received, line.decode(errors="replace")) for line in whole)
+                self.arrived.notify_all()
+        with self.arrived:
+            self.closed = True
+            self.arrived.notify_all()
 
     def read(self, timeout: float) -> bool:
-        """Read what arrives within ``timeout`` seconds; False once the child closed its standard error."""
-        assert self.proc.stderr is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.proc.stderr, selectors.EVENT_READ)
-            if not selector.select(timeout):
-                return True
-        data = os.read(self.proc.stderr.fileno(), 1 << 16)
-        received = time.perf_counter()
-        *whole, self.partial = (self.partial + data).split(b"\n")
-        self.lines.extend((received, line.decode(errors="replace")) for line in whole)
-        return bool(data)
+        """Wait up to ``timeout`` seconds for more lines; False once the child closed its standard error."""
+        with self.arrived:
+            if not self.closed:
+                self.arrived.wait(timeout)
+            return not self.closed
 
     def wait_for(self, found: int, pattern: str, timeout: float, since: float = 0.0) -> float | None:
         """The receipt time of the ``found``-th line matching ``pattern`` from ``since`` on; None after ``timeout``."""
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
-            hits = [at for at, line in self.lines if at >= since and re.search(pattern, line)]
+            hits = [at for at, line in list(self.lines) if at >= since and re.search(pattern, line)]
             if len(hits) >= found:
                 return hits[found - 1]
             if not self.read(0.2):
@@ -172,8 +185,11 @@ class Lines:
 def started(cmd: list[str], env: dict[str, str]) -> Iterator[Lines]:
     """A child whose standard error is read line by line; SIGTERMed (then killed) when the block ends."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    lines = Lines(proc)
+    reader = threading.Thread(target=lines.drain, name="stderr-reader", daemon=True)
+    reader.start()
     try:
-        yield Lines(proc)
+        yield lines
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -182,6 +198,7 @@ def started(cmd: list[str], env: dict[str, str]) -> Iterator[Lines]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        reader.join(5)  # the pipe closes with the child (a grandchild holding it open is not waited for)
 
 
 def peak_rss_mib(pid: int) -> float:
