@@ -199,6 +199,8 @@ def started(cmd: list[str], env: dict[str, str]) -> Iterator[Lines]:
                 proc.kill()
                 proc.wait()
         reader.join(5)  # the pipe closes with the child (a grandchild holding it open is not waited for)
+        if proc.stderr is not None and not reader.is_alive():
+            proc.stderr.close()
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -107,6 +107,7 @@ class TransactionalKafkaSink:
         self._positions: Positions | None = None
         self._committer: Committer | None = None
         self._held = Held()
+        self._broken: DeliveryError | None = None
         self.delivered = 0
         """Events of committed transactions."""
         self.failed = 0
@@ -143,7 +144,12 @@ class TransactionalKafkaSink:
         return self._open
 
     def commit_now(self) -> None:
-        """Commit the open transaction now (one with only positions and offsets when none is open)."""
+        """Commit the open transaction now (one with only positions and offsets when none is open).
+
+        Nothing once no transaction can begin: that error was raised (and reported) already.
+        """
+        if self._broken is not None:
+            return
         self._begin()
         self._commit(self._timeout)
 
@@ -186,7 +192,7 @@ class TransactionalKafkaSink:
         A run that sent nothing (a shard without units) still commits its run record, so the topic knows its run.
         """
         moved = self._positions is not None and self._positions.pending()
-        if not self._open and (moved or self._record is not None):
+        if self._broken is None and not self._open and (moved or self._record is not None):
             self._begin()
         if self._open:
             try:
@@ -222,8 +228,18 @@ class TransactionalKafkaSink:
         self._maybe_commit()
 
     def _begin(self) -> None:
+        """Open a transaction unless one is; DeliveryError when none can open (a fenced producer: for good)."""
         if not self._open:
-            self._client.begin_transaction()
+            if self._broken is not None:
+                raise self._broken
+            try:
+                self._client.begin_transaction()
+            except KafkaException as exc:  # fatal (fenced, or timed out by the broker): this producer sends no more
+                self._broken = DeliveryError(
+                    f"cannot begin a transaction: {describe_error(exc)}; this process sends nothing more, and a "
+                    "restart (in a fleet, the other members) resumes from the committed positions"
+                )
+                raise self._broken from None
             self._open = True
             self._opened_at = self._monotonic()
             if self._record is not None:
