@@ -373,6 +373,6 @@ The scale-out rows (bench/scaleout.py):
   survivor's first per-event line for a store the killed member ran (in brackets: to its
   assignment line, after the session timeout). Between the two, the new owner reads the units'
   positions with read_committed, behind the dead member's open transaction until the broker
-  aborts it (`transaction.timeout.ms`). The row says "not measured" while `foot-traffic run`
-  ignores FLEET_ID.
+  aborts it (`transaction.timeout.ms`). Each member's standard error is read on a thread of
+  its own, so no member ever waits on a full pipe (one that did stopped polling its group).
 """
