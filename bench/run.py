@@ -495,9 +495,14 @@ side of it):
     batch, and a longer linger reaches at most the 1 MB cap (librdkafka's `batch.size`; about 4,000
     events of 251 B): the batches are not what bounds the run, the loop thread is (above). Not kept:
     backfills keep the real-time properties.
-- real-time lateness (c): the rare outliers (≈10 ms) are the sampling of the next chunk of
-  16,384 arrivals and garbage collection; p99 is bound by the operating system's timer
-  wake-up.
+- real-time lateness (c): p99 is bound by the operating system's timer wake-up. The max
+  missed its 20 ms target on 2026-12-03 (55.7 ms in the table's run; 37.3 ms and 43.6 ms in
+  two reruns of the row alone, and 6.6 ms in a 30 s run): each time one stall, about 24 s into
+  the run in the rerun that recorded where (event 4,758 of 11,823), then three events catching
+  up. The polling loop's max in the same runs exceeded its own 500 ms sleep by up to 27 ms, so
+  the reader (which parses every line) or the machine stalled too; which side the stall is on
+  was not profiled. Earlier tables had max 9.4 ms: the next chunk's sampling (16,384 arrivals)
+  and garbage collection.
 """
 
 
