@@ -269,6 +269,22 @@ def consume_committed(broker: str, topic: str) -> list[tuple[str, bytes]]:
         consumer.close()
 
 
+def consume_committed_after_kill(
+    broker: str, topic: str, at_least: int, timeout: float = 90
+) -> list[tuple[str, bytes]]:
+    """As :func:`consume_committed`, once a SIGKILLed producer's open transaction no longer holds the end back.
+
+    A read_committed reader's end is the last stable offset, which a dead producer's open
+    transaction holds back until the broker aborts it (``transaction.timeout.ms`` after it
+    began, checked every cleanup interval); read again until ``at_least`` records are seen.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        records = consume_committed(broker, topic)
+        if len(records) >= at_least or time.monotonic() > deadline:
+            return records
+
+
 def wait_for_a_commit(broker: str, topic: str, timeout: float = 30) -> None:
     """Block until a first transaction has committed records to ``topic``, so a restart has a tail to resume after.
 

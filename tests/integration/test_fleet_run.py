@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from foot_traffic.cli.fleet_member import FAST_ENV
-from tests.integration.conftest import ProducerProcess, base_env, consume_committed, wait_for_a_commit
+from tests.integration.conftest import (
+    ProducerProcess,
+    base_env,
+    consume_committed,
+    consume_committed_after_kill,
+    wait_for_a_commit,
+)
 from tests.integration.test_run_kafka import summary
 from tests.integration.test_shards import FOUR_DAYS, assert_union_is, backfill, stores_file, unsharded
 
@@ -95,7 +101,7 @@ def test_a_killed_member_is_replaced_and_the_run_is_sent_once(
     assert survivor.finish(300) == 0
     assert third.finish(300) == 0
     assert [survivor.lines_with("Fleet "), third.lines_with("Fleet ")] != [[], []]
-    values = [value for _, value in consume_committed(broker, topic)]
+    values = [value for _, value in consume_committed_after_kill(broker, topic, len(pair.expected))]
     assert_union_is(pair.expected, [values])
 
 
