@@ -47,7 +47,6 @@ HANDOVER_DAILY = 1_728_000
 """Customers a day per store: 20 events/s per store in real time, so a store's first event comes within 50 ms."""
 SIDES = (1, 2)
 """The worker counts compared, in the order each repeat runs them."""
-NOT_WIRED = "not measured: the fleet is not wired into run yet"
 
 
 def planned(daily: int) -> int:
@@ -255,12 +254,6 @@ def bench_chain(folder: Path) -> list[Row]:
     ]
 
 
-def fleet_wired() -> bool:
-    """Whether ``foot-traffic run`` takes FLEET_ID."""
-    text = subprocess.run(foot_traffic("run", "--help"), capture_output=True, text=True, check=True).stdout
-    return "FLEET_ID" in text
-
-
 def handover_stores(folder: Path) -> Path:
     """A stores file of HANDOVER_STORES busy stores."""
     path = folder / "handover.toml"
@@ -279,10 +272,10 @@ def events_by_store(lines: list[tuple[float, str]], since: float) -> dict[str, f
     return first
 
 
-def handover(folder: Path) -> tuple[float, float] | None:
+def handover(folder: Path) -> tuple[float, float]:
     """SIGKILL one of two fleet members: seconds to the survivor's assignment, and to its first event of a store.
 
-    The store is one the killed member ran. None if the first member never logs an assignment (run ignores FLEET_ID).
+    The store is one the killed member ran.
     """
     fleet = f"bench-{uuid.uuid4().hex[:8]}"
     env = clean_env(
@@ -298,10 +291,7 @@ def handover(folder: Path) -> tuple[float, float] | None:
     )
     given = rf"Fleet {fleet}: assigned \[\d"  # a change that gives partitions (a revocation says "assigned []")
     with started(foot_traffic("run"), env) as victim:
-        if victim.wait_for(1, given, 30) is None:
-            if victim.proc.poll() is not None:
-                raise RuntimeError(f"the fleet member exited {victim.proc.returncode}:\n" + victim.tail())
-            return None
+        victim.expect(1, given, 30)
         with started(foot_traffic("run"), env) as survivor:
             joined = survivor.expect(1, given, 60)
             deadline = joined + 3.0  # the rebalance settles; both run their stores
@@ -325,16 +315,12 @@ def bench_handover(folder: Path) -> list[Row]:
     """(i) The hand-over of a SIGKILLed fleet member's stores to the survivor (live, real time, EXACTLY_ONCE)."""
     measure = f"i. fleet hand-over after a member's SIGKILL, live, {HANDOVER_STORES} stores, 2 members"
     target = f"≤ session timeout + 2 s = {SESSION_TIMEOUT_S + 2:.0f} s"
-    if not fleet_wired():
-        return [Row(measure, NOT_WIRED, "", "", target, "")]
     try:
         measured = handover(folder)
     except RuntimeError as exc:  # the rest of the table still gets written; the row says what went wrong
         tail = str(exc).strip().splitlines()
         failure = f"failed: {tail[0]} … {tail[-1]}".replace("|", "\\|")  # a table cell
         return [Row(measure, failure, "", "", target, "failed")]
-    if measured is None:
-        return [Row(measure, NOT_WIRED, "", "", target, "")]
     assigned, first = measured
     ok = first <= SESSION_TIMEOUT_S + 2
     return [
