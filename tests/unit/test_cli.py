@@ -135,3 +135,18 @@ def test_a_double_dash_value_is_a_bad_value_not_a_crash(
     """``--opt=--`` reaches the setting's check as "--" (Python 3.11's argparse would hand it an empty list)."""
     assert main(argv) == 2
     assert expected in capsys.readouterr().err
+
+
+def test_a_reader_that_closes_early_ends_plan_quietly() -> None:
+    """``plan | head -1``: the first line arrives, then status 1 and no traceback on standard error."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "foot_traffic", "plan", "--days", "2000", "--seed", "pipe"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith(b"[")
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert b"Traceback" not in err

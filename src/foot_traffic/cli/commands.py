@@ -36,7 +36,19 @@ log = logging.getLogger("foot_traffic")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``foot-traffic`` command; returns the exit status."""
+    """Entry point of the ``foot-traffic`` command; returns the exit status.
+
+    A reader that closes standard output early (``foot-traffic plan | head``) ends the
+    command quietly with status 1, as other line-writing tools do, not with a traceback.
+    """
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit fails no more
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "schema":
         print(json.dumps(EVENT_SCHEMA, indent=2, ensure_ascii=False))
