@@ -64,7 +64,7 @@ def test_a_refused_fleet_commit_withdraws_its_events_neither_delivered_nor_faile
     """The committer refuses: the transaction is aborted; its acked and purged events are withdrawn, not counted."""
     sink, producer = sink_over_fake()
     committer = Refusing()
-    sink.commit_through(committer)
+    sink.commit_through(committer, lambda: None)
     sink.send("c1", b"{}", None, "s")
     producer.deliver(OK)  # acknowledged, then aborted: never seen by a read_committed reader
     sink.send("c2", b"{}", None, "s")
@@ -135,10 +135,41 @@ def test_a_refused_event_aborts_the_transaction_and_drops_its_positions() -> Non
     assert producer.calls == ["init", "begin", "abort"]
 
 
+def test_in_a_fleet_an_event_refused_until_an_abort_rewinds_instead_of_failing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hang outlived the transaction's messages: the refused send aborts, withdraws all 3 events, and rewinds."""
+    sink, producer = sink_over_fake()
+    rewinds: list[int] = []
+    sink.commit_through(Refusing(), lambda: rewinds.append(1))
+    sink.send("c1", b"{}", "a", "s")
+    sink.send_to("sensors", "c1", b"{}")
+    producer.refuse = KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
+    sink.send("c2", b"{}", "a", "s")  # no exception: the owner sends the transaction's events again
+    report_all(producer, PURGED)
+    assert rewinds == [1]
+    assert producer.calls == ["init", "begin", "abort"]
+    assert not sink.is_open
+    assert (sink.delivered, sink.failed, sink.withdrawn) == (0, 0, Held(events=2, others=1))
+    assert any("aborted the transaction: its 3 event(s) are sent again" in r.getMessage() for r in caplog.records)
+
+
+def test_outside_a_fleet_an_event_refused_until_an_abort_fails_the_transaction() -> None:
+    """Without a fleet nothing rewinds: the same refusal aborts, fails the transaction's events and stops the run."""
+    sink, producer = sink_over_fake()
+    sink.send("c1", b"{}", "a", "s")
+    producer.refuse = KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
+    with pytest.raises(DeliveryError, match="cannot produce event c2: _STATE"):
+        sink.send("c2", b"{}", "a", "s")
+    assert producer.calls == ["init", "begin", "abort"]
+    assert (sink.delivered, sink.failed, sink.withdrawn) == (0, 2, Held())
+
+
 def test_a_fenced_producer_stops_the_run_once_and_its_aborted_events_stay_withdrawn() -> None:
     """A fatal begin (fenced) raises one DeliveryError; later commits and the flush try nothing and raise nothing."""
     sink, producer = sink_over_fake()
-    sink.commit_through(Refusing())  # the member was dropped from its group: its commit is refused, then aborted
+    # the member was dropped from its group: its commit is refused, then aborted
+    sink.commit_through(Refusing(), lambda: None)
     positions = Positions(dated=False, start_us=START)
     sink.carry(None, positions)
     sink.send("c1", b"{}", "a", "s")

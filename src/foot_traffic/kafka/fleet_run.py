@@ -76,7 +76,7 @@ class FleetOwnership:
         self._rewind = False
         self._next_check = 0.0
         membership.before_revoke = self._before_revoke
-        sink.commit_through(self._commit)
+        sink.commit_through(self._commit, self._rewind_all)
 
     def poll(self) -> Handover:
         """Serve the group protocol: stop the works of revoked and lost partitions, start the assigned ones'."""

@@ -35,6 +35,10 @@ from foot_traffic.run.recording import NO_METRICS, Recorder, Tally
 log = logging.getLogger(__name__)
 
 
+class AbortableError(DeliveryError):
+    """The client refused an event because the open transaction must be aborted: aborted, it can be sent again."""
+
+
 class ValueSerializer(Protocol):
     """Turns an event's plain JSON into the bytes its topic receives (e.g. a schema registry's framing), and back."""
 
@@ -226,10 +230,17 @@ class KafkaSink:
         self._queued += 1
 
     def _refused(self, topic: str, key: str, value: bytes, exc: KafkaException) -> DeliveryError:
-        """Count and keep an event the client refused outright; return the error that stops the run."""
+        """Count and keep an event the client refused outright; return the error that stops the run.
+
+        Refused because the open transaction must be aborted first (its messages timed out while
+        the process hung, say), the error is an :class:`AbortableError`: a fleet's sink can abort
+        and send the transaction's events again.
+        """
         self.failed += 1
         self._dead_letter(topic, key, value, describe_error(exc))
-        return DeliveryError(f"cannot produce event {key}: {describe_error(exc)}")
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        abortable = error is not None and (error.txn_requires_abort() or error.code() == KafkaError._STATE)
+        return (AbortableError if abortable else DeliveryError)(f"cannot produce event {key}: {describe_error(exc)}")
 
     def _serialize(self, topic: str, key: str, value: bytes) -> bytes:
         """The bytes to produce: the serializer's for the main topic, else the plain JSON."""

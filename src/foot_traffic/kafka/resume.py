@@ -188,6 +188,8 @@ def _read_partition(consumer: Consumer, start: TopicPartition, end: int, timeout
     read_committed stops at the first record of a transaction still open (another
     shard's, committing within its interval) and moves on once it ends; aborted records
     and transaction markers are skipped, so the position, not the records, says how far.
+    A record at ``end - 1`` ends the read at once: another member that keeps committing
+    would otherwise keep records coming, and the end would never be noticed.
     """
     consumer.assign([start])
     records: list[tuple[str, bytes]] = []
@@ -196,10 +198,12 @@ def _read_partition(consumer: Consumer, start: TopicPartition, end: int, timeout
         msg = consumer.poll(0.2)
         error = None if msg is None else msg.error()
         if msg is not None and error is None:
-            key, value = msg.key(), msg.value()
+            key, value, offset = msg.key(), msg.value(), msg.offset()
             if isinstance(key, bytes) and isinstance(value, bytes):
                 records.append((key.decode("utf-8", "replace"), value))
-            continue
+            if offset is None or offset < end - 1:
+                continue
+            return records
         if error is not None and error.code() != KafkaError._PARTITION_EOF:
             raise KafkaUnavailableError(f"cannot read back {start.topic}[{start.partition}]: {error.str()}")
         (position,) = consumer.position([start])
@@ -238,16 +242,18 @@ def _last_in_partition(
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    break
+            error = None if msg is None else msg.error()
+            if msg is not None and error is None:
+                value, offset = msg.value(), msg.offset()
+                if isinstance(value, bytes) and offset is not None and offset < high:
+                    last = (offset, value)
+                if offset is None or offset < high - 1:
+                    continue
+                break  # the end as of the call: records written since are not this tail's
+            if error is not None and error.code() != KafkaError._PARTITION_EOF:
                 raise KafkaUnavailableError(f"cannot read back {topic}[{partition}]: {error.str()}")
-            value, offset = msg.value(), msg.offset()
-            if isinstance(value, bytes) and offset is not None:
-                last = (offset, value)
+            if error is not None or consumer.position([TopicPartition(topic, partition)])[0].offset >= high:
+                break
         else:
             raise KafkaUnavailableError(f"timed out reading back {topic}[{partition}]")
         if last is not None or start == low:

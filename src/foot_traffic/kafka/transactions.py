@@ -32,7 +32,7 @@ from foot_traffic.errors import ConfigError, DeliveryError, KafkaUnavailableErro
 from foot_traffic.events.encoding import EncodedBatch
 from foot_traffic.kafka.admin import ensure_state_topic
 from foot_traffic.kafka.client import ProducerClient, describe_error
-from foot_traffic.kafka.producer import KafkaSink, ValueSerializer
+from foot_traffic.kafka.producer import AbortableError, KafkaSink, ValueSerializer
 from foot_traffic.kafka.resume import (
     ResumePoint,
     RunRecord,
@@ -106,6 +106,7 @@ class TransactionalKafkaSink:
         self._record = run_record
         self._positions: Positions | None = None
         self._committer: Committer | None = None
+        self._rewind: Callable[[], None] | None = None
         self._held = Held()
         self._broken: DeliveryError | None = None
         self.delivered = 0
@@ -126,12 +127,15 @@ class TransactionalKafkaSink:
         self._record = record
         self._positions = positions
 
-    def commit_through(self, committer: Committer) -> None:
+    def commit_through(self, committer: Committer, rewind: Callable[[], None]) -> None:
         """Commit each transaction through ``committer`` (a fleet's, with its offsets) instead of directly.
 
         When the committer refuses (returns False), the sink aborts the transaction and withdraws its events.
+        When the client refuses an event until the transaction is aborted, the sink aborts it, withdraws its
+        events and calls ``rewind``, so that the owner sends them again from the committed positions.
         """
         self._committer = committer
+        self._rewind = rewind
 
     @property
     def client(self) -> ProducerClient:
@@ -214,12 +218,22 @@ class TransactionalKafkaSink:
 
         An event refused outright stops the run: the transaction, with a batch perhaps half queued, is aborted
         and its events counted as failed, and the positions noted for it are dropped, so none is committed.
+        In a fleet, an event refused until the transaction is aborted (its messages timed out while the
+        process hung) does not: the transaction is aborted, its events withdrawn, and the owner rewinds.
         """
         try:
             send()
-        except DeliveryError:
+        except DeliveryError as exc:
             self._held += held
-            self._end_aborted(self._timeout)
+            if isinstance(exc, AbortableError) and self._rewind is not None:
+                if self._end_aborted(self._timeout):
+                    log.warning("%s; aborted the transaction: its %d event(s) are sent again", exc, self._held.total)
+                    self.withdrawn += self._held
+                    self._held = Held()
+                    self._rewind()
+                    return
+            else:
+                self._end_aborted(self._timeout)
             self._fail_held()
             if self._positions is not None:
                 self._positions.forget(self._positions.take())
