@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from foot_traffic.cli import fleet_member, logs, summary
 from foot_traffic.cli.summary import EXIT_INTERRUPTED
@@ -24,7 +25,7 @@ from foot_traffic.kafka import admin
 from foot_traffic.kafka.checkpoints import CheckpointedSink
 from foot_traffic.kafka.deadletter import DeadLetterFile
 from foot_traffic.kafka.fleet import Timeouts
-from foot_traffic.kafka.producer import KafkaSink
+from foot_traffic.kafka.producer import KafkaSink, ValueSerializer
 from foot_traffic.kafka.resume import fingerprint
 from foot_traffic.kafka.transactions import ExactlyOnce, Held, prepare
 from foot_traffic.metrics.server import served
@@ -185,6 +186,25 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
     if settings.sink == "null":
         return _Output(MemorySink(keep=False))
     serializer = registry.connect(settings) if settings.schema_registry_url is not None else None
+    client = _connect_kafka(settings)
+    plain = None
+    if not settings.exactly_once:
+        plain = KafkaSink(
+            settings.broker,
+            settings.topic,
+            extra={**client, "message.timeout.ms": settings.delivery_timeout_ms},
+            dead_letters=DeadLetterFile(settings.dead_letter_file),
+            serializer=serializer,
+            metrics=recorder,
+            entry_timestamps=settings.kafka_timestamp == "entry",
+        )
+        if fleet is None:
+            return _Output(plain, plain.pending)
+    return _committed_output(settings, client, recorder, serializer=serializer, plain=plain, fleet=fleet)
+
+
+def _connect_kafka(settings: Settings) -> dict[str, Any]:
+    """Reach the cluster and create the missing topics; return the client's security configuration."""
     topics = [settings.topic]
     if settings.exit_events_topic is not None:
         topics.append(settings.exit_events_topic)
@@ -201,19 +221,19 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
     )
     if settings.kafka_timestamp == "entry":
         _warn_retention(settings, client)
-    plain = None
-    if not settings.exactly_once:
-        plain = KafkaSink(
-            settings.broker,
-            settings.topic,
-            extra={**client, "message.timeout.ms": settings.delivery_timeout_ms},
-            dead_letters=DeadLetterFile(settings.dead_letter_file),
-            serializer=serializer,
-            metrics=recorder,
-            entry_timestamps=settings.kafka_timestamp == "entry",
-        )
-        if fleet is None:
-            return _Output(plain, plain.pending)
+    return client
+
+
+def _committed_output(
+    settings: Settings,
+    client: dict[str, Any],
+    recorder: Recorder,
+    *,
+    serializer: ValueSerializer | None,
+    plain: KafkaSink | None,
+    fleet: Timeouts | None,
+) -> _Output:
+    """The output of a run that commits its progress: exactly once, or a fleet's checkpoints over ``plain``."""
     if fleet is not None:
         fleet_member.control_topic(settings, client)
     prepared = prepare(
