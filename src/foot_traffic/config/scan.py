@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 
 _STRINGS = (
-    rb'"""(?:\\.|[^\\])*?(?:"""|\\?\Z)'  # a multi-line basic string; a backslash escapes the next byte
-    rb'|"(?:\\.|[^\\"])*(?:"|\\?\Z)'
-    rb"|'''.*?(?:'''|\Z)"  # literal strings have no escapes
+    # basic strings, multi-line or not: a backslash escapes the next byte; unrolled, so no byte is tried twice
+    rb'"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*(?:"""|\\?\Z)'
+    rb'|"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)'
+    rb"|'''[^']*(?:'(?!'')[^']*)*(?:'''|\Z)"  # literal strings have no escapes
     rb"|'[^']*(?:'|\Z)"
 )
 """Strings in either quote, single or tripled, to their closing quote or the text's end (an unterminated one)."""

@@ -22,7 +22,7 @@ The same in JSON: ``{"store": [{"id": "milan-01", "scale": 1.0, ...}, {"id": "ro
 
 There must be at least one store, and unknown keys are errors. Every error names
 the line of the store's entry (when read from a file), the key path, the value and what is expected, e.g.
-``line 3: store[0].timezone='Mars/Base': expected an IANA time zone name such as Europe/Rome``.
+``line 1: store[0].timezone='Mars/Base': expected an IANA time zone name such as Europe/Rome``.
 """
 
 from __future__ import annotations
