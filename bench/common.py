@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +22,8 @@ PY = sys.executable
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 BACKFILL_RECORDS = 200_000 if QUICK else 1_000_000
 REPEATS = 1 if QUICK else 3
+REALTIME_SECONDS = 10 if QUICK else 60
+"""How long a real-time row watches its producer."""
 """Throughput figures are the best of this many runs, for ours and for the anchor alike."""
 
 _SETTINGS = {
@@ -180,3 +185,38 @@ def kafka_backfill(
     if events != records:
         raise RuntimeError(f"the topic holds {events} events, not {records}")
     return events / wall
+
+
+def lateness(cmd: list[str], env: dict[str, str], seconds: float) -> list[tuple[float, float]]:
+    """Run a real-time producer writing JSON lines; return each event's entry_time (epoch s) and lateness in ms.
+
+    Lateness is receipt − entry_time; the events are in the order they were received.
+    """
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    late: list[tuple[float, float]] = []
+    buffer = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not selector.select(timeout=0.5):
+            continue
+        chunk = os.read(proc.stdout.fileno(), 1 << 16)
+        received = time.time()
+        if not chunk:
+            break
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            entry = dt.datetime.fromisoformat(json.loads(line)["entry_time"]).timestamp()
+            late.append((entry, (received - entry) * 1000))
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    return late
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]

@@ -2,12 +2,13 @@
 
 Writes one table to standard output and to docs/benchmarks.md, with the machine it ran on.
 Needs the local broker (``make bench`` starts it) at FOOT_TRAFFIC_BENCH_BROKER, default 127.0.0.1:9092.
+BENCH_QUICK=1 makes a smoke run (smaller runs, one of each); BENCH_ROWS=chain,startup (the names in GROUPS)
+runs only those groups of rows and prints their table, leaving docs/benchmarks.md as it is.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import os
 import platform
@@ -21,17 +22,19 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script (make bench): the bench package lives beside src/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import scaleout
+from bench import chain, scaleout
 from bench.common import (
     BACKFILL_RECORDS,
     BROKER,
     PY,
     QUICK,
+    REALTIME_SECONDS,
     REPEATS,
     ROOT,
     Row,
@@ -39,11 +42,12 @@ from bench.common import (
     clean_env,
     foot_traffic,
     kafka_backfill,
+    lateness,
+    percentile,
     timed_child,
     verdict,
 )
 
-REALTIME_SECONDS = 10 if QUICK else 60
 ONE_SLOT = 'slots = ["00:00"]\n\n[weights]\n' + "".join(
     f"{day} = [1]\n" for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 )
@@ -194,43 +198,11 @@ def bench_generation() -> list[Row]:
     return rows
 
 
-def lateness(cmd: list[str], env: dict[str, str], seconds: float) -> list[float]:
-    """Run a real-time producer writing JSON lines; return each event's lateness (receipt − entry_time) in ms."""
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
-    late: list[float] = []
-    buffer = b""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not selector.select(timeout=0.5):
-            continue
-        chunk = os.read(proc.stdout.fileno(), 1 << 16)
-        received = time.time()
-        if not chunk:
-            break
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            entry = dt.datetime.fromisoformat(json.loads(line)["entry_time"]).timestamp()
-            late.append((received - entry) * 1000)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(30)
-    return late
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
-
-
 def bench_realtime(weights: Path) -> list[Row]:
     """(c) Lateness at about 200 events/s, against the specification's polling loop (SLEEP=0.5)."""
     env = clean_env(WEIGHTS_FILE=str(weights), DAILY_CUSTOMERS="17280000", LOG_LEVEL="WARNING", SEED="rt")
-    ours = lateness(foot_traffic("run", "--sink", "stdout"), env, REALTIME_SECONDS)
-    polling = lateness([PY, str(ROOT / "bench" / "polling_loop.py")], env, REALTIME_SECONDS)
+    ours = [late for _, late in lateness(foot_traffic("run", "--sink", "stdout"), env, REALTIME_SECONDS)]
+    polling = [late for _, late in lateness([PY, str(ROOT / "bench" / "polling_loop.py")], env, REALTIME_SECONDS)]
 
     def stats(v: list[float]) -> str:
         return f"p50 {percentile(v, 50):.2f} / p99 {percentile(v, 99):.2f} / max {max(v):.2f} ms ({len(v):,} ev)"
@@ -374,35 +346,68 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def main() -> int:
-    """Run every benchmark, print the table and write docs/benchmarks.md."""
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        weights = Path(tmp) / "one-slot.toml"
-        weights.write_text(ONE_SLOT)
-        for bench in (
-            bench_generation,
-            bench_backfill,
-            bench_logging,
-            lambda: bench_realtime(weights),
-            bench_startup,
-            bench_memory,
-            bench_idle_cpu,
-            scaleout.bench_workers,
-            lambda: scaleout.bench_chain(Path(tmp)),
-            lambda: scaleout.bench_handover(Path(tmp)),
-        ):
-            rows.extend(bench())
+GROUPS = ("generation", "backfill", "logging", "realtime", "startup", "memory", "idle", "workers", "chain", "handover")
+"""The groups of rows BENCH_ROWS may name, in the order the table gives them."""
+
+
+def benches(folder: Path) -> list[tuple[str, Callable[[], list[Row]]]]:
+    """Every benchmark with its group, in the table's order; ``folder`` holds the files they write."""
+    weights = folder / "one-slot.toml"
+    weights.write_text(ONE_SLOT)
+    return [
+        ("generation", bench_generation),
+        ("backfill", bench_backfill),
+        ("logging", bench_logging),
+        ("realtime", lambda: bench_realtime(weights)),
+        ("startup", bench_startup),
+        ("memory", bench_memory),
+        ("idle", bench_idle_cpu),
+        ("workers", scaleout.bench_workers),
+        ("chain", lambda: chain.bench_live(folder)),
+        ("handover", lambda: scaleout.bench_handover(folder)),
+        ("chain", lambda: chain.bench_backfills(folder)),
+        ("chain", lambda: chain.bench_realtime(folder)),
+    ]
+
+
+def selected(spec: str) -> frozenset[str]:
+    """The groups a BENCH_ROWS value names (comma-separated; empty: all); ValueError naming an unknown one."""
+    names = frozenset(name.strip() for name in spec.split(",") if name.strip())
+    unknown = sorted(names - set(GROUPS))
+    if unknown:
+        raise ValueError(f"BENCH_ROWS={spec!r}: unknown {', '.join(unknown)}; expected some of {', '.join(GROUPS)}")
+    return names or frozenset(GROUPS)
+
+
+def table(rows: list[Row]) -> str:
+    """The results as a Markdown table."""
     header = "| measure | foot-traffic | anchor (same run) | ratio | target | verdict |\n|---|---|---|---|---|---|\n"
-    table = header + "".join(
+    return header + "".join(
         f"| {r.measure} | {r.ours} | {r.anchor} | {r.ratio} | {r.target} | {r.verdict} |\n" for r in rows
     )
+
+
+def main() -> int:
+    """Run the rows BENCH_ROWS selects (all by default) and print the table; all rows also write docs/benchmarks.md."""
+    try:
+        groups = selected(os.environ.get("BENCH_ROWS", ""))
+    except ValueError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for group, bench in benches(Path(tmp)):
+            if group in groups:
+                rows.extend(bench())
+    print(table(rows))
+    if groups != frozenset(GROUPS):
+        print("(a subset of the rows: docs/benchmarks.md left as it is)")
+        return 0
     text = (
         "# Benchmarks\n\nProduced by `make bench` on "
-        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.\n\nMachine: {machine()}.\n\n{table}"
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.\n\nMachine: {machine()}.\n\n{table(rows)}"
     )
-    print(table)
-    (ROOT / "docs" / "benchmarks.md").write_text(text + NOTES + scaleout.NOTES)
+    (ROOT / "docs" / "benchmarks.md").write_text(text + NOTES + scaleout.NOTES + chain.NOTES)
     return 0
 
 

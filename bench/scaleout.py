@@ -1,4 +1,4 @@
-"""The scale-out rows of ``make bench``: one worker against two, a 10,000-store chain, a fleet's hand-over.
+"""The scale-out rows of ``make bench``: one worker against two, a fleet's hand-over.
 
 Each pair of figures is taken in the same run, best of REPEATS for both sides alike, the runs interleaved.
 """
@@ -37,9 +37,6 @@ SPAN = ("2025-07-01", "2025-07-15")
 """Fourteen days of one store: fourteen units of work, which SHARD 0/2 and 1/2 split seven and seven."""
 DAYS = 14
 WORKER_EVENTS = 2_000_000 if QUICK else 10_000_000
-CHAIN_STORES = 10_000
-CHAIN_SETTLE_S = 3.0
-"""How long the chain runs after it is ready before its peak RSS is read (its first events are due by then)."""
 SESSION_TIMEOUT_S = 10.0
 """The fleet's session timeout (README, *Fleet*): the hand-over target is this + 2 s."""
 HANDOVER_STORES = 16
@@ -114,13 +111,6 @@ def bench_workers() -> list[Row]:
             "",
         ),
     ]
-
-
-def chain_file(folder: Path) -> Path:
-    """A stores file of CHAIN_STORES stores of scale 1 (default weights and time zone)."""
-    path = folder / "chain.toml"
-    path.write_text("".join(f'[[store]]\nid = "store-{i:05d}"\n\n' for i in range(CHAIN_STORES)))
-    return path
 
 
 @dataclass
@@ -200,58 +190,6 @@ def started(cmd: list[str], env: dict[str, str]) -> Iterator[Lines]:
         reader.join(5)  # the pipe closes with the child (a grandchild holding it open is not waited for)
         if proc.stderr is not None and not reader.is_alive():
             proc.stderr.close()
-
-
-def peak_rss_mib(pid: int) -> float:
-    """A live process's peak resident set size (VmHWM), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for process {pid}")
-
-
-def children(pid: int) -> list[int]:
-    """The child processes of ``pid``."""
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def chain_run(stores: Path, workers: int) -> tuple[float, list[float]]:
-    """A live run of the chain to the null sink: seconds to its last 'Producing to' line, each worker's peak RSS."""
-    started_at = time.perf_counter()
-    cmd = foot_traffic("run", "--sink", "null", "--workers", str(workers), "--log-level", "INFO")
-    with started(cmd, clean_env(STORES_FILE=str(stores), KAFKA_BROKER=BROKER, KAFKA_TOPIC="bench-chain")) as run:
-        ready = run.expect(workers, "Producing to", 120) - started_at
-        deadline = time.perf_counter() + CHAIN_SETTLE_S
-        while time.perf_counter() < deadline:
-            run.read(0.2)
-        pids = [run.proc.pid] if workers == 1 else children(run.proc.pid)
-        return ready, [peak_rss_mib(pid) for pid in pids]
-
-
-def bench_chain(folder: Path) -> list[Row]:
-    """(h) A live chain of 10,000 stores to the null sink: start-up and peak RSS, one worker and two."""
-    stores = chain_file(folder)
-    ready = {1: math.inf, 2: math.inf}
-    rss: dict[int, list[float]] = {1: [], 2: []}
-    for _ in range(REPEATS):
-        for workers in SIDES:
-            took, peaks = chain_run(stores, workers)
-            ready[workers] = min(ready[workers], took)
-            rss[workers] = [max(pair) for pair in zip(rss[workers], peaks, strict=True)] if rss[workers] else peaks
-
-    def mib(values: list[float]) -> str:
-        return " and ".join(f"{v:.0f}" for v in values) + " MiB"
-
-    return [
-        Row(
-            f"h. live chain of {CHAIN_STORES:,} stores, null sink: start-up (launch to 'Producing to'), peak RSS",
-            f"--workers 2: ready {ready[2]:.2f} s; peak RSS per worker {mib(rss[2])}",
-            f"--workers 1: ready {ready[1]:.2f} s; peak RSS {mib(rss[1])}",
-            "",
-            "reported",
-            "",
-        )
-    ]
 
 
 def handover_stores(folder: Path) -> Path:
@@ -349,10 +287,6 @@ The scale-out rows (bench/scaleout.py):
   two cores only when nothing else runs (the machine is shared). g′: one process already keeps a
   core busy and the broker about 40 % of the other (see a), so a second producer process competes
   with the broker for the same two cores.
-- h: a stores file of 10,000 stores (scale 1, the default weights and time zone), a live run to the
-  null sink at LOG_LEVEL=INFO: start-up is launch to the last worker's `Producing to` line; peak
-  RSS is each process's VmHWM 3 s after that (the process itself with `--workers 1`, each worker
-  with 2; the parent of two workers is left out). Best of three each.
 - i: two fleet members (one FLEET_ID, EXACTLY_ONCE=1, 16 stores at 20 events/s each in real time,
   the Kafka sink, LOG_FORMAT=json), started one after the other; 3 s after the second got its
   partitions, the first is SIGKILLed. The figure runs from the kill to the receipt of the

@@ -6,24 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from foot_traffic.config.files import MAX_NESTING, nesting, read_document
+from foot_traffic.config.files import MAX_NESTING, read_document
 from foot_traffic.model.calendar import CalendarFileError
-
-
-@pytest.mark.parametrize(
-    ("text", "comments", "depth"),
-    [
-        (b'{"a": [1, [2, {"b": 3}]]}', False, 4),
-        (b'{"a": "[[[[{{{{", "b": [1]}', False, 2),
-        (b'{"a": "\\"[[[", "b": []}', False, 2),
-        (b'a = """[[[\n]]]"""  # [[[[\nb = [[1]]', True, 2),
-        (b"x = '[[\\' \ny = [ { z = 1 } ]", True, 2),
-        (b"[table]\n[[array]]\nv = 1", True, 2),
-    ],
-)
-def test_nesting_counts_arrays_and_tables_outside_strings_and_comments(text: bytes, comments: bool, depth: int) -> None:
-    """Brackets inside strings (escapes included) and TOML comments do not count."""
-    assert nesting(text, comments=comments) == depth
 
 
 @pytest.mark.parametrize("depth", [MAX_NESTING + 1, 990, 1000, 5000])

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
+from foot_traffic.config.scan import entry_lines, nesting
 from foot_traffic.model.calendar import Calendar, CalendarFileError, calendar_from_mapping
 from foot_traffic.model.stores import Store, StoresFileError, stores_from_mapping
 from foot_traffic.model.weights import WeightsFileError, WeightTable, table_from_mapping
@@ -22,44 +23,6 @@ MAX_NESTING = 100
 """Deepest nesting of arrays and tables a document may have: far below what Python's parsers recurse to,
 so a document is refused the same way whatever the depth of the caller's stack."""
 
-_OPENING, _CLOSING = frozenset(b"[{"), frozenset(b"]}")
-_QUOTES = frozenset(b"\"'")
-
-
-def nesting(raw: bytes, *, comments: bool) -> int:
-    """How deep arrays and tables nest in a JSON or TOML text (``comments``: TOML's # … comments), strings skipped."""
-    deepest = depth = 0
-    i, n = 0, len(raw)
-    while i < n:
-        c = raw[i]
-        if c in _QUOTES:
-            i = _string_end(raw, i)
-        elif comments and c == ord("#"):
-            i = raw.find(b"\n", i)
-            i = n if i < 0 else i
-        elif c in _OPENING:
-            depth += 1
-            deepest = max(deepest, depth)
-        elif c in _CLOSING:
-            depth -= 1
-        i += 1
-    return deepest
-
-
-def _string_end(raw: bytes, start: int) -> int:
-    """Where the string opening at ``start`` ends (its closing quote), or the text's end; backslashes escape in "…"."""
-    quote = raw[start : start + 1]
-    fence = quote * 3 if raw[start : start + 3] == quote * 3 else quote
-    i = start + len(fence)
-    while i < len(raw):
-        if raw[i : i + 1] == b"\\" and quote == b'"':
-            i += 2
-            continue
-        if raw[i : i + len(fence)] == fence:
-            return i + len(fence) - 1
-        i += 1
-    return len(raw)
-
 
 def read_document(path: Path, error: type[ValueError], *, toml: bool | None = None) -> Mapping[str, object]:
     """Parse a ``.toml`` file as TOML and any other as JSON; raise ``error`` saying what is wrong.
@@ -67,6 +30,26 @@ def read_document(path: Path, error: type[ValueError], *, toml: bool | None = No
     ``toml=True`` reads the file as TOML whatever its name. Duplicate keys in a
     JSON object are refused, as TOML refuses them.
     """
+    return _parse(_read_bytes(path, error), _is_toml(path, toml), error)
+
+
+def _is_toml(path: Path, toml: bool | None) -> bool:
+    """Whether a file is read as TOML: when told so, or when its name ends in ``.toml``."""
+    return bool(toml or (toml is None and path.suffix.lower() == ".toml"))
+
+
+def _read_bytes(path: Path, error: type[ValueError]) -> bytes:
+    """A file's content; ``error`` saying why it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read it: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL in the path, or a name the file system cannot encode
+        raise error(f"cannot read it: {exc}") from None
+
+
+def _parse(raw: bytes, as_toml: bool, error: type[ValueError]) -> Mapping[str, object]:
+    """A document's top-level table, parsed as TOML or JSON; ``error`` saying what is wrong."""
 
     def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
         result: dict[str, object] = {}
@@ -76,13 +59,6 @@ def read_document(path: Path, error: type[ValueError], *, toml: bool | None = No
             result[key] = value
         return result
 
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise error(f"cannot read it: {exc.strerror or exc}") from None
-    except ValueError as exc:  # a NUL in the path, or a name the file system cannot encode
-        raise error(f"cannot read it: {exc}") from None
-    as_toml = bool(toml or (toml is None and path.suffix.lower() == ".toml"))
     if nesting(raw, comments=as_toml) > MAX_NESTING:
         raise error(f"cannot parse it: nested too deeply (more than {MAX_NESTING} levels of arrays and tables)")
     try:
@@ -120,15 +96,45 @@ def load_calendar_file(path: Path) -> Calendar:
 def load_stores_file(path: Path) -> tuple[Store, ...]:
     """Read a TOML (``.toml``) or JSON (any other suffix) stores file, in file order.
 
-    A store's weights profile is read relative to the stores file's folder, each file once.
+    A store's weights profile is read relative to the stores file's folder, each file once: the
+    stores that name one file, however its path is written, share one table. An error about a
+    store names the line its entry begins on.
     """
-    profiles: dict[Path, WeightTable] = {}
+    raw = _read_bytes(path, StoresFileError)
+    as_toml = _is_toml(path, None)
+    data = _parse(raw, as_toml, StoresFileError)
+    lines: list[int] = []
+
+    def line_of(index: int) -> int | None:
+        if not lines:  # found only once an entry is wrong: a valid file never pays for it
+            lines.extend(entry_lines(raw, toml=as_toml))
+        return lines[index] if index < len(lines) else None
+
+    load_profile = _profiles(path.parent)
+    return _build(data, lambda d: stores_from_mapping(d, load_profile, line_of), StoresFileError)
+
+
+def _profiles(folder: Path) -> Callable[[str], WeightTable]:
+    """A reader of weights profiles relative to ``folder`` that reads each file once and returns one table for it."""
+    by_file: dict[Path | tuple[int, int], WeightTable] = {}
+    by_name: dict[str, WeightTable] = {}
 
     def load_profile(raw_path: str) -> WeightTable:
-        profile = path.parent / raw_path
-        if profile not in profiles:
-            profiles[profile] = load_weights_file(profile)
-        return profiles[profile]
+        if raw_path not in by_name:
+            profile = folder / raw_path
+            key = _file_key(profile)
+            if key not in by_file:
+                by_file[key] = load_weights_file(profile)
+            by_name[raw_path] = by_file[key]
+        return by_name[raw_path]
 
-    data = read_document(path, StoresFileError)
-    return _build(data, lambda d: stores_from_mapping(d, load_profile), StoresFileError)
+    return load_profile
+
+
+def _file_key(path: Path) -> Path | tuple[int, int]:
+    """What tells files apart: device and inode (links and ``..`` included), or the path when it cannot be read."""
+    try:
+        status = path.stat()
+    except (OSError, ValueError):  # the loader then says why it cannot read it
+        return path
+    return status.st_dev, status.st_ino

@@ -21,8 +21,8 @@ The same in JSON: ``{"store": [{"id": "milan-01", "scale": 1.0, ...}, {"id": "ro
 * ``outages`` (default none): the store's sensor outages of every day, ``[["12:00", "13:30"], ...]``.
 
 There must be at least one store, and unknown keys are errors. Every error names
-the key path, the value and what is expected, e.g.
-``store[0].timezone='Mars/Base': expected an IANA time zone name such as Europe/Rome``.
+the line of the store's entry (when read from a file), the key path, the value and what is expected, e.g.
+``line 1: store[0].timezone='Mars/Base': expected an IANA time zone name such as Europe/Rome``.
 """
 
 from __future__ import annotations
@@ -97,6 +97,8 @@ def _as_float(value: object) -> float | None:
 
 ProfileLoader = Callable[[str], WeightTable]
 """Reads the weights file a store's ``weights`` names (as written in the stores file); WeightsFileError if bad."""
+LineOf = Callable[[int], int | None]
+"""The line of the stores file where ``store[i]`` begins; None when unknown."""
 
 
 def _parse_store(index: int, data: object, load_profile: ProfileLoader) -> Store:
@@ -145,8 +147,18 @@ def _outages(data: Mapping[str, object], where: str) -> tuple[tuple[int, int], .
         raise StoresFileError(str(exc)) from None
 
 
-def stores_from_mapping(data: Mapping[str, object], load_profile: ProfileLoader) -> tuple[Store, ...]:
-    """Build the stores from parsed TOML or JSON; ``load_profile`` reads the weights file a store names."""
+def _no_lines(index: int) -> int | None:
+    """No line for any entry: the stores were not read from a file."""
+    return None
+
+
+def stores_from_mapping(
+    data: Mapping[str, object], load_profile: ProfileLoader, line_of: LineOf = _no_lines
+) -> tuple[Store, ...]:
+    """Build the stores from parsed TOML or JSON; ``load_profile`` reads the weights file a store names.
+
+    ``line_of`` gives the line each entry begins on, which an error about it then starts with.
+    """
     for key, value in data.items():
         if key != "store":
             raise StoresFileError(f"{key}={value!r}: unknown key; expected only 'store', a list of store tables")
@@ -155,12 +167,24 @@ def stores_from_mapping(data: Mapping[str, object], load_profile: ProfileLoader)
     raw = data["store"]
     if not isinstance(raw, list) or not raw:
         raise StoresFileError(f"store={raw!r}: expected a list of at least one store table ([[store]] in TOML)")
-    stores = tuple(_parse_store(i, item, load_profile) for i, item in enumerate(raw))
+    stores: list[Store] = []
     first_index: dict[str, int] = {}
-    for i, store in enumerate(stores):
+    for i, item in enumerate(raw):
+        try:
+            store = _parse_store(i, item, load_profile)
+        except StoresFileError as exc:
+            raise StoresFileError(f"{_line(line_of(i))}{exc}") from None
         if store.id in first_index:
+            j = first_index[store.id]
+            on = "" if (other := line_of(j)) is None else f" on line {other}"
             raise StoresFileError(
-                f"store[{i}].id={store.id!r}: expected a unique id; store[{first_index[store.id]}] has it already"
+                f"{_line(line_of(i))}store[{i}].id={store.id!r}: expected a unique id; store[{j}]{on} has it already"
             )
         first_index[store.id] = i
-    return stores
+        stores.append(store)
+    return tuple(stores)
+
+
+def _line(line: int | None) -> str:
+    """How an error names the line of the entry it is about."""
+    return "" if line is None else f"line {line}: "

@@ -1,0 +1,218 @@
+"""The chain rows of ``make bench``: 10,000 stores in one process against one store of the same total.
+
+Each side runs the same events a day in all (CHAIN_STORES × PER_STORE against one store of
+CHAIN_EVENTS), in the same run, best of REPEATS for both sides alike, the runs interleaved.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from bench.common import (
+    BROKER,
+    QUICK,
+    REALTIME_SECONDS,
+    REPEATS,
+    Row,
+    backfill_args,
+    clean_env,
+    foot_traffic,
+    kafka_backfill,
+    lateness,
+    percentile,
+    timed_child,
+    verdict,
+)
+from bench.scaleout import SIDES, started
+
+CHAIN_STORES = 10_000
+QUICK_STORES = 1_000
+"""The backfills' chain under BENCH_QUICK=1, so that a smoke run stays short."""
+PER_STORE = 100
+"""Customers a day per store: a chain of 10,000 has the 1,000,000 a day of the single store it is set against."""
+CHAIN_SETTLE_S = 3.0
+"""How long a live run goes on after its first events before its peak RSS is read."""
+FIRST_SECOND_S = 1.0
+"""Lateness after the first second: of the events due this long after the first one, or later."""
+READY_S, RSS_MIB, RATIO, FIRST_MS, P99_MS = 1.0, 150.0, 0.7, 50.0, 2.0
+"""The targets of issue 15."""
+
+
+def chain_file(folder: Path, stores: int) -> Path:
+    """A stores file of ``stores`` stores of scale 1 (default weights and time zone)."""
+    path = folder / f"chain-{stores}.toml"
+    path.write_text("".join(f'[[store]]\nid = "store-{i:05d}"\n\n' for i in range(stores)))
+    return path
+
+
+def peak_rss_mib(pid: int) -> float:
+    """A live process's peak resident set size (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid``."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def live_run(stores: Path | None, workers: int, daily: int) -> tuple[float, list[float]]:
+    """A live run to the null sink (a chain, or one store): seconds to its last 'Producing to' line, peak RSS each.
+
+    The peak RSS is each worker's (the process itself with one).
+    """
+    started_at = time.perf_counter()
+    cmd = foot_traffic(
+        "run", "--sink", "null", "--workers", str(workers), "--daily-customers", str(daily), "--log-level", "INFO"
+    )
+    env = clean_env(KAFKA_BROKER=BROKER, KAFKA_TOPIC="bench-chain", **({"STORES_FILE": str(stores)} if stores else {}))
+    with started(cmd, env) as run:
+        ready = run.expect(workers, "Producing to", 120) - started_at
+        run.expect(workers, "Emitted customer_id=", 120)  # planning done: the first events are out
+        deadline = time.perf_counter() + CHAIN_SETTLE_S
+        while time.perf_counter() < deadline:
+            run.read(0.2)
+        pids = [run.proc.pid] if workers == 1 else children(run.proc.pid)
+        return ready, [peak_rss_mib(pid) for pid in pids]
+
+
+ONE_STORE = 0
+"""bench_live's side that runs one store of the chain's total (one process), beside the chain's worker counts."""
+
+
+def bench_live(folder: Path) -> list[Row]:
+    """(h) A live chain of 10,000 stores: start-up and peak RSS, one worker and two, against one store's."""
+    stores = chain_file(folder, CHAIN_STORES)
+    ready: dict[int, float] = {}
+    rss: dict[int, list[float]] = {}
+    for _ in range(REPEATS):
+        for side in (ONE_STORE, *SIDES):
+            if side == ONE_STORE:
+                took, peaks = live_run(None, 1, CHAIN_STORES * PER_STORE)
+            else:
+                took, peaks = live_run(stores, side, PER_STORE)
+            ready[side] = min(ready.get(side, math.inf), took)
+            rss[side] = [max(pair) for pair in zip(rss[side], peaks, strict=True)] if side in rss else peaks
+    return [live_row(ready, rss)]
+
+
+def live_row(ready: dict[int, float], rss: dict[int, list[float]]) -> Row:
+    """Row h from the best start-up and the worst peak RSS of each side (keyed by worker count, or ONE_STORE)."""
+
+    def mib(values: list[float]) -> str:
+        return " and ".join(f"{v:.0f}" for v in values) + " MiB"
+
+    misses = [f"ready {ready[1]:.2f} s"] if ready[1] > READY_S else []
+    misses += [f"peak RSS {rss[1][0]:.0f} MiB"] if rss[1][0] > RSS_MIB else []
+    return Row(
+        f"h. live chain of {CHAIN_STORES:,} stores × {PER_STORE}/day, null sink: start-up (launch to "
+        "'Producing to'), peak RSS",
+        f"ready {ready[1]:.2f} s, peak RSS {mib(rss[1])}; --workers 2: ready {ready[2]:.2f} s, "
+        f"peak RSS per worker {mib(rss[2])}",
+        f"one store × {CHAIN_STORES * PER_STORE:,}/day: ready {ready[ONE_STORE]:.2f} s, peak RSS {mib(rss[ONE_STORE])}",
+        f"{rss[1][0] / rss[ONE_STORE][0]:.2f}× the RSS",
+        f"ready ≤ {READY_S:g} s, peak RSS ≤ {RSS_MIB:g} MB (one worker)",
+        "met" if not misses else "missed: " + ", ".join(misses),
+    )
+
+
+def bench_backfills(folder: Path) -> list[Row]:
+    """(j, j′) A chain's one-day backfill against one store's of the same total: to the null sink, then to Kafka."""
+    stores = QUICK_STORES if QUICK else CHAIN_STORES
+    events = stores * PER_STORE
+    chain = chain_file(folder, stores)
+    env = clean_env(STORES_FILE=str(chain))
+    walls = {"chain": math.inf, "one": math.inf}
+    chain_rss = 0
+    for _ in range(REPEATS):  # interleaved, so a slow stretch of the machine hits both sides alike
+        wall, _, rss = timed_child(foot_traffic("run", "--sink", "null", *backfill_args(PER_STORE)), env)
+        walls["chain"], chain_rss = min(walls["chain"], wall), max(chain_rss, rss)
+        wall, _, _ = timed_child(foot_traffic("run", "--sink", "null", *backfill_args(events)), clean_env())
+        walls["one"] = min(walls["one"], wall)
+    rates = {"chain": 0.0, "one": 0.0}
+    for _ in range(REPEATS):
+        ours = kafka_backfill(events, "WARNING", args=backfill_args(PER_STORE), env={"STORES_FILE": str(chain)})
+        rates["chain"] = max(rates["chain"], ours)
+        rates["one"] = max(rates["one"], kafka_backfill(events, "WARNING"))
+    return backfill_rows(stores, events / walls["chain"], events / walls["one"], chain_rss / 1024, rates)
+
+
+def backfill_rows(stores: int, chain: float, one: float, rss_mib: float, kafka: dict[str, float]) -> list[Row]:
+    """Rows j and j′ from the events per second of each side."""
+    what = f"{stores:,} stores × {PER_STORE}/day, one day of {stores * PER_STORE:,} events (whole process)"
+    single = f"one store × {stores * PER_STORE:,}/day"
+    return [
+        Row(
+            f"j. chain backfill, null sink, {what}",
+            f"{chain:,.0f} ev/s; peak RSS {rss_mib:.0f} MiB",
+            f"{single}: {one:,.0f} ev/s",
+            f"{chain / one:.2f}×",
+            f"≥ {RATIO:g}× one store",
+            verdict(chain / one, RATIO),
+        ),
+        Row(
+            f"j′. chain backfill to Kafka, {what}, acks=all, idempotent",
+            f"{kafka['chain']:,.0f} ev/s",
+            f"{single}: {kafka['one']:,.0f} ev/s",
+            f"{kafka['chain'] / kafka['one']:.2f}×",
+            f"≥ {RATIO:g}× one store",
+            verdict(kafka["chain"] / kafka["one"], RATIO),
+        ),
+    ]
+
+
+def bench_realtime(folder: Path) -> list[Row]:
+    """(k) Lateness of a live chain of 10,000 stores × 100/day (about 12 events/s in all), from its launch."""
+    env = clean_env(
+        STORES_FILE=str(chain_file(folder, CHAIN_STORES)), DAILY_CUSTOMERS=str(PER_STORE), LOG_LEVEL="WARNING"
+    )
+    seen = lateness(foot_traffic("run", "--sink", "stdout", "--seed", "rt"), env, REALTIME_SECONDS)
+    return [realtime_row(seen)]
+
+
+def realtime_row(seen: list[tuple[float, float]]) -> Row:
+    """Row k from each event's entry time (epoch s) and lateness (ms), in the order received."""
+    measure = f"k. real-time lateness, live chain of {CHAIN_STORES:,} stores × {PER_STORE}/day, {REALTIME_SECONDS} s"
+    target = f"first event ≤ {FIRST_MS:g} ms late; p99 ≤ {P99_MS:g} ms after the first second"
+    if not seen:
+        return Row(measure, f"no event within {REALTIME_SECONDS} s", "", "", target, "missed: no event")
+    first_entry, first = seen[0]
+    later = [late for entry, late in seen if entry >= first_entry + FIRST_SECOND_S]
+    p99 = percentile(later, 99) if later else math.nan
+    misses = [f"first {first:.1f} ms"] if first > FIRST_MS else []
+    misses += [f"p99 {p99:.2f} ms"] if not p99 <= P99_MS else []
+    return Row(
+        measure,
+        f"first event {first:.1f} ms late; after the first second p50 "
+        f"{percentile(later, 50) if later else math.nan:.2f} / p99 {p99:.2f} / max {max(later, default=math.nan):.2f} "
+        f"ms ({len(later):,} of {len(seen):,} ev)",
+        "",
+        "",
+        target,
+        "met" if not misses else "missed: " + ", ".join(misses),
+    )
+
+
+NOTES = """
+The chain rows (bench/chain.py), issue 15's targets; a chain is a stores file of 10,000 stores of
+scale 1 (the default weights and time zone), 100 customers a day each (`DAILY_CUSTOMERS=100`), set
+against one store of 1,000,000 a day: the same events in all.
+
+- h: a live run to the null sink at LOG_LEVEL=INFO: start-up is launch to the last worker's
+  `Producing to` line; peak RSS is each process's VmHWM 3 s after the first per-event lines (the
+  stores are planned by then): the process itself with `--workers 1`, each worker with 2 (the
+  parent of two workers is left out), and one store's the same way. Start-up is the best of
+  three, peak RSS the worst; the verdict is on one worker.
+- j: a one-day backfill (`--speed max`) to the null sink, launch to exit, best of three each, the
+  two sides interleaved; the chain's peak RSS (getrusage of the child) beside it, the worst of three.
+  Under BENCH_QUICK=1 the chain is 1,000 stores against one store of 100,000 a day.
+- j′: the same to a fresh topic (acks=all, idempotent), its records counted, against the
+  single store's backfill of the same count.
+- k: a live run to standard output from launch; a reader records receipt time − entry_time of
+  each event (as in c). "First event" is the first event received; the percentiles are of the
+  events whose entry_time is at least one second after the first one's.
+"""
