@@ -61,8 +61,13 @@ def root_entropy(seed: str | None) -> int:
 
 def generator(root: int, *key: int) -> np.random.Generator:
     """Return the generator of one stream, independent of every other key."""
-    mixed = _mixed(root, key[:3]) if len(key) > 3 else _mixed_root(root)
-    for value in key[3:] if len(key) > 3 else key:
+    if len(key) > 3:
+        mixed, rest = _mixed_day(root, key[:3]), key[3:]
+    elif key:
+        mixed, rest = _mixed_store(root, key[0]), key[1:]
+    else:
+        mixed, rest = _mixed_root(root), key
+    for value in rest:
         mixed = _absorb(mixed, value)
     # numpy documents any ISeedSequence as a seed; its stubs list SeedSequence only.
     return np.random.Generator(np.random.PCG64(_Seeded(_state_words(mixed[0]))))  # type: ignore[arg-type]
@@ -142,30 +147,47 @@ def _mixed_root(root: int) -> _Mixed:
 
 
 @functools.lru_cache(maxsize=16_384)
-def _mixed(root: int, prefix: tuple[int, ...]) -> _Mixed:
-    """The pool after a key's first values (store, purpose, date): shared by every stream of a store's day."""
-    mixed = _mixed_root(root)
-    for value in prefix:
+def _mixed_store(root: int, store: int) -> _Mixed:
+    """The pool after a key's first value, the store: shared by every stream of the store."""
+    return _absorb(_mixed_root(root), store)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _mixed_day(root: int, prefix: tuple[int, ...]) -> _Mixed:
+    """The pool after a key's first three values (store, purpose, date): shared by the streams of a store's day."""
+    mixed = _mixed_store(root, prefix[0])
+    for value in prefix[1:]:
         mixed = _absorb(mixed, value)
     return mixed
 
 
 def _absorb(mixed: _Mixed, value: int) -> _Mixed:
-    """Mix one key value (its 32-bit words in turn) into every word of the pool: hashmix, then mix, inlined."""
+    """Mix one key value (its 32-bit words in turn) into every word of the pool (mix, inlined)."""
     (a, b, c, d), position = mixed
     for word in (value,) if 0 <= value <= _MASK32 else _words32(value):
-        h0, h1, h2, h3, h4 = _constants(position)
-        h = ((word ^ h0) * h1) & _MASK32
-        a = (_MIX_L * a - _MIX_R * (h ^ (h >> 16))) & _MASK32
-        h = ((word ^ h1) * h2) & _MASK32
-        b = (_MIX_L * b - _MIX_R * (h ^ (h >> 16))) & _MASK32
-        h = ((word ^ h2) * h3) & _MASK32
-        c = (_MIX_L * c - _MIX_R * (h ^ (h >> 16))) & _MASK32
-        h = ((word ^ h3) * h4) & _MASK32
-        d = (_MIX_L * d - _MIX_R * (h ^ (h >> 16))) & _MASK32
+        ha, hb, hc, hd = _hashed_small(word, position) if word < _SMALL else _hashed(word, position)
+        a = (_MIX_L * a - _MIX_R * ha) & _MASK32
+        b = (_MIX_L * b - _MIX_R * hb) & _MASK32
+        c = (_MIX_L * c - _MIX_R * hc) & _MASK32
+        d = (_MIX_L * d - _MIX_R * hd) & _MASK32
         a, b, c, d = a ^ (a >> 16), b ^ (b >> 16), c ^ (c >> 16), d ^ (d >> 16)
         position += _POOL_SIZE
     return (a, b, c, d), position
+
+
+def _hashed(word: int, position: int) -> _Pool:
+    """One word hashed with the consecutive constants of the four pool words it is mixed into."""
+    h0, h1, h2, h3, h4 = _constants(position)
+    ha = ((word ^ h0) * h1) & _MASK32
+    hb = ((word ^ h1) * h2) & _MASK32
+    hc = ((word ^ h2) * h3) & _MASK32
+    hd = ((word ^ h3) * h4) & _MASK32
+    return ha ^ (ha >> 16), hb ^ (hb >> 16), hc ^ (hc >> 16), hd ^ (hd >> 16)
+
+
+_SMALL = 64
+"""Key values below this (purposes, slots, piece and chunk numbers) recur in every key: their hashes are kept."""
+_hashed_small = functools.lru_cache(maxsize=4096)(_hashed)
 
 
 def _generate_constants() -> tuple[tuple[int, int], ...]:
