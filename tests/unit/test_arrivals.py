@@ -7,6 +7,7 @@ import itertools
 import uuid
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -92,3 +93,30 @@ def test_same_root_same_arrivals_other_root_other_arrivals() -> None:
 
     assert flat(1) == flat(1)
     assert flat(1) != flat(2)
+
+
+def _durations_by_cases(rng: np.random.Generator, n: int) -> npt.NDArray[np.int64]:
+    u = rng.random(n)
+    first = np.where(u < 0.35, 10, np.where(u < 0.35 + 0.39, 30, 45))
+    last = np.where(u < 0.35, 29, np.where(u < 0.35 + 0.39, 44, 75))
+    return rng.integers(first, last, endpoint=True, dtype=np.int64)
+
+
+def _ids_from_bytes(rng: np.random.Generator, n: int) -> npt.NDArray[np.uint8]:
+    ids = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    ids[:, 6] = (ids[:, 6] & 0x0F) | 0x40
+    ids[:, 8] = (ids[:, 8] & 0x3F) | 0x80
+    return ids
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 15, 16, 17, 1000])
+def test_durations_and_ids_are_the_draws_of_the_plain_formulation(n: int) -> None:
+    """Durations (nested cases) and ids (rng.bytes, masked) come out the same and leave the stream at the same point."""
+    for seed in range(20):
+        ours, plain = randomness.generator(seed, n), randomness.generator(seed, n)
+        assert sample_durations(ours, n).tolist() == _durations_by_cases(plain, n).tolist()
+        ids = sample_ids(ours, n)
+        assert ids.shape == (n, 16)
+        assert ids.dtype == np.uint8
+        assert ids.tolist() == _ids_from_bytes(plain, n).tolist()
+        assert ours.bit_generator.state == plain.bit_generator.state

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from foot_traffic.model.calendar import calendar_from_mapping
 from foot_traffic.model.grid import WEEKDAYS, datetime_to_us
-from foot_traffic.model.plan import Model, largest_remainder, plan_day, variation_factor
+from foot_traffic.model.plan import Model, _round_half_even, largest_remainder, plan_day, variation_factor
 from foot_traffic.model.weights import DEFAULT_WEIGHTS
 
 TUESDAY = dt.date(2025, 8, 12)
@@ -206,3 +207,46 @@ def test_gamma_poisson_totals_are_over_dispersed() -> None:
     mean = sum(totals) / len(totals)
     variance = sum((t - mean) ** 2 for t in totals) / (len(totals) - 1)
     assert variance > 10 * mean
+
+
+def test_stores_sharing_a_profile_share_one_frame_and_split() -> None:
+    """Two stores of one profile get the same bounds, shares and counts objects; another scale gets its own."""
+    date = dt.date(2025, 8, 12)
+    first, second = (plan_day(Model(daily_customers=100, store_key=k), 1, date) for k in (3, 4))
+    assert first.bounds is second.bounds
+    assert first.shares is second.shares
+    assert first.counts is second.counts
+    scaled = plan_day(Model(daily_customers=100, store_key=3, scale=0.5), 1, date)
+    assert scaled.bounds == first.bounds
+    assert scaled.total == 50
+    assert scaled.counts == largest_remainder(50, DEFAULT_WEIGHTS.exact[date.weekday()])
+
+
+def test_a_shared_frame_keeps_each_days_calendar_and_zone() -> None:
+    """Plans from the cache still follow each date's calendar rule and the store's zone."""
+    calendar = calendar_from_mapping({"dates": {"2025-08-13": {"multiplier": 2}}})
+    model = Model(daily_customers=100, calendar=calendar)
+    plain, doubled = plan_day(model, 1, dt.date(2025, 8, 12)), plan_day(model, 1, dt.date(2025, 8, 13))
+    assert (plain.total, doubled.total) == (100, 200)
+    paris = plan_day(Model(daily_customers=100, tz=ZoneInfo("Europe/Paris")), 1, dt.date(2025, 8, 12))
+    assert paris.start_us == plain.start_us - 2 * 3600 * 10**6
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "expected"),
+    [
+        (5, 2, 2),
+        (7, 2, 4),
+        (-5, 2, -2),
+        (-7, 2, -4),
+        (7, 3, 2),
+        (8, 3, 3),
+        (-7, 3, -2),
+        (0, 9, 0),
+        (10, 4, 2),
+        (30, 4, 8),
+    ],
+)
+def test_integer_rounding_sends_halves_to_even(numerator: int, denominator: int, expected: int) -> None:
+    """A ratio's rounding matches the hand table: nearest integer, exact halves to the even neighbour."""
+    assert _round_half_even(numerator, denominator) == expected

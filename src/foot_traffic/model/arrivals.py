@@ -25,8 +25,16 @@ CHUNK_TARGET = 16_384
 DURATION_MIXTURE: tuple[tuple[float, int, int], ...] = ((0.35, 10, 29), (0.39, 30, 44), (0.26, 45, 75))
 """Visit duration law: (probability, first minute, last minute), each part uniform on whole minutes."""
 
-_CUT_1 = DURATION_MIXTURE[0][0]
-_CUT_2 = DURATION_MIXTURE[0][0] + DURATION_MIXTURE[1][0]
+_CUTS = np.cumsum([p for p, _, _ in DURATION_MIXTURE[:-1]])
+"""Where each part of the mixture ends on [0, 1): a uniform draw u falls in part searchsorted(u, "right")."""
+_FIRSTS = np.array([first for _, first, _ in DURATION_MIXTURE], dtype=np.int64)
+_LASTS = np.array([last for _, _, last in DURATION_MIXTURE], dtype=np.int64)
+
+# An id is 16 random bytes with the version (byte 6: 0100xxxx) and variant (byte 8: 10xxxxxx) bits forced.
+_ID_KEEP = np.full(16, 0xFF, dtype=np.uint8)
+_ID_KEEP[6], _ID_KEEP[8] = 0x0F, 0x3F
+_ID_SET = np.zeros(16, dtype=np.uint8)
+_ID_SET[6], _ID_SET[8] = 0x40, 0x80
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,17 +57,20 @@ class Batch:
 
 def sample_durations(rng: np.random.Generator, n: int) -> npt.NDArray[np.int64]:
     """Draw ``n`` visit durations in whole minutes from the mixture."""
-    u = rng.random(n)
-    first = np.where(u < _CUT_1, 10, np.where(u < _CUT_2, 30, 45))
-    last = np.where(u < _CUT_1, 29, np.where(u < _CUT_2, 44, 75))
-    return rng.integers(first, last, endpoint=True, dtype=np.int64)
+    part = _CUTS.searchsorted(rng.random(n), side="right")
+    return rng.integers(_FIRSTS[part], _LASTS[part], endpoint=True, dtype=np.int64)
 
 
 def sample_ids(rng: np.random.Generator, n: int) -> npt.NDArray[np.uint8]:
-    """Draw ``n`` random 16-byte ids with the version-4 and RFC 4122 variant bits set."""
-    ids = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
-    ids[:, 6] = (ids[:, 6] & 0x0F) | 0x40
-    ids[:, 8] = (ids[:, 8] & 0x3F) | 0x80
+    """Draw ``n`` random 16-byte ids with the version-4 and RFC 4122 variant bits set.
+
+    The bytes are ``rng.bytes(16 * n)``, drawn as that method does (little-endian 32-bit words) without its
+    copies; like it, no ids still draw one word.
+    """
+    words = rng.integers(0, 1 << 32, size=4 * n or 1, dtype=np.uint32).astype("<u4", copy=False)
+    ids = words.view(np.uint8)[: 16 * n].reshape(n, 16)
+    ids &= _ID_KEEP
+    ids |= _ID_SET
     return ids
 
 
@@ -78,7 +89,9 @@ def sample_instants(
     quadratic distribution function: t = (√(y0² + u·(y1² − y0²)) − y0) / (y1 − y0).
     """
     if y0 == y1:
-        return np.sort(rng.integers(low, high, size=n, dtype=np.int64))
+        instants = rng.integers(low, high, size=n, dtype=np.int64)
+        instants.sort()
+        return instants
     u = rng.random(n)
     t = (np.sqrt(y0 * y0 + u * (y1 * y1 - y0 * y0)) - y0) / (y1 - y0)
     instants = low + np.floor(t * (high - low)).astype(np.int64)

@@ -9,6 +9,7 @@ poisson models, interpolated for the smooth model).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -142,19 +143,35 @@ class DayPlan:
 
 def mean_total(model: Model, weekday: int) -> Fraction:
     """Mean customers of a weekday before the calendar: DAILY_CUSTOMERS, or BASE × S_d / S̄, exactly."""
-    if model.daily_customers is not None:
-        return Fraction(model.daily_customers)
-    table = model.weights
-    return model.base_daily_customers * table.day_sum(weekday) / table.mean_day_sum
+    return _weekday_mean(model.weights, model.base_daily_customers, model.daily_customers, weekday)
+
+
+def _weekday_mean(table: WeightTable, base: int, fixed: int | None, weekday: int) -> Fraction:
+    if fixed is not None:
+        return Fraction(fixed)
+    return base * table.day_sum(weekday) / table.mean_day_sum
 
 
 def variation_factor(model: Model, root: int, date: dt.date) -> Fraction:
     """Day-to-day factor f = 1 − p + 2·p·u, exact: u the stream's 53-bit uniform draw, p as written; 1 when fixed."""
+    return Fraction(*_factor_ratio(model, root, date))
+
+
+def _factor_ratio(model: Model, root: int, date: dt.date) -> tuple[int, int]:
+    """The variation factor as a ratio of integers, not reduced: integer arithmetic, far cheaper than Fractions."""
     if model.fixed_totals:
-        return Fraction(1)
-    u = Fraction(float(randomness.generator(root, model.store_key, randomness.DAILY, date.toordinal()).random()))
+        return 1, 1
+    u = float(randomness.generator(root, model.store_key, randomness.DAILY, date.toordinal()).random())
+    u_num, u_den = u.as_integer_ratio()
     p = as_written(model.variation_pct)
-    return 1 - p + 2 * p * u
+    return (p.denominator - p.numerator) * u_den + 2 * p.numerator * u_num, p.denominator * u_den
+
+
+def _round_half_even(numerator: int, denominator: int) -> int:
+    """round(numerator / denominator) with halves to even, as ``round`` on a Fraction; the denominator is positive."""
+    quotient, remainder = divmod(numerator, denominator)
+    twice = 2 * remainder
+    return quotient + (twice > denominator or (twice == denominator and quotient % 2 == 1))
 
 
 def daily_total(model: Model, root: int, date: dt.date, mean: Fraction) -> tuple[int, float]:
@@ -165,8 +182,8 @@ def daily_total(model: Model, root: int, date: dt.date, mean: Fraction) -> tuple
     if mean == 0:
         return 0, 1.0
     if model.daily_customers is not None or model.daily_totals == "uniform":
-        factor = variation_factor(model, root, date)
-        return round(mean * factor), float(factor)
+        f_num, f_den = _factor_ratio(model, root, date)
+        return _round_half_even(mean.numerator * f_num, mean.denominator * f_den), f_num / f_den
     # gamma-Poisson: total ~ Poisson(mean × G), G ~ Gamma(shape 1/d, scale d): E = mean, Var = mean + d·mean².
     # The draws take float parameters: the law is random, so no exact value is lost.
     rng = randomness.generator(root, model.store_key, randomness.DAILY, date.toordinal())
@@ -261,6 +278,61 @@ def _ahead(part: tuple[int, int], now: int) -> Fraction | int:
     return Fraction(high - now, high - low) if now < high else 0
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Frame:
+    """What a date's plan takes from the profile alone: slot bounds, open stretches, W' and the mean total.
+
+    Compared by identity: one object per cached (profile, date), so keying a cache by it hashes nothing.
+    """
+
+    bounds: tuple[int, ...]
+    parts: tuple[tuple[int, int], ...]
+    shares: tuple[Fraction, ...]
+    mean: Fraction
+    fixed_total: int
+    """The total when no draw changes it: round(mean × 1), as daily_total computes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    """The part of a model a date's frame depends on, as a cache key: stores of a chain mostly share it."""
+
+    weights: WeightTable
+    tz: dt.tzinfo
+    base_daily_customers: int
+    daily_customers: int | None
+    scale: float
+    hours: tuple[int, int] | None
+    multiplier: float
+
+
+@functools.lru_cache(maxsize=1024)
+def _frame(profile: _Profile, date: dt.date) -> _Frame:
+    """Compute what a date's plan takes from the profile alone (no seed, no store key)."""
+    weekday = date.weekday()
+    bounds = profile.weights.grid.boundaries_us(date, profile.tz)
+    parts = _open_parts(bounds, opening(date, profile.hours, bounds, profile.tz))
+    shares = _shares(profile.weights.exact[weekday], bounds, parts)
+    mean = Fraction(0)
+    if any(shares):
+        weekday_mean = _weekday_mean(profile.weights, profile.base_daily_customers, profile.daily_customers, weekday)
+        mean = weekday_mean * as_written(profile.multiplier) * as_written(profile.scale)
+    return _Frame(bounds, tuple(parts), shares, mean, round(mean))
+
+
+@functools.lru_cache(maxsize=4096)
+def _uniform_counts(frame: _Frame, total: int, now: int) -> tuple[int, ...]:
+    """The uniform model's slot counts: the largest-remainder split, each scaled by the share still ahead."""
+    left = [_ahead(part, now) for part in frame.parts]
+    return tuple(round(c * f) for c, f in zip(largest_remainder(total, frame.shares), left, strict=True))
+
+
+@functools.lru_cache(maxsize=1024)
+def _flat_pieces(frame: _Frame, now: int) -> tuple[tuple[Piece, ...], ...]:
+    """Each slot's one piece of constant intensity from ``now`` on (none once its open stretch is over)."""
+    return tuple(((Piece(max(lo, now), hi),) if hi > max(lo, now) else ()) for lo, hi in frame.parts)
+
+
 def plan_day(model: Model, root: int, date: dt.date, now_us: int | None = None) -> DayPlan:
     """Compute a date's plan; with ``now_us``, apply the mid-day start rule at that instant.
 
@@ -268,28 +340,34 @@ def plan_day(model: Model, root: int, date: dt.date, now_us: int | None = None) 
     ``now`` gets round(count × remaining / slot length) and draws in [now, slot end);
     later slots keep their counts. Lengths count open time only.
     """
-    weekday = date.weekday()
     rule = model.calendar.rule(date)
-    bounds = model.weights.grid.boundaries_us(date, model.tz)
-    parts = _open_parts(bounds, opening(date, rule.hours, bounds, model.tz))
-    shares = _shares(model.weights.exact[weekday], bounds, parts)
-    mean = Fraction(0)
-    if any(shares):
-        mean = mean_total(model, weekday) * as_written(rule.multiplier) * as_written(model.scale)
-    day_total, factor = daily_total(model, root, date, mean)
+    profile = _Profile(
+        model.weights,
+        model.tz,
+        model.base_daily_customers,
+        model.daily_customers,
+        model.scale,
+        rule.hours,
+        rule.multiplier,
+    )
+    frame = _frame(profile, date)
+    bounds, parts, shares = frame.bounds, frame.parts, frame.shares
+    day_total, factor = (frame.fixed_total, 1.0) if model.fixed_totals else daily_total(model, root, date, frame.mean)
     now = bounds[0] if now_us is None else now_us
+    counts: Sequence[int]
+    pieces: Sequence[tuple[Piece, ...]]
     if model.arrival_model == "smooth":
         day = (bounds[0], bounds[-1])
         counts, pieces = _smooth_counts(
-            root, model.store_key, date, total=day_total, shares=shares, parts=parts, day=day, now=now
+            root, model.store_key, date, total=day_total, shares=shares, parts=list(parts), day=day, now=now
         )
     else:
-        pieces = [((Piece(max(lo, now), hi),) if hi > max(lo, now) else ()) for lo, hi in parts]
-        left = [_ahead(part, now) for part in parts]
+        pieces = _flat_pieces(frame, now)
         if model.arrival_model == "poisson":
+            left = [_ahead(part, now) for part in parts]
             counts = _poisson_counts(root, model.store_key, date, total=day_total, shares=shares, left=left)
         else:
-            counts = [round(c * f) for c, f in zip(largest_remainder(day_total, shares), left, strict=True)]
+            counts = _uniform_counts(frame, day_total, now)
     return DayPlan(
         date=date,
         day_total=day_total,
@@ -298,7 +376,7 @@ def plan_day(model: Model, root: int, date: dt.date, now_us: int | None = None) 
         bounds=bounds,
         labels=model.weights.grid.labels,
         shares=shares,
-        mean_total=float(mean),
+        mean_total=float(frame.mean),
         factor=factor,
         store_key=model.store_key,
         tz=model.tz,
