@@ -12,6 +12,7 @@ import hashlib
 import secrets
 
 import numpy as np
+import numpy.random  # loaded lazily, it took 7 ms from a live run's first draw: its first events were late
 
 # Purposes: the first component of every stream key after the store.
 DAILY = 0
