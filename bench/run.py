@@ -567,15 +567,17 @@ side of it):
   a few µs a line. Ours, and fixed: numpy imports numpy.random lazily, and a live run's first draw
   paid that import (7 ms) after the run's start instant, so the events due in its first milliseconds
   left 6–18 ms late (the max of one run, 10.9 ms); the model now loads it on import, and the first
-  send comes 2.5–4 ms after the start. Row c alone after the fix, four runs at load average 3.3–7.3
-  (other helpers' tests and benchmarks): max 135.8, 178.0, 37.4, 36.0 ms, p99 5.05, 52.1, 4.3, 4.5
-  ms, each max with a CPU wait that matches it (producer 51.9 / 78.0 / 36.9 / 35.6 ms, reader 87.7 /
-  118.6 / 0.1 / 0.1 ms). The same producer and reader under SCHED_FIFO (`chrt -f 10`), interleaved
-  with plain runs (load average 2.9–6.1): SCHED_FIFO max 5.3 and 5.4 ms, p99 0.47 both times; plain
-  max 87.8 and 9.7 ms, p99 6.4 and 3.3 ms. A 0.1 ms EEVDF slice request (`sched_setattr`, which
-  needs no privilege) did not help (max 84.0 and 57.3 ms). So the target holds where the process
-  gets a CPU when it wakes: a quiet machine, or a real-time scheduling class. The polling loop's max
-  beyond its 500 ms sleep (6–39 ms) is the same waits, besides its own few ms of work per round.
+  send comes 2.5–4 ms after the start (six 4 s runs each, interleaved with the code before, load
+  average 2–3: the first event's lateness 7.2–16.5 ms, median 12.0, before; 1.6–7.1 ms, median 1.9,
+  after). Row c alone after the fix, four runs at load average 3.3–7.3 (other helpers' tests and
+  benchmarks): max 135.8, 178.0, 37.4, 36.0 ms, p99 5.05, 52.1, 4.3, 4.5 ms, each max with a CPU
+  wait that matches it (producer 51.9 / 78.0 / 36.9 / 35.6 ms, reader 87.7 / 118.6 / 0.1 / 0.1 ms).
+  The same producer and reader under SCHED_FIFO (`chrt -f 10`), interleaved with plain runs (load
+  average 2.9–6.1): SCHED_FIFO max 5.3 and 5.4 ms, p99 0.47 both times; plain max 87.8 and 9.7 ms,
+  p99 6.4 and 3.3 ms. A 0.1 ms EEVDF slice request (`sched_setattr`, which needs no privilege) did
+  not help (max 84.0 and 57.3 ms). So the target holds where the process gets a CPU when it wakes: a
+  quiet machine, or a real-time scheduling class. The polling loop's max beyond its 500 ms sleep
+  (6–39 ms) is the same waits, besides its own few ms of work per round.
 """
 
 
