@@ -572,12 +572,14 @@ side of it):
   after). Row c alone after the fix, four runs at load average 3.3–7.3 (other helpers' tests and
   benchmarks): max 135.8, 178.0, 37.4, 36.0 ms, p99 5.05, 52.1, 4.3, 4.5 ms, each max with a CPU
   wait that matches it (producer 51.9 / 78.0 / 36.9 / 35.6 ms, reader 87.7 / 118.6 / 0.1 / 0.1 ms).
-  The same producer and reader under SCHED_FIFO (`chrt -f 10`), interleaved with plain runs (load
-  average 2.9–6.1): SCHED_FIFO max 5.3 and 5.4 ms, p99 0.47 both times; plain max 87.8 and 9.7 ms,
-  p99 6.4 and 3.3 ms. A 0.1 ms EEVDF slice request (`sched_setattr`, which needs no privilege) did
-  not help (max 84.0 and 57.3 ms). So the target holds where the process gets a CPU when it wakes: a
-  quiet machine, or a real-time scheduling class. The polling loop's max beyond its 500 ms sleep
-  (6–39 ms) is the same waits, besides its own few ms of work per round.
+  A fifth at load average 1.0–1.6: max 149.7 ms (producer 70.1 ms, reader 83.2 ms), p99 7.8 ms: a
+  one-minute load average misses the bursts that matter. The same producer and reader under
+  SCHED_FIFO (`chrt -f 10`), interleaved with plain runs (load average 2.9–6.1): SCHED_FIFO max 5.3
+  and 5.4 ms, p99 0.47 both times; plain max 87.8 and 9.7 ms, p99 6.4 and 3.3 ms. A 0.1 ms EEVDF
+  slice request (`sched_setattr`, which needs no privilege) did not help (max 84.0 and 57.3 ms). So
+  the target holds where the process gets a CPU when it wakes: a quiet machine, or a real-time
+  scheduling class. The polling loop's max beyond its 500 ms sleep (6–39 ms) is the same waits,
+  besides its own few ms of work per round.
 """
 
 
