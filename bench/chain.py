@@ -171,7 +171,7 @@ def bench_realtime(folder: Path) -> list[Row]:
         STORES_FILE=str(chain_file(folder, CHAIN_STORES)), DAILY_CUSTOMERS=str(PER_STORE), LOG_LEVEL="WARNING"
     )
     seen = lateness(foot_traffic("run", "--sink", "stdout", "--seed", "rt"), env, REALTIME_SECONDS)
-    return [realtime_row(seen)]
+    return [realtime_row(list(zip(seen.entries, seen.late, strict=True)))]
 
 
 def realtime_row(seen: list[tuple[float, float]]) -> Row:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import subprocess
+import sys
 import threading
 from collections import Counter
 
@@ -191,3 +193,10 @@ def test_several_stores_merge_in_time_order_with_their_ids(caplog: pytest.LogCap
     alone = MemorySink()
     Service([stores[1]], ROOT, alone, ManualClock(MIDNIGHT), poll_s=0.5, until_us=MIDNIGHT + US_PER_DAY).run()
     assert [v for _, v in alone.records] == [v for _, v in sink.records if b'"store_id":"b"' in v]
+
+
+def test_importing_the_loop_loads_numpy_random_before_a_live_run_takes_its_start() -> None:
+    """Importing the loop loads numpy.random: lazily at the first draw, it made a live run's first events late."""
+    code = "import sys, foot_traffic.run.service; print('numpy.random' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True"]
