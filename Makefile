@@ -76,7 +76,7 @@ test: setup registry-fetch lint typecheck ## the whole suite against a local bro
 	FOOT_TRAFFIC_TEST_BROKER=$(LOCAL_BROKER) FOOT_TRAFFIC_TEST_REGISTRY=$(LOCAL_REGISTRY) $(BIN)/python -m pytest $(PYTEST_ARGS); \
 	rc=$$?; $(REGISTRY) down; $(KAFKA) down; exit $$rc
 
-bench: setup ## benchmarks against the local broker; writes docs/benchmarks.md
+bench: setup ## benchmarks against the local broker; writes docs/benchmarks.md (BENCH_ROWS=chain,... a subset, BENCH_QUICK=1 a smoke run)
 	$(KAFKA) up
 	$(BIN)/python bench/run.py; rc=$$?; $(KAFKA) down; exit $$rc
 
