@@ -48,8 +48,8 @@ class Plans:
     plans: list[tuple[DayPlan, Work]]
 
 
-Part = tuple[int, Visits, int, int]
-"""(store order, sampled batch, start, stop): the visits [start, stop) of a batch that fall in a window."""
+Part = tuple[int, Visits, int, int, Group]
+"""(store order, sampled batch, start, stop, its group): the visits [start, stop) of a batch that fall in a window."""
 
 
 class Window:
@@ -57,17 +57,17 @@ class Window:
 
     def __init__(self, parts: list[Part]) -> None:
         parts.sort(key=lambda part: part[0])  # stable: a store's parts stay in stream order
-        sizes = [stop - start for _, _, start, stop in parts]
-        entries = np.concatenate([v.batch.entries_us[a:b] for _, v, a, b in parts])
+        sizes = [stop - start for _, _, start, stop, _ in parts]
+        entries = np.concatenate([v.batch.entries_us[a:b] for _, v, a, b, _ in parts])
         order = np.argsort(entries, kind="stable")
         self.entries_us: npt.NDArray[np.int64] = entries[order]
-        self._durations = np.concatenate([v.batch.durations_min[a:b] for _, v, a, b in parts])[order]
-        self._ids = np.concatenate([v.batch.ids[a:b] for _, v, a, b in parts])[order]
+        self._durations = np.concatenate([v.batch.durations_min[a:b] for _, v, a, b, _ in parts])[order]
+        self._ids = np.concatenate([v.batch.ids[a:b] for _, v, a, b, _ in parts])[order]
         self._groups = np.repeat(np.arange(len(parts), dtype=np.intp), sizes)[order]
         self._order = order
         self._index: npt.NDArray[np.int64] | None = None
         self._parts = parts
-        self._infos = [Group(v.store_id, v.plan.labels[v.batch.slot], v.plan.weekday, v.plan.tz) for _, v, *_ in parts]
+        self._infos = [group for *_, group in parts]
 
     def __len__(self) -> int:
         return int(self.entries_us.shape[0])
@@ -84,8 +84,8 @@ class Window:
     def notes(self, start: int, stop: int) -> list[Note]:
         """The positions to note before visits [start, stop) go: each store's last visit among them."""
         if self._index is None:  # each visit's index among its day's: its part's first, plus its rank in the part
-            sizes = np.array([b - a for _, _, a, b in self._parts], dtype=np.int64)
-            firsts = np.array([v.first + a for _, v, a, _ in self._parts], dtype=np.int64)
+            sizes = np.array([b - a for _, _, a, b, _ in self._parts], dtype=np.int64)
+            firsts = np.array([v.first + a for _, v, a, _, _ in self._parts], dtype=np.int64)
             starts = np.cumsum(sizes) - sizes
             groups = np.repeat(np.arange(len(self._parts)), sizes)
             self._index = (firsts[groups] + np.arange(int(sizes.sum())) - starts[groups])[self._order]
@@ -113,6 +113,8 @@ class _Stream:
     """The head's instant (a plan line), or its next visit (a batch)."""
     bound: int = 0
     """No plan line of the stream comes before this instant."""
+    group: Group | None = None
+    """What the head batch's lines end with (its store, slot, weekday and zone)."""
 
 
 class Chain:
@@ -157,9 +159,10 @@ class Chain:
         """Add the stream's visits before ``end`` to ``parts``; move the stream on and schedule it."""
         while isinstance(stream.head, Visits):
             entries = stream.head.batch.entries_us
-            stop = int(np.searchsorted(entries, end, side="left"))
+            stop = int(entries.searchsorted(end))
             if stop > stream.at:
-                parts.append((stream.order, stream.head, stream.at, stop))
+                assert stream.group is not None  # noqa: S101 - set with the batch
+                parts.append((stream.order, stream.head, stream.at, stop, stream.group))
             if stop < entries.shape[0]:
                 stream.at = stop
                 break
@@ -172,9 +175,13 @@ class Chain:
         if item is None:
             stream.head = None
             return
-        instant, kind, stream.head = item
+        instant, kind, head = item
+        stream.head = head
         stream.at = instant if kind == PLAN else 0
-        if kind == PLAN:
+        if isinstance(head, Visits):
+            plan = head.plan
+            stream.group = Group(head.store_id, plan.labels[head.batch.slot], plan.weekday, plan.tz)
+        else:
             self._bound(stream, instant)
 
     def _schedule(self, stream: _Stream) -> None:

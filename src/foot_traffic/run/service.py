@@ -185,7 +185,9 @@ class Service:
 
     def _timeline(self, work: Work, start_us: int) -> Iterator[Item]:
         """The items of ``work`` from ``start_us`` on (after its resume position)."""
-        return timeline(self._by_id[work.store_id], self.root, start_us, work.resume, work.dates)
+        return timeline(
+            self._by_id[work.store_id], self.root, start_us, work.resume, work.dates, until_us=self.until_us
+        )
 
     def _run_batches(self, items: Iterator[Item], resume: ResumeAfter | None) -> None:
         for instant, _, payload in items:
@@ -339,7 +341,8 @@ class Service:
             if due > i and isinstance(visits, Visits) and due - i < SCALAR_BELOW:
                 self._send_scalar(visits, i, due)
             elif due > i:
-                self._note(visits.notes(i, due))
+                if self.positions is not None:
+                    self._note(visits.notes(i, due))
                 self._send(visits.encode(i, due), 0, due - i)
             elif not self._wait_until(int(entries[i])):
                 return False

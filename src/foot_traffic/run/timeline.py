@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from foot_traffic.events.encoding import EncodedBatch, encode_batch
 from foot_traffic.model.arrivals import Batch, day_batches
-from foot_traffic.model.grid import days_from, local_date
+from foot_traffic.model.grid import days_from, local_date, local_minute_to_us
 from foot_traffic.model.plan import DayPlan, StoreModel, plan_day
 from foot_traffic.run.merge import PLAN, VISIT
 from foot_traffic.run.positions import ResumeAfter
@@ -60,17 +60,22 @@ def timeline(
     start_us: int,
     resume: ResumeAfter | None = None,
     dates: Iterable[dt.date] | None = None,
+    *,
+    until_us: int | None = None,
 ) -> Iterator[Item]:
     """A store's plan lines and batches from ``start_us`` on, in time order, day after day (or of ``dates`` only).
 
     ``start_us`` is the run's start (it decides the first day's mid-day plan); with
-    ``resume``, the sequence picks up right after the event at (date, index).
+    ``resume``, the sequence picks up right after the event at (date, index). It ends
+    before a day that begins at or after ``until_us``: that day is never planned.
     """
     model = store.model
     first = local_date(start_us, model.tz)
     for date in days_from(first) if dates is None else dates:
         if resume is not None and date < resume.date:
             continue
+        if until_us is not None and max(local_minute_to_us(date, 0, model.tz), start_us) >= until_us:
+            return
         skip = resume.index + 1 if resume is not None and date == resume.date else 0
         plan = plan_day(model, root, date, now_us=start_us if date == first else None)
         yield max(plan.start_us, start_us), PLAN, plan
