@@ -123,6 +123,30 @@ def test_the_bulk_path_sends_what_the_merge_sends_in_its_order(n: int, start: in
     assert bulk.records == run(chain(n), merge=True, start_us=start, until_us=until, shard=shard).records
 
 
+@pytest.mark.parametrize("n", [1, 3, 7])
+@pytest.mark.parametrize("start", [START, START + 15 * 3600 * 10**6 + 7], ids=["midnight", "mid-day"])
+def test_with_sensor_events_the_bulk_path_writes_the_merges_lines_in_its_order(n: int, start: int) -> None:
+    """Visits, entries after their visits and exits at their instants: the merge's lines, interleaved as it does."""
+
+    def lines(merge: bool) -> bytes:
+        out = io.BytesIO()
+        clock = ManualClock(start)
+        until = START + 2 * US_PER_DAY + 3600 * 10**6
+        service = Service(
+            chain(n), ROOT, StdoutSink(out), clock, poll_s=0.5, start_us=start, until_us=until, sensor_topic="sensors"
+        )
+        if merge:
+            service.ownership = Fixed(service.owned(start))
+        counters = service.run()
+        assert counters.sensor_emitted > counters.emitted > 40
+        return out.getvalue()
+
+    bulk = lines(merge=False)
+    kinds = Counter(json.loads(line)["event_type"] for line in bulk.splitlines())
+    assert kinds["entry"] == kinds["foot_traffic"] > kinds["exit"] > 0
+    assert bulk == lines(merge=True)
+
+
 def test_without_an_end_the_bulk_path_runs_until_stopped_with_the_merges_events() -> None:
     """A run without UNTIL stopped by its sink sends what the merge sends before that point."""
 

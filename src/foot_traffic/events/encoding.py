@@ -202,6 +202,10 @@ class EncodedBatch:
         """The store and slot of event ``i``."""
         return self.store_id, self.time_slot
 
+    def zone(self, i: int) -> dt.tzinfo:
+        """The time zone of event ``i``."""
+        return self.tz
+
     def bounds(self, start: int, stop: int) -> tuple[Sequence[int], Sequence[int]]:
         """Where the JSON of each event [start, stop) begins and ends in ``lines``."""
         step = self.width + 1
@@ -271,6 +275,10 @@ class MixedBatch:
         """The store and slot of event ``i``."""
         info = self.infos[int(self.groups[i])]
         return info.store_id, info.time_slot
+
+    def zone(self, i: int) -> dt.tzinfo:
+        """The time zone of event ``i``."""
+        return self.infos[int(self.groups[i])].tz
 
 
 Encoded = EncodedBatch | MixedBatch

@@ -1,10 +1,10 @@
 """A chain's stores in bulk: their visits gathered window by window, ordered once, and encoded as one batch.
 
 The loop takes this path for a fixed set of works (a whole run or a static shard)
-without imperfections; a fleet member, whose works change while it runs, merges its
-stores event by event (:mod:`foot_traffic.run.merge`). Each store keeps its own lazy
-stream (:func:`~foot_traffic.run.timeline.timeline`: at most one sampled batch ahead),
-and the chain hands out, in time order, two kinds of step:
+without imperfections, sensor events or not; a fleet member, whose works change while it
+runs, and an imperfect run merge their stores event by event (:mod:`foot_traffic.run.merge`).
+Each store keeps its own lazy stream (:func:`~foot_traffic.run.timeline.timeline`: at
+most one sampled batch ahead), and the chain hands out, in time order, two kinds of step:
 
 * :class:`Plans`: the plan lines due at one instant, in the stores' order;
 * :class:`Window`: every store's visits due in [t0, t1), ordered once by a stable sort

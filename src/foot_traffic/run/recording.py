@@ -3,7 +3,7 @@
 The loop and the sinks report through a :class:`Recorder`; :data:`NO_METRICS`,
 whose every method does nothing, when no metrics are served. Counting is per
 hand-over, not per event: a backfill hands the sink batches of thousands of
-events of one store and one slot, so a batch costs one call.
+events (of one store's slot, or a chain's window), so a batch costs one call.
 """
 
 from __future__ import annotations

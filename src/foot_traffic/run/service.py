@@ -10,10 +10,12 @@ batch without sleeping (a backfill, or a real-time loop that fell behind), every
 event already due is encoded at once (see :mod:`foot_traffic.events.encoding`) and handed
 to the sink in one call; otherwise the loop waits for each event in turn and
 encodes just that one, so no batch-sized piece of work ever delays a due event.
-With several stores, the loop takes the stores' visits window by window, each
-window ordered once and encoded as one batch (see :mod:`foot_traffic.run.chain`);
-with entry/exit sensor events, imperfections or a fleet's changing works, it goes
-event by event through a time-ordered merge of encoded batches.
+With several stores (or entry/exit sensor events), the loop takes the stores'
+visits window by window, each window ordered once and encoded as one batch (see
+:mod:`foot_traffic.run.chain`); with sensor events it then sends a window's visits
+one by one, each with its entry event and the exits due before it. With
+imperfections, or a fleet's changing works, it goes event by event through a
+time-ordered merge of encoded batches.
 
 A shard runs only the units of work it owns (see :mod:`foot_traffic.model.units`):
 the stores it owns, or, in a run with an end, the dates of each store it owns,
@@ -138,7 +140,7 @@ class Service:
         self.counters = Counters()
         self.ownership = ownership
         self._by_id = {store.store_id: store for store in self.stores}
-        self._exits: list[tuple[int, int, EncodedBatch, int, int]] = []
+        self._exits: list[tuple[int, int, Encoded, int, int]] = []
         self._exit_seq = 0
         self._log_events = False
         self._log_fields = log_fields
@@ -160,7 +162,7 @@ class Service:
                 self.stop.wait()
             elif len(works) == 1 and self.sensor_topic is None and not imperfections.on:
                 self._run_batches(self._timeline(works[0], start), works[0].resume)
-            elif self.sensor_topic is None and not imperfections.on:
+            elif not imperfections.on:
                 self._run_chain(works, start)
             else:
                 self._run_works(Fixed(works), start)
@@ -206,8 +208,10 @@ class Service:
                 if not self._advance(step.instant):
                     return
                 self._log_plans([self._planned(plan, work.resume, empty=plan.total == 0) for plan, work in step.plans])
-            elif not self._emit_visits(step):
+            elif not (self._emit_visits(step) if self.sensor_topic is None else self._emit_with_sensors(step)):
                 return
+        while self._exits and self._wait_until(self._exits[0][0]):  # the exits left before UNTIL
+            self._emit_exit()
         self._finished(chain.live())
 
     def _run_works(self, ownership: Ownership, start_us: int) -> None:
@@ -353,6 +357,25 @@ class Service:
                 self.progress(int(entries[due - 1]), self.counters.emitted)
         return end == n
 
+    def _emit_with_sensors(self, window: Window) -> bool:
+        """Send a window's visits one by one, each with its entry event, the exits due before each; False if stopping.
+
+        The order is the merge's: exits due by a visit's entry (by exit, then by visit) go first.
+        """
+        batch = window.encode(0, len(window))
+        for i, entry in enumerate(batch.entries_us.tolist()):
+            if not self._advance(entry):
+                return False
+            if self.positions is not None:
+                self._note(window.notes(i, i + 1))
+            self._send(batch, i, i + 1)
+            self._sensor("entry", batch, i)
+            self._exit_seq += 1
+            heapq.heappush(self._exits, (int(batch.exits_us[i]), self._exit_seq, batch, i, -1))
+            if self.progress is not None and self.counters.emitted % PROGRESS_EVERY == 0:
+                self.progress(entry, self.counters.emitted)
+        return True
+
     def _note_copy(self, copy: Copy) -> int:
         """Note a copy's position in its day's send order, follow its day; return its LATE, HELD, DUPLICATE flags."""
         day = copy.day
@@ -415,14 +438,15 @@ class Service:
             self.positions.note(store_id, plan.date, -1, done=empty)
         return prefix + plan.log_line(), _plan_fields(plan, store_id)
 
-    def _sensor(self, kind: str, batch: EncodedBatch, index: int) -> None:
+    def _sensor(self, kind: str, batch: Encoded, index: int) -> None:
         assert self.sensor_topic is not None  # noqa: S101 - only called with a sensor topic
         instant = int(batch.entries_us[index] if kind == "entry" else batch.exits_us[index])
         customer_id = batch.key(index).decode()
-        value = sensor_event(kind, customer_id, format_instant(instant, batch.tz), batch.store_id)
+        store_id = batch.origin(index)[0]
+        value = sensor_event(kind, customer_id, format_instant(instant, batch.zone(index)), store_id)
         self.sink.send_to(self.sensor_topic, customer_id, value)
         self.counters.sensor_emitted += 1
-        self.metrics.sensor_emitted(batch.store_id, kind)
+        self.metrics.sensor_emitted(store_id, kind)
 
     def _emit_exit(self) -> None:
         _, _, batch, index, _ = heapq.heappop(self._exits)
