@@ -15,6 +15,7 @@ formatter shows the lines as one multi-line message, so nothing is lost.
 from __future__ import annotations
 
 from foot_traffic.events.encoding import CUSTOMER_ID, ENTRY_TIME, Encoded, PerGroup, assemble
+from foot_traffic.model.plan import DayPlan
 
 BATCH_FROM = 8
 """Fewer due events than this are logged one record each (the real-time path): a record is cheaper than a batch."""
@@ -67,3 +68,16 @@ class PlanLines:
     def __str__(self) -> str:
         """The plain lines, one a line (what a formatter that does not know this class shows)."""
         return "\n".join(text for text, _ in self.lines)
+
+
+def plan_fields(plan: DayPlan, store_id: str | None) -> dict[str, object]:
+    """A plan line's values, as fields of a JSON log line."""
+    fields: dict[str, object] = {
+        "date": plan.date.isoformat(),
+        "weekday": plan.weekday,
+        "planned": int(plan.total),
+        "per_slot": [int(count) for count in plan.counts],
+    }
+    if store_id is not None:
+        fields["store_id"] = store_id
+    return fields

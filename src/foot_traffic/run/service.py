@@ -43,7 +43,7 @@ from foot_traffic.model.plan import DayPlan, Model, StoreModel
 from foot_traffic.model.units import DEFAULT_PARTITIONS, WHOLE, Shard
 from foot_traffic.run.chain import Chain, Plans, Window
 from foot_traffic.run.clock import Clock
-from foot_traffic.run.eventlog import BATCH_FROM, EmittedLines, PlanLines
+from foot_traffic.run.eventlog import BATCH_FROM, EmittedLines, PlanLines, plan_fields
 from foot_traffic.run.imperfect import Copy, Day, store_items
 from foot_traffic.run.merge import Merge
 from foot_traffic.run.ownership import Fixed, Handover, Ownership, Work, shard_owns, shard_works
@@ -436,7 +436,7 @@ class Service:
         self.metrics.planned(store_id, plan.labels, plan.counts)
         if self.positions is not None and (resumed is None or resumed.date != plan.date):
             self.positions.note(store_id, plan.date, -1, done=empty)
-        return prefix + plan.log_line(), _plan_fields(plan, store_id)
+        return prefix + plan.log_line(), plan_fields(plan, store_id)
 
     def _sensor(self, kind: str, batch: Encoded, index: int) -> None:
         assert self.sensor_topic is not None  # noqa: S101 - only called with a sensor topic
@@ -479,19 +479,6 @@ class Service:
             # the one wait of the run: a stop signal wakes it at once; beyond TIMEOUT_MAX wait() raises
             self.stop.wait(min(sleep_s, self.poll_s, threading.TIMEOUT_MAX))
         return False
-
-
-def _plan_fields(plan: DayPlan, store_id: str | None) -> dict[str, object]:
-    """The plan line's values, as fields of a JSON log line."""
-    fields: dict[str, object] = {
-        "date": plan.date.isoformat(),
-        "weekday": plan.weekday,
-        "planned": int(plan.total),
-        "per_slot": [int(count) for count in plan.counts],
-    }
-    if store_id is not None:
-        fields["store_id"] = store_id
-    return fields
 
 
 def _log_emitted(customer_id: str, entry_time: str, time_slot: str, store_id: str | None, with_fields: bool) -> None:
