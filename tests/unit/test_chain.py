@@ -25,6 +25,7 @@ from foot_traffic.model.plan import DayPlan, Model, StoreModel, plan_day
 from foot_traffic.model.units import WHOLE, Shard
 from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.ownership import Fixed
+from foot_traffic.run.positions import Positions
 from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink, StdoutSink
 from tests.unit.fakes import SteppedClock, fake_sink
@@ -32,6 +33,7 @@ from tests.unit.fakes import SteppedClock, fake_sink
 ROOT = 11
 START = datetime_to_us(dt.datetime(2025, 10, 25, tzinfo=dt.UTC))
 """Two days before Europe's change of offset (26 October) and a week before America's (2 November)."""
+START_DATE = dt.date(2025, 10, 25)
 ZONES = [ZoneInfo(name) for name in ("UTC", "Europe/Rome", "Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns")]
 IDS = ["s0", "store-1", "a-much-longer-store-2", "s3", "Zürich-4"]
 
@@ -284,3 +286,31 @@ def test_the_info_lines_are_the_merges_in_its_order(formatter: logging.Formatter
     assert sum("Planned total" in line for line in bulk) == 2 + 3 + 3 + 3  # UTC: 2 dates; Rome, Kolkata, Kathmandu: 3
     assert sum("Emitted customer_id=" in line for line in bulk) > 300
     assert bulk == lines(merge=True)
+
+
+def test_each_hand_over_carries_each_stores_last_position_in_it_never_ahead() -> None:
+    """Before a window's events go, each store's noted index is its last event's among its day's: read from output."""
+    positions = Positions(dated=True, start_us=START)
+    sent: Counter[tuple[str | None, str]] = Counter()
+    checked = 0
+
+    class Check(MemorySink):
+        def send_batch(self, batch: Encoded, start: int, stop: int) -> None:
+            nonlocal checked
+            noted = {(unit.store_id, str(unit.date)): p for unit, p in positions.take().items() if p.index >= 0}
+            super().send_batch(batch, start, stop)
+            for value in batch.values(start, stop):
+                event = json.loads(value)
+                sent[event["store_id"], event["entry_time"][:10]] += 1
+            for (store_id, date), position in noted.items():
+                assert position.index == sent[store_id, date] - 1, "the position of the last event sent"
+                checked += 1
+
+    stores = chain(4, zones=False)
+    until = START + 2 * US_PER_DAY
+    service = Service(stores, ROOT, Check(), ManualClock(START), poll_s=0.5, until_us=until, positions=positions)
+    service.run()
+    assert checked > 10
+    assert sum(sent.values()) == sum(
+        plan_day(s.model, ROOT, START_DATE + dt.timedelta(days=d)).total for s in stores for d in (0, 1)
+    )
