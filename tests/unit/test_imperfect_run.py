@@ -15,7 +15,7 @@ import pytest
 
 from foot_traffic.cli.commands import main
 from foot_traffic.cli.summary import Counts, log_summary
-from foot_traffic.events.encoding import EncodedBatch, encode_batch
+from foot_traffic.events.encoding import Encoded, encode_batch
 from foot_traffic.events.event import batch_events
 from foot_traffic.model import randomness
 from foot_traffic.model.arrivals import day_batches
@@ -85,7 +85,7 @@ def test_each_copy_goes_once_its_send_instant_is_due_in_real_time() -> None:
     sent: list[tuple[int, int]] = []
 
     class Probe(MemorySink):
-        def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
+        def send_batch(self, batch: Encoded, start: int, stop: int) -> None:
             sent.extend((int(batch.entries_us[i]), clock.now_us()) for i in range(start, stop))
             super().send_batch(batch, start, stop)
 
@@ -128,7 +128,7 @@ def _stopped(imp: Imperfections, cut: int, positions: Positions) -> list[bytes]:
     stop = threading.Event()
 
     class StopAfter(MemorySink):
-        def send_batch(self, batch: EncodedBatch, start: int, stop_at: int) -> None:
+        def send_batch(self, batch: Encoded, start: int, stop_at: int) -> None:
             super().send_batch(batch, start, stop_at)
             if len(self.records) >= cut:
                 stop.set()
@@ -166,7 +166,7 @@ def test_a_stopped_run_reports_what_it_still_held() -> None:
     stop_at = MIDNIGHT + 13 * 3600 * 10**6
 
     class StopAtNoon(MemorySink):
-        def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
+        def send_batch(self, batch: Encoded, start: int, stop: int) -> None:
             super().send_batch(batch, start, stop)
             if clock.now_us() >= stop_at:
                 clock.stop.set()

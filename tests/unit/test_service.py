@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from foot_traffic.events.encoding import EncodedBatch
+from foot_traffic.events.encoding import Encoded
 from foot_traffic.model.grid import US_PER_DAY, US_PER_SECOND, datetime_to_us
 from foot_traffic.model.plan import Model, StoreModel, plan_day
 from foot_traffic.run.clock import ManualClock, RealClock
@@ -52,7 +52,7 @@ def test_each_event_leaves_once_its_entry_time_is_due() -> None:
             sent_at.append((entry, clock.now_us()))
             super().send(key, value, store_id, slot)
 
-        def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
+        def send_batch(self, batch: Encoded, start: int, stop: int) -> None:
             for value in batch.values(start, stop):
                 entry = datetime_to_us(dt.datetime.fromisoformat(json.loads(value)["entry_time"]))
                 sent_at.append((entry, clock.now_us()))
@@ -113,7 +113,7 @@ def test_mid_day_start_then_next_day_whole(caplog: pytest.LogCaptureFixture) -> 
     first = plan_day(model, ROOT, DATE, now_us=start)
     second = plan_day(model, ROOT, DATE + dt.timedelta(days=1))
     assert len(sink.records) == first.total + second.total
-    plan_lines = [r.getMessage() for r in caplog.records if "Planned total" in r.getMessage()]
+    plan_lines = [line for r in caplog.records for line in r.getMessage().split("\n") if "Planned total" in line]
     assert plan_lines == [first.log_line(), second.log_line()]
     messages = [line for r in caplog.records for line in r.getMessage().split("\n")]  # a batch's record: its lines
     emitted = [m for m in messages if m.startswith("Emitted customer_id=")]
@@ -131,7 +131,7 @@ def test_stop_flag_ends_the_run_without_emitting_more() -> None:
             if len(self.records) >= 10:
                 clock.stop.set()
 
-        def send_batch(self, batch: EncodedBatch, start: int, stop_at: int) -> None:
+        def send_batch(self, batch: Encoded, start: int, stop_at: int) -> None:
             super().send_batch(batch, start, stop_at)
             if len(self.records) >= 10:
                 clock.stop.set()
@@ -188,7 +188,7 @@ def test_several_stores_merge_in_time_order_with_their_ids(caplog: pytest.LogCap
     assert [e["entry_time"] for e in events] == sorted(e["entry_time"] for e in events)
     assert Counter(e["store_id"] for e in events) == {"a": 100, "b": 50}
     assert all(list(e)[-1] == "store_id" for e in events)
-    plan_lines = [r.getMessage() for r in caplog.records if "Planned total" in r.getMessage()]
+    plan_lines = [line for r in caplog.records for line in r.getMessage().split("\n") if "Planned total" in line]
     assert [line.split("]")[0] for line in plan_lines] == ["[store a", "[store b"]
     alone = MemorySink()
     Service([stores[1]], ROOT, alone, ManualClock(MIDNIGHT), poll_s=0.5, until_us=MIDNIGHT + US_PER_DAY).run()

@@ -11,8 +11,8 @@ import json
 import logging
 import sys
 
-from foot_traffic.events.encoding import CUSTOMER_ID, ENTRY_TIME
-from foot_traffic.run.eventlog import EmittedLines
+from foot_traffic.events.encoding import CUSTOMER_ID, ENTRY_TIME, PerGroup
+from foot_traffic.run.eventlog import EmittedLines, PlanLines
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -27,9 +27,11 @@ class TextFormatter(logging.Formatter):
         super().__init__(FORMAT)
 
     def format(self, record: logging.LogRecord) -> str:
-        """The record's line, or the lines of a batch's events, each with the record's prefix."""
-        if isinstance(record.msg, EmittedLines):
+        """The record's line, or the lines of a batch's events or plans, each with the record's prefix."""
+        if isinstance(record.msg, EmittedLines | PlanLines):
             prefix = super().format(logging.makeLogRecord({**vars(record), "msg": "", "args": None}))
+            if isinstance(record.msg, PlanLines):
+                return "\n".join(prefix + text for text, _ in record.msg.lines)
             return record.msg.render(record.msg.message_parts(prefix.encode()))
         return super().format(record)
 
@@ -40,7 +42,11 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON (newlines of a traceback escaped inside its string)."""
         if isinstance(record.msg, EmittedLines):
-            return record.msg.render(_json_parts(record, record.msg))
+            return record.msg.render(_json_parts(record))
+        if isinstance(record.msg, PlanLines):
+            lines = record.msg.lines
+            each = ({**vars(record), **fields, "msg": text, "args": None} for text, fields in lines)
+            return "\n".join(self.format(logging.makeLogRecord(one)) for one in each)
         entry: dict[str, object] = {**_head(record), "message": record.getMessage()}
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRIBUTES and key not in entry:
@@ -64,20 +70,28 @@ def _head(record: logging.LogRecord) -> dict[str, object]:
     return {"time": moment.isoformat(timespec="milliseconds"), "level": record.levelname, "logger": record.name}
 
 
-def _json_parts(record: logging.LogRecord, lines: EmittedLines) -> list[bytes | slice]:
+def _json_parts(record: logging.LogRecord) -> list[bytes | slice | PerGroup]:
     """The pieces of each event's JSON line: the same object a record of its own with its fields would give."""
     head = json.dumps(_head(record), ensure_ascii=False, separators=(",", ":"))[:-1] + ',"message":"'
-    slot = json.dumps(lines.batch.time_slot, ensure_ascii=False)
-    store = lines.batch.store_id
-    tail = "" if store is None else ',"store_id":' + json.dumps(store, ensure_ascii=False)
     return [
-        *lines.message_parts(head.encode(), slot[1:-1]),
+        *EmittedLines.message_parts(head.encode(), _json_slot),
         b'","customer_id":"',
         CUSTOMER_ID,
         b'","entry_time":"',
         ENTRY_TIME,
-        f'","time_slot":{slot}{tail}}}'.encode(),
+        _json_tail,
     ]
+
+
+def _json_slot(store_id: str | None, slot: str) -> bytes:
+    """A slot's label inside a JSON string."""
+    return json.dumps(slot, ensure_ascii=False)[1:-1].encode()
+
+
+def _json_tail(store_id: str | None, slot: str) -> bytes:
+    """The end of an event's JSON log line: its slot and store fields."""
+    store = "" if store_id is None else ',"store_id":' + json.dumps(store_id, ensure_ascii=False)
+    return f'","time_slot":{json.dumps(slot, ensure_ascii=False)}{store}}}'.encode()
 
 
 QUIET_LIBRARIES = ("httpx", "httpx2", "matplotlib")

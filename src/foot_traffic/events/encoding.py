@@ -5,12 +5,20 @@ of the same shape, a two-digit duration, the batch's weekday, slot label and
 store), so the batch is laid out as a ``width × n`` byte matrix filled one
 character position at a time with numpy (each position a contiguous row), then
 transposed into ``n`` consecutive JSON documents: no Python work per event.
+
+A chain's window mixes stores, slots, weekdays and time zones in one batch
+(:class:`MixedBatch`): every line still starts with the same fixed-width prefix
+(through ``"weekday":"``), written as above with each event's own UTC offset,
+and ends with its group's suffix (weekday, slot label, store), gathered from a
+table of the groups' suffixes and compacted into lines of their own widths.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -46,9 +54,13 @@ class _Rows:
         """Set byte ``position`` of every row."""
         self.bytes[position >> 3, :, position & 7] = values
 
+    def matrix(self) -> npt.NDArray[np.uint8]:
+        """The rows as an ``n × padded width`` byte matrix (a copy)."""
+        return self.words.T.copy().view(np.uint8)
+
     def tobytes(self) -> bytes:
         """The rows one after another, without padding."""
-        padded = self.words.T.copy().view(np.uint8)
+        padded = self.matrix()
         if padded.shape[1] == self.width:
             return padded.tobytes()
         return padded[:, : self.width].tobytes()
@@ -85,16 +97,23 @@ def _offsets(instants: npt.NDArray[np.int64], tz: dt.tzinfo) -> npt.NDArray[np.i
 def _timestamps(rows: _Rows, at: int, instants: npt.NDArray[np.int64], tz: dt.tzinfo) -> None:
     """Write each instant's ISO 8601 form (32 characters) from byte ``at`` on."""
     if tz is UTC:
-        local = instants
+        _write_clock(rows, at, instants)
     else:
-        offsets = _offsets(instants, tz)
-        local = instants + offsets
-        for offset in np.unique(offsets).tolist():
-            text = _offset_text(int(offset)).encode()
-            where = offsets == offset
-            for k, char in enumerate(text):
-                rows.bytes[(at + 26 + k) >> 3, where, (at + 26 + k) & 7] = char
-    _write_clock(rows, at, local)
+        _zoned(rows, at, instants, _offsets(instants, tz))
+
+
+def _zoned(rows: _Rows, at: int, instants: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64]) -> None:
+    """Write each instant's ISO 8601 form at its own UTC offset from byte ``at`` on."""
+    unique, inverse = np.unique(offsets, return_inverse=True)
+    if unique.shape[0] == 1:
+        for k, char in enumerate(_offset_text(int(unique[0])).encode()):
+            rows.bytes[(at + 26 + k) >> 3, :, (at + 26 + k) & 7] = char
+    else:
+        texts = b"".join(_offset_text(int(offset)).encode() for offset in unique.tolist())
+        table = np.frombuffer(texts, dtype=np.uint8).reshape(-1, 6)
+        for k in range(6):
+            rows.put(at + 26 + k, table[inverse, k])
+    _write_clock(rows, at, instants + offsets)
 
 
 def _digits(rows: _Rows, at: int, values: npt.NDArray[np.int64], width: int) -> None:
@@ -174,61 +193,204 @@ class EncodedBatch:
         start = i * (self.width + 1) + _ENTRY_AT
         return self.lines[start : start + _TS_WIDTH].decode()
 
+    def segment(self, start: int, stop: int) -> memoryview:
+        """The lines of events [start, stop), newlines included, as they lie in ``lines``."""
+        step = self.width + 1
+        return memoryview(self.lines)[start * step : stop * step]
+
+    def origin(self, i: int) -> tuple[str | None, str]:
+        """The store and slot of event ``i``."""
+        return self.store_id, self.time_slot
+
+    def zone(self, i: int) -> dt.tzinfo:
+        """The time zone of event ``i``."""
+        return self.tz
+
+    def bounds(self, start: int, stop: int) -> tuple[Sequence[int], Sequence[int]]:
+        """Where the JSON of each event [start, stop) begins and ends in ``lines``."""
+        step = self.width + 1
+        return range(start * step, stop * step, step), range(start * step + self.width, stop * step, step)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """What the events of one store's slot on one day share in a mixed batch: the end of their lines."""
+
+    store_id: str | None
+    time_slot: str
+    weekday: str
+    tz: dt.tzinfo
+
+
+@dataclass(frozen=True, slots=True)
+class MixedBatch:
+    """Visits of several stores, slots, weekdays and time zones encoded at once, in the order given.
+
+    Line ``i`` lies at ``lines[starts[i]:starts[i + 1]]`` (its newline last); event ``i`` belongs
+    to group ``groups[i]`` of ``infos`` (its store and slot). The customer id and the entry time
+    lie at the same place in every line (the prefix is fixed-width), as in an :class:`EncodedBatch`.
+    """
+
+    lines: bytes
+    starts: npt.NDArray[np.int64]
+    entries_us: npt.NDArray[np.int64]
+    exits_us: npt.NDArray[np.int64]
+    groups: npt.NDArray[np.intp]
+    infos: tuple[Group, ...]
+
+    def __len__(self) -> int:
+        return int(self.entries_us.shape[0])
+
+    def value(self, i: int) -> bytes:
+        """The JSON of event ``i``, without its newline."""
+        return self.lines[int(self.starts[i]) : int(self.starts[i + 1]) - 1]
+
+    def key(self, i: int) -> bytes:
+        """The customer id of event ``i``, ASCII."""
+        start = int(self.starts[i]) + ID_AT
+        return self.lines[start : start + 36]
+
+    def values(self, start: int, stop: int) -> list[bytes]:
+        """The JSON of events [start, stop)."""
+        return [self.lines[a:b] for a, b in zip(*self.bounds(start, stop), strict=True)]
+
+    def bounds(self, start: int, stop: int) -> tuple[Sequence[int], Sequence[int]]:
+        """Where the JSON of each event [start, stop) begins and ends in ``lines``."""
+        return self.starts[start:stop].tolist(), (self.starts[start + 1 : stop + 1] - 1).tolist()
+
+    def keys(self, start: int, stop: int) -> list[bytes]:
+        """The customer ids of events [start, stop)."""
+        return [self.lines[a + ID_AT : a + ID_AT + 36] for a in self.starts[start:stop].tolist()]
+
+    def entry_time(self, i: int) -> str:
+        """The entry_time text of event ``i``, as it appears in its JSON."""
+        start = int(self.starts[i]) + _ENTRY_AT
+        return self.lines[start : start + _TS_WIDTH].decode()
+
+    def segment(self, start: int, stop: int) -> memoryview:
+        """The lines of events [start, stop), newlines included, as they lie in ``lines``."""
+        return memoryview(self.lines)[int(self.starts[start]) : int(self.starts[stop])]
+
+    def origin(self, i: int) -> tuple[str | None, str]:
+        """The store and slot of event ``i``."""
+        info = self.infos[int(self.groups[i])]
+        return info.store_id, info.time_slot
+
+    def zone(self, i: int) -> dt.tzinfo:
+        """The time zone of event ``i``."""
+        return self.infos[int(self.groups[i])].tz
+
+
+Encoded = EncodedBatch | MixedBatch
+"""An encoded batch of either form: one store's slot, or a chain's window."""
 
 ID_AT = len(f'{{"event_type":"{EVENT_TYPE}","customer_id":"')
 _ENTRY_AT = ID_AT + 36 + len('","entry_time":"')
+_EXIT_AT = _ENTRY_AT + _TS_WIDTH + len('","exit_time":"')
+_DURATION_AT = _EXIT_AT + _TS_WIDTH + len('","trip_duration_minutes":')
 
 CUSTOMER_ID = slice(ID_AT, ID_AT + 36)
 """Where an encoded event's customer_id lies in its line."""
 ENTRY_TIME = slice(_ENTRY_AT, _ENTRY_AT + _TS_WIDTH)
 """Where an encoded event's entry_time lies in its line."""
 
+PerGroup = Callable[[str | None, str], bytes]
+"""A part of a line that depends on the event's store and slot: their bytes, given (store_id, time_slot)."""
 
-def assemble(batch: EncodedBatch, start: int, stop: int, parts: list[bytes | slice]) -> bytes:
-    """One line per event [start, stop): ``parts`` in order, each constant bytes or a slice of the event's JSON.
 
-    Every part has the same width on every line, so the lines are laid out as one byte
-    matrix filled a column range at a time: no Python work per event. Each line ends in
-    a newline.
+def assemble(batch: Encoded, start: int, stop: int, parts: Sequence[bytes | slice | PerGroup]) -> bytes:
+    """One line per event [start, stop): ``parts`` in order (constant bytes, a slice of its JSON, or its group's bytes).
+
+    Every constant part and slice has the same width on every line, so the lines are laid out as one byte
+    matrix filled a column range at a time: no Python work per event (a mixed batch's per-group parts are
+    gathered from a table of its groups and the lines compacted to their widths). Each line ends in a newline.
     """
+    if isinstance(batch, MixedBatch):
+        return _assemble_mixed(batch, start, stop, parts)
+    fixed = [part(batch.store_id, batch.time_slot) if callable(part) else part for part in parts]
     events = np.frombuffer(batch.lines, dtype=np.uint8).reshape(len(batch), batch.width + 1)[start:stop]
-    widths = [part.stop - part.start if isinstance(part, slice) else len(part) for part in parts]
+    widths = [part.stop - part.start if isinstance(part, slice) else len(part) for part in fixed]
     out = np.empty((stop - start, sum(widths) + 1), dtype=np.uint8)
     at = 0
-    for part, width in zip(parts, widths, strict=True):
+    for part, width in zip(fixed, widths, strict=True):
         out[:, at : at + width] = events[:, part] if isinstance(part, slice) else np.frombuffer(part, dtype=np.uint8)
         at += width
     out[:, at] = ord("\n")
     return out.tobytes()
 
 
+def _assemble_mixed(batch: MixedBatch, start: int, stop: int, parts: Sequence[bytes | slice | PerGroup]) -> bytes:
+    """:func:`assemble` for a mixed batch: each line's parts side by side, per-group ones padded, then compacted."""
+    n = stop - start
+    reach = max((part.stop for part in parts if isinstance(part, slice)), default=0)
+    heads = np.frombuffer(batch.lines, dtype=np.uint8)[batch.starts[start:stop, None] + np.arange(reach)]
+    groups = batch.groups[start:stop]
+    blocks: list[npt.NDArray[np.uint8]] = []
+    lengths = np.ones(n, dtype=np.int64)  # the newline
+    shown: list[npt.NDArray[np.bool_]] = []
+    for part in [*parts, b"\n"]:
+        if isinstance(part, slice):
+            block = heads[:, part]
+        elif isinstance(part, bytes):
+            block = np.broadcast_to(np.frombuffer(part, dtype=np.uint8), (n, len(part)))
+        else:
+            table, widths = _table([part(info.store_id, info.time_slot) for info in batch.infos])
+            block, width = table[groups], widths[groups]
+            lengths += width - block.shape[1]
+            shown.append(np.arange(block.shape[1]) < width[:, None])
+            blocks.append(block)
+            continue
+        lengths += block.shape[1]
+        shown.append(np.ones(block.shape, dtype=np.bool_))
+        blocks.append(block)
+    matrix = np.concatenate(blocks, axis=1)
+    return matrix[np.concatenate(shown, axis=1)].tobytes()
+
+
+def _table(rows: Sequence[bytes]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """``rows`` as a byte matrix padded to the widest, and each row's width."""
+    widest = max(len(row) for row in rows)
+    table = np.frombuffer(b"".join(row.ljust(widest, b"\0") for row in rows), dtype=np.uint8)
+    return table.reshape(len(rows), widest), np.array([len(row) for row in rows], dtype=np.int64)
+
+
 _TS_TEMPLATE = "0000-00-00T00:00:00.000000+00:00"
+_PREFIX = (
+    f'{{"event_type":"{EVENT_TYPE}","customer_id":"{"-" * 36}","entry_time":"{_TS_TEMPLATE}",'
+    f'"exit_time":"{_TS_TEMPLATE}","trip_duration_minutes":00,"weekday":"'
+)
+"""The fixed-width start of every event's line, up to its weekday."""
+
+
+@lru_cache(maxsize=1 << 16)
+def _suffix(weekday: str, label: str, store_id: str | None) -> bytes:
+    """The end of an event's line from its weekday on, newline included."""
+    store = "" if store_id is None else f',"store_id":{_json_str(store_id)}'
+    return f'{weekday}","time_slot":{_json_str(label)}{store}}}\n'.encode()
+
+
+def _prefix(
+    rows: _Rows, ids: npt.NDArray[np.uint8], entries: npt.NDArray[np.int64], durations: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Write each event's id and duration into its row; return the exit instants (timestamps are the caller's)."""
+    if entries.shape[0] and (int(durations.min()) < 10 or int(durations.max()) > 99):
+        raise ValueError("the fixed-width encoder needs two-digit durations")
+    _uuid_chars(rows, ID_AT, ids)
+    tens, units = np.divmod(durations, 10)
+    rows.put(_DURATION_AT, tens + 48)
+    rows.put(_DURATION_AT + 1, units + 48)
+    return entries + durations * US_PER_MINUTE
 
 
 def encode_batch(plan: DayPlan, batch: Batch, store_id: str | None = None) -> EncodedBatch:
     """Encode a batch of sampled visits: the same bytes as ``Event.encode`` for each, one line each."""
-    n = len(batch)
-    if n and (int(batch.durations_min.min()) < 10 or int(batch.durations_min.max()) > 99):
-        raise ValueError("the fixed-width encoder needs two-digit durations")
     label = plan.labels[batch.slot]
-    store = "" if store_id is None else f',"store_id":{_json_str(store_id)}'
-    head = f'{{"event_type":"{EVENT_TYPE}","customer_id":"'
-    entry_at = _ENTRY_AT
-    exit_at = entry_at + _TS_WIDTH + len('","exit_time":"')
-    duration_at = exit_at + _TS_WIDTH + len('","trip_duration_minutes":')
-    template = (
-        f'{head}{"-" * 36}","entry_time":"{_TS_TEMPLATE}","exit_time":"{_TS_TEMPLATE}",'
-        f'"trip_duration_minutes":00,"weekday":"{plan.weekday}","time_slot":{_json_str(label)}{store}}}\n'
-    ).encode()
-    rows = _Rows(template, n)
+    template = _PREFIX.encode() + _suffix(plan.weekday, label, store_id)
+    rows = _Rows(template, len(batch))
     entries = batch.entries_us
-    exits = entries + batch.durations_min * US_PER_MINUTE
-    _uuid_chars(rows, len(head), batch.ids)
-    _timestamps(rows, entry_at, entries, plan.tz)
-    _timestamps(rows, exit_at, exits, plan.tz)
-    tens, units = np.divmod(batch.durations_min, 10)
-    rows.put(duration_at, tens + 48)
-    rows.put(duration_at + 1, units + 48)
+    exits = _prefix(rows, batch.ids, entries, batch.durations_min)
+    _timestamps(rows, _ENTRY_AT, entries, plan.tz)
+    _timestamps(rows, _EXIT_AT, exits, plan.tz)
     return EncodedBatch(
         lines=rows.tobytes(),
         width=len(template) - 1,
@@ -238,3 +400,39 @@ def encode_batch(plan: DayPlan, batch: Batch, store_id: str | None = None) -> En
         tz=plan.tz,
         store_id=store_id,
     )
+
+
+def encode_mixed(
+    entries: npt.NDArray[np.int64],
+    durations: npt.NDArray[np.int64],
+    ids: npt.NDArray[np.uint8],
+    groups: npt.NDArray[np.intp],
+    infos: Sequence[Group],
+) -> MixedBatch:
+    """Encode visits of several groups at once, in the order given: the same bytes as ``Event.encode`` for each."""
+    suffixes, widths = _table([_suffix(info.weekday, info.time_slot, info.store_id) for info in infos])
+    width = len(_PREFIX)
+    rows = _Rows(_PREFIX.encode() + b"\n" * suffixes.shape[1], int(entries.shape[0]))
+    exits = _prefix(rows, ids, entries, durations)
+    zones: dict[dt.tzinfo, int] = {}
+    zone = np.array([zones.setdefault(info.tz, len(zones)) for info in infos], dtype=np.intp)[groups]
+    for instants, at in ((entries, _ENTRY_AT), (exits, _EXIT_AT)):
+        if list(zones) == [UTC]:
+            _write_clock(rows, at, instants)
+            continue
+        offsets = np.zeros(instants.shape[0], dtype=np.int64)
+        for tz, z in zones.items():
+            if tz is not UTC:
+                where = np.flatnonzero(zone == z)
+                offsets[where] = _offsets(instants[where], tz)
+        _zoned(rows, at, instants, offsets)
+    matrix = rows.matrix()
+    matrix[:, width : width + suffixes.shape[1]] = suffixes[groups]
+    lengths = width + widths[groups]
+    starts = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    if int(widths.min()) == suffixes.shape[1]:  # lines of one width (one weekday, slots and ids of one width)
+        lines = matrix[:, : width + suffixes.shape[1]].tobytes()
+    else:
+        lines = matrix[np.arange(matrix.shape[1]) < lengths[:, None]].tobytes()
+    return MixedBatch(lines, starts, entries, exits, groups, tuple(infos))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from foot_traffic.events.encoding import EncodedBatch
+from foot_traffic.events.encoding import Encoded
 from foot_traffic.kafka.producer import KafkaSink
 from foot_traffic.kafka.transactions import TransactionalKafkaSink
 from foot_traffic.run.positions import Positions
@@ -58,7 +58,7 @@ class CheckpointedSink:
         self.events.send(key, value, store_id, slot)
         self._maybe_checkpoint()
 
-    def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
+    def send_batch(self, batch: Encoded, start: int, stop: int) -> None:
         """Produce a batch; checkpoint when the interval has passed."""
         self.events.send_batch(batch, start, stop)
         self._maybe_checkpoint()

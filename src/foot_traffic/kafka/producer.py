@@ -17,15 +17,16 @@ transactional producer's sink keeps its own bookkeeping: both keep every report.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from foot_traffic.errors import DeliveryError
-from foot_traffic.events.encoding import ENTRY_TIME, ID_AT, EncodedBatch
+from foot_traffic.events.encoding import ENTRY_TIME, ID_AT, Encoded, MixedBatch
 from foot_traffic.kafka.client import ALL_BROKERS_DOWN, UNASSIGNED, DeliveryReport, ProducerClient, describe_error
 from foot_traffic.kafka.deadletter import DeadLetterFile
 from foot_traffic.kafka.properties import REPORTS_EVERY_DELIVERY
@@ -183,12 +184,14 @@ class KafkaSink:
         self._produce(topic, key, value, self._on_delivery)
         self.poll()
 
-    def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
+    def send_batch(self, batch: Encoded, start: int, stop: int) -> None:
         """Queue events [start, stop) of a batch, key = customer_id; wait for room while the queue is full."""
-        report = self._report(batch.store_id, batch.time_slot)
+        if stop <= start:
+            return
+        reports = self._reports_of(batch, start, stop)
         if self.serializer is not None or self.entry_timestamps:  # one serializer call, or a timestamp, per event
             stamps = (batch.entries_us // 1000).tolist() if self.entry_timestamps else [0] * len(batch)
-            for i in range(start, stop):
+            for i, report in zip(range(start, stop), reports, strict=False):
                 self._produce(self.topic, batch.key(i).decode(), batch.value(i), report, stamps[i])
             self.poll()
             return
@@ -198,20 +201,26 @@ class KafkaSink:
             self.topic,
             self._partition,
         )
-        step = batch.width + 1
-        lines, width, id_at = batch.lines, batch.width, ID_AT
-        for offset in range(start * step, stop * step, step):
-            value, key = lines[offset : offset + width], lines[offset + id_at : offset + id_at + 36]
+        lines, id_at = batch.lines, ID_AT
+        for k, (offset, end, report) in enumerate(zip(*batch.bounds(start, stop), reports, strict=False)):
+            value, key = lines[offset:end], lines[offset + id_at : offset + id_at + 36]
             try:
                 try:
                     try_produce(topic, value, key, partition, report)
                 except BufferError:  # the queue is full: the client's backpressure loop takes over
                     produce(topic, value, key, report, partition)
             except KafkaException as exc:
-                self._queued += offset // step - start
+                self._queued += k
                 raise self._refused(topic, key.decode(), value, exc) from None
         self._queued += stop - start
         self.poll()
+
+    def _reports_of(self, batch: Encoded, start: int, stop: int) -> Iterable[DeliveryReport]:
+        """The delivery callback of each event [start, stop): its (store, slot)'s, built once per group."""
+        if isinstance(batch, MixedBatch) and self._metrics.enabled:
+            per_group = [self._report(info.store_id, info.time_slot) for info in batch.infos]
+            return [per_group[g] for g in batch.groups[start:stop].tolist()]
+        return itertools.repeat(self._report(*batch.origin(start)))
 
     def _produce(self, topic: str, key: str, value: bytes, report: DeliveryReport, timestamp_ms: int = 0) -> None:
         """Serialise (for the main topic) and queue one event; DeliveryError if it is refused outright."""

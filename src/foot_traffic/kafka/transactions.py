@@ -29,7 +29,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from foot_traffic.errors import ConfigError, DeliveryError, KafkaUnavailableError
-from foot_traffic.events.encoding import EncodedBatch
+from foot_traffic.events.encoding import Encoded
 from foot_traffic.kafka.admin import ensure_state_topic
 from foot_traffic.kafka.client import ProducerClient, describe_error
 from foot_traffic.kafka.producer import AbortableError, KafkaSink, ValueSerializer
@@ -171,7 +171,7 @@ class TransactionalKafkaSink:
         self._begin()
         self._hand(lambda: self._sink.send(key, value, store_id, slot), Held(events=1))
 
-    def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
+    def send_batch(self, batch: Encoded, start: int, stop: int) -> None:
         """Produce a batch inside the open transaction."""
         self._begin()
         self._hand(lambda: self._sink.send_batch(batch, start, stop), Held(events=stop - start))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from foot_traffic.events.encoding import EncodedBatch
+from foot_traffic.events.encoding import Encoded, EncodedBatch
 from foot_traffic.metrics.health import Health
 from foot_traffic.metrics.occupancy import Occupancy
 from foot_traffic.model.arrivals import Batch
@@ -95,10 +95,24 @@ class Metrics:
         for label, count in zip(labels, counts, strict=True):
             self.tally(store_id, label).planned += count
 
-    def emitted(self, batch: EncodedBatch, start: int, stop: int) -> None:
-        """Count a hand-over of encoded events; update occupancy and lateness."""
-        self.tally(batch.store_id, batch.time_slot).emitted += stop - start
-        self._handed(batch.store_id, batch.entries_us[start:stop], batch.exits_us[start:stop])
+    def emitted(self, batch: Encoded, start: int, stop: int) -> None:
+        """Count a hand-over of encoded events (a mixed batch per group, not per event); update occupancy, lateness."""
+        if isinstance(batch, EncodedBatch):
+            self.tally(batch.store_id, batch.time_slot).emitted += stop - start
+            self._handed(batch.store_id, batch.entries_us[start:stop], batch.exits_us[start:stop])
+            return
+        groups = batch.groups[start:stop]
+        for group, count in enumerate(np.bincount(groups, minlength=len(batch.infos)).tolist()):
+            if count:
+                self.tally(batch.infos[group].store_id, batch.infos[group].time_slot).emitted += count
+        stores: dict[str | None, int] = {}
+        owner = np.array([stores.setdefault(info.store_id, len(stores)) for info in batch.infos], dtype=np.intp)[groups]
+        order = np.argsort(owner, kind="stable")
+        cuts = np.searchsorted(owner[order], np.arange(len(stores) + 1))
+        entries, exits = batch.entries_us[start:stop][order], batch.exits_us[start:stop][order]
+        for store_id, low, high in zip(stores, cuts.tolist(), cuts[1:].tolist(), strict=False):
+            if high > low:
+                self._handed(store_id, entries[low:high], exits[low:high])
 
     def emitted_sampled(self, store_id: str | None, slot: str, batch: Batch, start: int, stop: int) -> None:
         """Count a hand-over of visits encoded one by one; update occupancy and lateness."""

@@ -3,7 +3,7 @@
 The loop and the sinks report through a :class:`Recorder`; :data:`NO_METRICS`,
 whose every method does nothing, when no metrics are served. Counting is per
 hand-over, not per event: a backfill hands the sink batches of thousands of
-events of one store and one slot, so a batch costs one call.
+events (of one store's slot, or a chain's window), so a batch costs one call.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from foot_traffic.events.encoding import EncodedBatch
+    from foot_traffic.events.encoding import Encoded, EncodedBatch
     from foot_traffic.model.arrivals import Batch
     from foot_traffic.run.clock import Clock
 
@@ -45,7 +45,7 @@ class Recorder(Protocol):
         """A day's plan is made: ``counts[i]`` visits in slot ``labels[i]``."""
         ...
 
-    def emitted(self, batch: EncodedBatch, start: int, stop: int) -> None:
+    def emitted(self, batch: Encoded, start: int, stop: int) -> None:
         """Events [start, stop) of an encoded batch have been handed to the sink."""
         ...
 
@@ -104,7 +104,7 @@ class NoMetrics:
     def planned(self, store_id: str | None, labels: Sequence[str], counts: Sequence[int]) -> None:
         """Nothing to record."""
 
-    def emitted(self, batch: EncodedBatch, start: int, stop: int) -> None:
+    def emitted(self, batch: Encoded, start: int, stop: int) -> None:
         """Nothing to record."""
 
     def emitted_sampled(self, store_id: str | None, slot: str, batch: Batch, start: int, stop: int) -> None:

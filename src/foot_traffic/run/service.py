@@ -10,8 +10,12 @@ batch without sleeping (a backfill, or a real-time loop that fell behind), every
 event already due is encoded at once (see :mod:`foot_traffic.events.encoding`) and handed
 to the sink in one call; otherwise the loop waits for each event in turn and
 encodes just that one, so no batch-sized piece of work ever delays a due event.
-With several stores, or with entry/exit sensor events, the loop goes event by
-event through a time-ordered merge of encoded batches.
+With several stores (or entry/exit sensor events), the loop takes the stores'
+visits window by window, each window ordered once and encoded as one batch (see
+:mod:`foot_traffic.run.chain`); with sensor events it then sends a window's visits
+one by one, each with its entry event and the exits due before it. With
+imperfections, or a fleet's changing works, it goes event by event through a
+time-ordered merge of encoded batches.
 
 A shard runs only the units of work it owns (see :mod:`foot_traffic.model.units`):
 the stores it owns, or, in a run with an end, the dates of each store it owns,
@@ -22,31 +26,31 @@ events and while the loop waits, starts and stops works in the running merge.
 
 from __future__ import annotations
 
-import datetime as dt
 import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from foot_traffic.events.encoding import EncodedBatch, encode_batch
+from foot_traffic.events.encoding import Encoded, EncodedBatch
 from foot_traffic.events.event import Event, batch_events, format_instant, sensor_event
-from foot_traffic.model.arrivals import Batch, day_batches
-from foot_traffic.model.grid import days_from, local_date
+from foot_traffic.model.arrivals import day_batches
 from foot_traffic.model.imperfections import DUPLICATE, HELD, LATE, NONE, Imperfections
-from foot_traffic.model.plan import DayPlan, Model, StoreModel, plan_day
+from foot_traffic.model.plan import DayPlan, Model, StoreModel
 from foot_traffic.model.units import DEFAULT_PARTITIONS, WHOLE, Shard
+from foot_traffic.run.chain import Chain, Plans, Window
 from foot_traffic.run.clock import Clock
-from foot_traffic.run.eventlog import BATCH_FROM, EmittedLines
+from foot_traffic.run.eventlog import BATCH_FROM, EmittedLines, PlanLines, plan_fields
 from foot_traffic.run.imperfect import Copy, Day, store_items
-from foot_traffic.run.merge import PLAN, VISIT, Merge
+from foot_traffic.run.merge import Merge
 from foot_traffic.run.ownership import Fixed, Handover, Ownership, Work, shard_owns, shard_works
 from foot_traffic.run.positions import Positions, ResumeAfter
 from foot_traffic.run.recording import NO_METRICS, Recorder
 from foot_traffic.run.sinks import Sink
+from foot_traffic.run.timeline import Item, Note, Visits, timeline
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +61,6 @@ SCALAR_BELOW = 32
 """Fewer due events than this are encoded one by one; more, as one vectorised batch."""
 
 
-@dataclass(frozen=True, slots=True)
-class Visits:
-    """A sampled batch of one store's visits, with the plan it belongs to."""
-
-    plan: DayPlan
-    batch: Batch
-    store_id: str | None
-    first: int = 0
-    """The index of the batch's first visit among the day's."""
-
-    def encode(self, start: int = 0, stop: int | None = None) -> EncodedBatch:
-        """Encode visits [start, stop) at once."""
-        part = self.batch if start == 0 and stop is None else self.batch.slice(start, stop or len(self.batch))
-        return encode_batch(self.plan, part, self.store_id)
-
-
-Item = tuple[int, int, DayPlan | Visits]
-"""(instant, kind, payload): a plan line due at its day's start, or a batch due at its first entry."""
 Single = tuple[int, int, DayPlan | EncodedBatch, int, Visits | Day | Copy | None]
 """(instant, kind, payload, index, tag): a plan line (and its Day), or visit ``index`` of an encoded batch.
 
@@ -97,35 +83,6 @@ def day_events(root: int, plan: DayPlan, store_id: str | None = None) -> Iterato
     """Every event of a day's plan, in entry order, as Event objects (the reference path)."""
     for batch in day_batches(root, plan):
         yield from batch_events(plan, batch, store_id)
-
-
-def timeline(
-    store: StoreModel,
-    root: int,
-    start_us: int,
-    resume: ResumeAfter | None = None,
-    dates: Iterable[dt.date] | None = None,
-) -> Iterator[Item]:
-    """A store's plan lines and batches from ``start_us`` on, in time order, day after day (or of ``dates`` only).
-
-    ``start_us`` is the run's start (it decides the first day's mid-day plan); with
-    ``resume``, the sequence picks up right after the event at (date, index).
-    """
-    model = store.model
-    first = local_date(start_us, model.tz)
-    for date in days_from(first) if dates is None else dates:
-        if resume is not None and date < resume.date:
-            continue
-        skip = resume.index + 1 if resume is not None and date == resume.date else 0
-        plan = plan_day(model, root, date, now_us=start_us if date == first else None)
-        yield max(plan.start_us, start_us), PLAN, plan
-        index = 0
-        for batch in day_batches(root, plan):
-            if skip < len(batch):
-                part = batch.slice(skip, len(batch)) if skip else batch
-                yield int(part.entries_us[0]), VISIT, Visits(plan, part, store.store_id, index + skip)
-            index += len(batch)
-            skip = max(0, skip - len(batch))
 
 
 def _one_by_one(items: Iterator[Item]) -> Iterator[Single]:
@@ -183,7 +140,7 @@ class Service:
         self.counters = Counters()
         self.ownership = ownership
         self._by_id = {store.store_id: store for store in self.stores}
-        self._exits: list[tuple[int, int, EncodedBatch, int, int]] = []
+        self._exits: list[tuple[int, int, Encoded, int, int]] = []
         self._exit_seq = 0
         self._log_events = False
         self._log_fields = log_fields
@@ -205,6 +162,8 @@ class Service:
                 self.stop.wait()
             elif len(works) == 1 and self.sensor_topic is None and not imperfections.on:
                 self._run_batches(self._timeline(works[0], start), works[0].resume)
+            elif not imperfections.on:
+                self._run_chain(works, start)
             else:
                 self._run_works(Fixed(works), start)
         else:
@@ -228,16 +187,32 @@ class Service:
 
     def _timeline(self, work: Work, start_us: int) -> Iterator[Item]:
         """The items of ``work`` from ``start_us`` on (after its resume position)."""
-        return timeline(self._by_id[work.store_id], self.root, start_us, work.resume, work.dates)
+        return timeline(
+            self._by_id[work.store_id], self.root, start_us, work.resume, work.dates, until_us=self.until_us
+        )
 
     def _run_batches(self, items: Iterator[Item], resume: ResumeAfter | None) -> None:
         for instant, _, payload in items:
             if isinstance(payload, DayPlan):
                 if not self._advance(instant):
                     return
-                self._log_plan(payload, resume, empty=payload.total == 0)
+                self._log_plans([self._planned(payload, resume, empty=payload.total == 0)])
             elif not self._emit_visits(payload):
                 return
+
+    def _run_chain(self, works: list[Work], start_us: int) -> None:
+        """Run several works' streams in bulk: the plan lines due at each instant, then windows of visits."""
+        chain = Chain([(work, self._timeline(work, start_us)) for work in works], self.until_us)
+        while (step := chain.step()) is not None:
+            if isinstance(step, Plans):
+                if not self._advance(step.instant):
+                    return
+                self._log_plans([self._planned(plan, work.resume, empty=plan.total == 0) for plan, work in step.plans])
+            elif not (self._emit_visits(step) if self.sensor_topic is None else self._emit_with_sensors(step)):
+                return
+        while self._exits and self._wait_until(self._exits[0][0]):  # the exits left before UNTIL
+            self._emit_exit()
+        self._finished(chain.live())
 
     def _run_works(self, ownership: Ownership, start_us: int) -> None:
         """Run the works ``ownership`` gives, merged in time order, taking its changes at least every poll interval.
@@ -277,9 +252,9 @@ class Service:
                 work, token, (instant, _, payload, index, visits) = merge.pop()
                 if isinstance(payload, DayPlan):
                     if isinstance(visits, Day):  # an imperfect day: its visits before UNTIL may be none
-                        self._log_plan(payload, self._opened(visits, token), empty=visits.count == 0)
+                        self._log_plans([self._planned(payload, self._opened(visits, token), empty=visits.count == 0)])
                     else:
-                        self._log_plan(payload, work.resume, empty=payload.total == 0)
+                        self._log_plans([self._planned(payload, work.resume, empty=payload.total == 0)])
                     continue
                 if token in fresh:
                     fresh.discard(token)
@@ -323,8 +298,14 @@ class Service:
 
     def _finish(self, merge: Merge[Single]) -> None:
         """Drop every stream, its next events past UNTIL: each of their dated units is complete where it stands."""
-        for work in merge.works():
+        works = merge.works()
+        for work in works:
             merge.stop(work)
+        self._finished(works)
+
+    def _finished(self, works: list[Work]) -> None:
+        """Streams stopped with their next events past UNTIL: each of their dated units is complete where it stands."""
+        for work in works:
             if self.positions is not None and work.dates is not None:
                 for date in work.dates:
                     self.positions.finish(work.store_id, date, work.resume)
@@ -335,7 +316,7 @@ class Service:
         """Send visit ``index`` of ``batch`` (and its entry sensor event), its position noted first."""
         flags = self._note_copy(tag) if isinstance(tag, Copy) else 0
         if isinstance(tag, Visits):
-            self._note(tag, index)
+            self._note(tag.notes(index, index + 1))
         self._send(batch, index, index + 1, timely=not flags)
         if flags:  # a late, held or second copy: counted apart, not as a visit late on the clock or entering twice
             late, held, twin = bool(flags & LATE), bool(flags & HELD), bool(flags & DUPLICATE)
@@ -347,10 +328,13 @@ class Service:
         if self.progress is not None and self.counters.emitted % PROGRESS_EVERY == 0:
             self.progress(instant, self.counters.emitted)
 
-    def _emit_visits(self, visits: Visits) -> bool:
-        """Send a batch as its events fall due, all at once where the clock allows; False when stopping."""
-        entries = visits.batch.entries_us
-        n = len(visits.batch)
+    def _emit_visits(self, visits: Visits | Window) -> bool:
+        """Send a batch (or a window) as its events fall due, all at once where the clock allows; False when stopping.
+
+        A window's few due events are encoded together too: its events are of several stores.
+        """
+        entries = visits.entries_us
+        n = len(entries)
         end = n if self.until_us is None else int(np.searchsorted(entries, self.until_us, side="left"))
         i = 0
         while i < end:
@@ -358,11 +342,12 @@ class Service:
                 return False
             now = self.clock.reach(int(entries[end - 1]))
             due = min(end, int(np.searchsorted(entries, now, side="right")))
-            if due - i >= SCALAR_BELOW:
-                self._note(visits, due - 1)
-                self._send(visits.encode(i, due), 0, due - i)
-            elif due > i:
+            if due > i and isinstance(visits, Visits) and due - i < SCALAR_BELOW:
                 self._send_scalar(visits, i, due)
+            elif due > i:
+                if self.positions is not None:
+                    self._note(visits.notes(i, due))
+                self._send(visits.encode(i, due), 0, due - i)
             elif not self._wait_until(int(entries[i])):
                 return False
             else:
@@ -371,6 +356,25 @@ class Service:
             if self.progress is not None:
                 self.progress(int(entries[due - 1]), self.counters.emitted)
         return end == n
+
+    def _emit_with_sensors(self, window: Window) -> bool:
+        """Send a window's visits one by one, each with its entry event, the exits due before each; False if stopping.
+
+        The order is the merge's: exits due by a visit's entry (by exit, then by visit) go first.
+        """
+        batch = window.encode(0, len(window))
+        for i, entry in enumerate(batch.entries_us.tolist()):
+            if not self._advance(entry):
+                return False
+            if self.positions is not None:
+                self._note(window.notes(i, i + 1))
+            self._send(batch, i, i + 1)
+            self._sensor("entry", batch, i)
+            self._exit_seq += 1
+            heapq.heappush(self._exits, (int(batch.exits_us[i]), self._exit_seq, batch, i, -1))
+            if self.progress is not None and self.counters.emitted % PROGRESS_EVERY == 0:
+                self.progress(entry, self.counters.emitted)
+        return True
 
     def _note_copy(self, copy: Copy) -> int:
         """Note a copy's position in its day's send order, follow its day; return its LATE, HELD, DUPLICATE flags."""
@@ -382,17 +386,17 @@ class Service:
             self._open.pop(day, None)
         return day.sending.flags(copy.rank)
 
-    def _note(self, visits: Visits, last: int) -> None:
-        """Note the unit's position before its events up to visit ``last`` of the batch go to the sink."""
+    def _note(self, notes: list[Note]) -> None:
+        """Note units' positions before their events up to those positions go to the sink."""
         if self.positions is not None:
-            index = visits.first + last
-            self.positions.note(visits.store_id, visits.plan.date, index, done=index + 1 == visits.plan.total)
+            for store_id, date, index, done in notes:
+                self.positions.note(store_id, date, index, done=done)
 
     def _send_scalar(self, visits: Visits, start: int, stop: int) -> None:
         """Encode and send a few due events one by one (same bytes as the vectorised encoder)."""
         store_id, slot = visits.store_id, visits.plan.labels[visits.batch.slot]
         for i, event in enumerate(batch_events(visits.plan, visits.batch.slice(start, stop), store_id), start):
-            self._note(visits, i)  # each send may commit: the position must not lead the events sent
+            self._note(visits.notes(i, i + 1))  # each send may commit: the position must not lead the events sent
             self.sink.send(event.customer_id, event.encode(), store_id, slot)
             self.counters.emitted += 1
             if self._log_events:
@@ -400,7 +404,7 @@ class Service:
                 _log_emitted(event.customer_id, entry_time, slot, store_id, self._log_fields)
         self.metrics.emitted_sampled(store_id, slot, visits.batch, start, stop)
 
-    def _send(self, batch: EncodedBatch, start: int, stop: int, *, timely: bool = True) -> None:
+    def _send(self, batch: Encoded, start: int, stop: int, *, timely: bool = True) -> None:
         self.sink.send_batch(batch, start, stop)
         self.counters.emitted += stop - start
         if timely:
@@ -410,31 +414,39 @@ class Service:
         if stop - start >= BATCH_FROM:  # one record, one handler write, for the whole due batch
             log.info(EmittedLines(batch, start, stop))
             return
-        slot, store_id, fields = batch.time_slot, batch.store_id, self._log_fields
         for i in range(start, stop):
-            _log_emitted(batch.key(i).decode(), batch.entry_time(i), slot, store_id, fields)
+            store_id, slot = batch.origin(i)
+            _log_emitted(batch.key(i).decode(), batch.entry_time(i), slot, store_id, self._log_fields)
 
-    def _log_plan(self, plan: DayPlan, resumed: ResumeAfter | None, *, empty: bool) -> None:
-        """Log a day's plan line and count it; note its unit's start (``empty``: nothing of it to send, it is done)."""
+    def _log_plans(self, lines: list[tuple[str, dict[str, object]]]) -> None:
+        """Log plan lines due at one instant: one record, or one record for them all."""
+        if len(lines) == 1:
+            log.info("%s", lines[0][0], extra=lines[0][1])
+        elif self._log_events:
+            log.info(PlanLines(lines))
+
+    def _planned(self, plan: DayPlan, resumed: ResumeAfter | None, *, empty: bool) -> tuple[str, dict[str, object]]:
+        """Count a day's plan and note its unit's start (``empty``: nothing of it to send, it is done); its log line."""
         prefix = ""
         store_id = self.stores[0].store_id
         if len(self.stores) > 1:
             store_id = self._ids[plan.store_key]
             prefix = f"[store {store_id}] "
-        log.info("%s%s", prefix, plan.log_line(), extra=_plan_fields(plan, store_id))
         self.counters.planned += plan.total
         self.metrics.planned(store_id, plan.labels, plan.counts)
         if self.positions is not None and (resumed is None or resumed.date != plan.date):
             self.positions.note(store_id, plan.date, -1, done=empty)
+        return prefix + plan.log_line(), plan_fields(plan, store_id)
 
-    def _sensor(self, kind: str, batch: EncodedBatch, index: int) -> None:
+    def _sensor(self, kind: str, batch: Encoded, index: int) -> None:
         assert self.sensor_topic is not None  # noqa: S101 - only called with a sensor topic
         instant = int(batch.entries_us[index] if kind == "entry" else batch.exits_us[index])
         customer_id = batch.key(index).decode()
-        value = sensor_event(kind, customer_id, format_instant(instant, batch.tz), batch.store_id)
+        store_id = batch.origin(index)[0]
+        value = sensor_event(kind, customer_id, format_instant(instant, batch.zone(index)), store_id)
         self.sink.send_to(self.sensor_topic, customer_id, value)
         self.counters.sensor_emitted += 1
-        self.metrics.sensor_emitted(batch.store_id, kind)
+        self.metrics.sensor_emitted(store_id, kind)
 
     def _emit_exit(self) -> None:
         _, _, batch, index, _ = heapq.heappop(self._exits)
@@ -467,19 +479,6 @@ class Service:
             # the one wait of the run: a stop signal wakes it at once; beyond TIMEOUT_MAX wait() raises
             self.stop.wait(min(sleep_s, self.poll_s, threading.TIMEOUT_MAX))
         return False
-
-
-def _plan_fields(plan: DayPlan, store_id: str | None) -> dict[str, object]:
-    """The plan line's values, as fields of a JSON log line."""
-    fields: dict[str, object] = {
-        "date": plan.date.isoformat(),
-        "weekday": plan.weekday,
-        "planned": int(plan.total),
-        "per_slot": [int(count) for count in plan.counts],
-    }
-    if store_id is not None:
-        fields["store_id"] = store_id
-    return fields
 
 
 def _log_emitted(customer_id: str, entry_time: str, time_slot: str, store_id: str | None, with_fields: bool) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 from foot_traffic.errors import DeliveryError
 
 if TYPE_CHECKING:
-    from foot_traffic.events.encoding import EncodedBatch
+    from foot_traffic.events.encoding import Encoded
 
 
 class Sink(Protocol):
@@ -34,8 +34,8 @@ class Sink(Protocol):
         """Hand over one visit event (key = customer_id) of a store's slot, for the main topic."""
         ...
 
-    def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
-        """Hand over events [start, stop) of an encoded batch (one store, one slot), for the main topic."""
+    def send_batch(self, batch: Encoded, start: int, stop: int) -> None:
+        """Hand over events [start, stop) of an encoded batch (a store's slot, or a chain's window), main topic."""
         ...
 
     def send_to(self, topic: str, key: str, value: bytes) -> None:
@@ -71,7 +71,7 @@ class MemorySink:
             self.records.append((key, value))
         self.delivered += 1
 
-    def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
+    def send_batch(self, batch: Encoded, start: int, stop: int) -> None:
         """Store (or only count) the events and confirm them at once."""
         if self.keep:
             keys = [k.decode() for k in batch.keys(start, stop)]
@@ -119,11 +119,10 @@ class StdoutSink:
             raise DeliveryError(f"cannot write event {key} to standard output: {exc}") from None
         self._pending += 1
 
-    def send_batch(self, batch: EncodedBatch, start: int, stop: int) -> None:
+    def send_batch(self, batch: Encoded, start: int, stop: int) -> None:
         """Write the batch's lines [start, stop) in one call."""
-        step = batch.width + 1
         try:
-            self._stream.write(memoryview(batch.lines)[start * step : stop * step])
+            self._stream.write(batch.segment(start, stop))
         except OSError as exc:
             self.failed += stop - start + self._pending
             self._pending = 0
