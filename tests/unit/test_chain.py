@@ -19,7 +19,7 @@ from foot_traffic.events.encoding import Encoded, Group, MixedBatch, encode_mixe
 from foot_traffic.events.event import batch_events
 from foot_traffic.metrics.health import Health
 from foot_traffic.metrics.recorder import Metrics
-from foot_traffic.model.arrivals import Batch, day_batches
+from foot_traffic.model.arrivals import CHUNK_TARGET, Batch, day_batches
 from foot_traffic.model.grid import US_PER_DAY, datetime_to_us
 from foot_traffic.model.plan import DayPlan, Model, StoreModel, plan_day
 from foot_traffic.model.units import WHOLE, Shard
@@ -299,9 +299,12 @@ def test_each_hand_over_carries_each_stores_last_position_in_it_never_ahead() ->
             nonlocal checked
             noted = {(unit.store_id, str(unit.date)): p for unit, p in positions.take().items() if p.index >= 0}
             super().send_batch(batch, start, stop)
+            handed = set()
             for value in batch.values(start, stop):
                 event = json.loads(value)
+                handed.add((event["store_id"], event["entry_time"][:10]))
                 sent[event["store_id"], event["entry_time"][:10]] += 1
+            assert handed == set(noted), "a position for every store handed over, and only for those"
             for (store_id, date), position in noted.items():
                 assert position.index == sent[store_id, date] - 1, "the position of the last event sent"
                 checked += 1
@@ -314,3 +317,26 @@ def test_each_hand_over_carries_each_stores_last_position_in_it_never_ahead() ->
     assert sum(sent.values()) == sum(
         plan_day(s.model, ROOT, START_DATE + dt.timedelta(days=d)).total for s in stores for d in (0, 1)
     )
+
+
+@pytest.mark.parametrize("sensors", [False, True])
+def test_a_busy_window_goes_a_chunk_at_a_time_with_the_merges_bytes(sensors: bool) -> None:
+    """Two stores of 400,000 visits a day: each hand-over and each encoded range holds at most CHUNK_TARGET visits."""
+    sizes: list[int] = []
+
+    class Sizes(MemorySink):
+        def send_batch(self, batch: Encoded, start: int, stop: int) -> None:
+            sizes.append(len(batch) if sensors else stop - start)  # with sensors: the encoded range, sent one by one
+            super().send_batch(batch, start, stop)
+
+    stores = [StoreModel(Model(daily_customers=400_000, store_key=k, tz=ZONES[0]), f"big-{k}") for k in (1, 2)]
+    until = START + US_PER_DAY // 4
+    sink, topic = Sizes(), "sensors" if sensors else None
+    Service(stores, ROOT, sink, ManualClock(START), poll_s=0.5, until_us=until, sensor_topic=topic).run()
+    merged = MemorySink()
+    service = Service(stores, ROOT, merged, ManualClock(START), poll_s=0.5, until_us=until, sensor_topic=topic)
+    service.ownership = Fixed(service.owned(START))
+    service.run()
+    assert max(sizes) == CHUNK_TARGET, "an hour of two busy stores holds more than a chunk"
+    assert sink.records == merged.records
+    assert sink.other == merged.other

@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    """Parse the command line and run its command."""
     args = build_parser().parse_args(argv)
     if args.command == "schema":
         print(json.dumps(EVENT_SCHEMA, indent=2, ensure_ascii=False))

@@ -326,7 +326,6 @@ def _assemble_mixed(batch: MixedBatch, start: int, stop: int, parts: Sequence[by
     heads = np.frombuffer(batch.lines, dtype=np.uint8)[batch.starts[start:stop, None] + np.arange(reach)]
     groups = batch.groups[start:stop]
     blocks: list[npt.NDArray[np.uint8]] = []
-    lengths = np.ones(n, dtype=np.int64)  # the newline
     shown: list[npt.NDArray[np.bool_]] = []
     for part in [*parts, b"\n"]:
         if isinstance(part, slice):
@@ -336,11 +335,9 @@ def _assemble_mixed(batch: MixedBatch, start: int, stop: int, parts: Sequence[by
         else:
             table, widths = _table([part(info.store_id, info.time_slot) for info in batch.infos])
             block, width = table[groups], widths[groups]
-            lengths += width - block.shape[1]
             shown.append(np.arange(block.shape[1]) < width[:, None])
             blocks.append(block)
             continue
-        lengths += block.shape[1]
         shown.append(np.ones(block.shape, dtype=np.bool_))
         blocks.append(block)
     matrix = np.concatenate(blocks, axis=1)

@@ -190,9 +190,9 @@ class KafkaSink:
             return
         reports = self._reports_of(batch, start, stop)
         if self.serializer is not None or self.entry_timestamps:  # one serializer call, or a timestamp, per event
-            stamps = (batch.entries_us // 1000).tolist() if self.entry_timestamps else [0] * len(batch)
-            for i, report in zip(range(start, stop), reports, strict=False):
-                self._produce(self.topic, batch.key(i).decode(), batch.value(i), report, stamps[i])
+            stamps = (batch.entries_us[start:stop] // 1000).tolist() if self.entry_timestamps else [0] * (stop - start)
+            for i, report, stamp in zip(range(start, stop), reports, stamps, strict=False):
+                self._produce(self.topic, batch.key(i).decode(), batch.value(i), report, stamp)
             self.poll()
             return
         try_produce, produce, topic, partition = (
@@ -218,8 +218,9 @@ class KafkaSink:
     def _reports_of(self, batch: Encoded, start: int, stop: int) -> Iterable[DeliveryReport]:
         """The delivery callback of each event [start, stop): its (store, slot)'s, built once per group."""
         if isinstance(batch, MixedBatch) and self._metrics.enabled:
-            per_group = [self._report(info.store_id, info.time_slot) for info in batch.infos]
-            return [per_group[g] for g in batch.groups[start:stop].tolist()]
+            groups = batch.groups[start:stop].tolist()
+            per_group = {g: self._report(batch.infos[g].store_id, batch.infos[g].time_slot) for g in set(groups)}
+            return [per_group[g] for g in groups]
         return itertools.repeat(self._report(*batch.origin(start)))
 
     def _produce(self, topic: str, key: str, value: bytes, report: DeliveryReport, timestamp_ms: int = 0) -> None:

@@ -188,8 +188,9 @@ def _read_partition(consumer: Consumer, start: TopicPartition, end: int, timeout
     read_committed stops at the first record of a transaction still open (another
     shard's, committing within its interval) and moves on once it ends; aborted records
     and transaction markers are skipped, so the position, not the records, says how far.
-    A record at ``end - 1`` ends the read at once: another member that keeps committing
-    would otherwise keep records coming, and the end would never be noticed.
+    A record at or past ``end - 1`` ends the read at once (one past it is left out): another
+    member that keeps committing would otherwise keep records coming, and the end would never
+    be noticed.
     """
     consumer.assign([start])
     records: list[tuple[str, bytes]] = []
@@ -199,6 +200,8 @@ def _read_partition(consumer: Consumer, start: TopicPartition, end: int, timeout
         error = None if msg is None else msg.error()
         if msg is not None and error is None:
             key, value, offset = msg.key(), msg.value(), msg.offset()
+            if offset is not None and offset >= end:
+                return records
             if isinstance(key, bytes) and isinstance(value, bytes):
                 records.append((key.decode("utf-8", "replace"), value))
             if offset is None or offset < end - 1:

@@ -101,12 +101,12 @@ class Metrics:
             self.tally(batch.store_id, batch.time_slot).emitted += stop - start
             self._handed(batch.store_id, batch.entries_us[start:stop], batch.exits_us[start:stop])
             return
-        groups = batch.groups[start:stop]
-        for group, count in enumerate(np.bincount(groups, minlength=len(batch.infos)).tolist()):
-            if count:
-                self.tally(batch.infos[group].store_id, batch.infos[group].time_slot).emitted += count
+        used, groups = np.unique(batch.groups[start:stop], return_inverse=True)  # the groups handed over, not all
+        infos = [batch.infos[g] for g in used.tolist()]
+        for info, count in zip(infos, np.bincount(groups, minlength=len(infos)).tolist(), strict=True):
+            self.tally(info.store_id, info.time_slot).emitted += count
         stores: dict[str | None, int] = {}
-        owner = np.array([stores.setdefault(info.store_id, len(stores)) for info in batch.infos], dtype=np.intp)[groups]
+        owner = np.array([stores.setdefault(info.store_id, len(stores)) for info in infos], dtype=np.intp)[groups]
         order = np.argsort(owner, kind="stable")
         cuts = np.searchsorted(owner[order], np.arange(len(stores) + 1))
         entries, exits = batch.entries_us[start:stop][order], batch.exits_us[start:stop][order]

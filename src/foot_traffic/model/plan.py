@@ -141,12 +141,8 @@ class DayPlan:
         )
 
 
-def mean_total(model: Model, weekday: int) -> Fraction:
-    """Mean customers of a weekday before the calendar: DAILY_CUSTOMERS, or BASE × S_d / S̄, exactly."""
-    return _weekday_mean(model.weights, model.base_daily_customers, model.daily_customers, weekday)
-
-
 def _weekday_mean(table: WeightTable, base: int, fixed: int | None, weekday: int) -> Fraction:
+    """Mean customers of a weekday before the calendar: DAILY_CUSTOMERS, or BASE × S_d / S̄, exactly."""
     if fixed is not None:
         return Fraction(fixed)
     return base * table.day_sum(weekday) / table.mean_day_sum

@@ -16,6 +16,9 @@ come before the visits at their instant, and memory stays bounded. The order is 
 merge of the stores' streams gives: by instant; at one instant plan lines before visits;
 then by the stores' order (their order in the stores file); a store's own visits at one
 instant in their stream's order.
+
+Building a window samples the next batch of every store it reaches, at once: in real
+time, the events due while a window of thousands of stores is built leave that much late.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class Window:
         self._index: npt.NDArray[np.int64] | None = None
         self._parts = parts
         self._infos = [group for *_, group in parts]
+        self._owners = np.array([order for order, *_ in parts], dtype=np.int64)
 
     def __len__(self) -> int:
         return int(self.entries_us.shape[0])
@@ -90,7 +94,7 @@ class Window:
             groups = np.repeat(np.arange(len(self._parts)), sizes)
             self._index = (firsts[groups] + np.arange(int(sizes.sum())) - starts[groups])[self._order]
         groups = self._groups[start:stop]
-        owners = np.array([order for order, *_ in self._parts], dtype=np.int64)[groups]
+        owners = self._owners[groups]
         _, back = np.unique(owners[::-1], return_index=True)
         notes = []
         for at in (stop - 1 - back).tolist():
@@ -193,6 +197,7 @@ class Chain:
             heapq.heappush(self._heap, (int(head.batch.entries_us[stream.at]), VISIT, stream.order))
 
     def _bound(self, stream: _Stream, instant: int) -> None:
+        """Note that ``stream`` plans nothing before ``instant`` (older notes of it are skipped when they come up)."""
         stream.bound = instant
         heapq.heappush(self._bounds, (instant, stream.order))
 

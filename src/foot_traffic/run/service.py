@@ -11,9 +11,9 @@ event already due is encoded at once (see :mod:`foot_traffic.events.encoding`) a
 to the sink in one call; otherwise the loop waits for each event in turn and
 encodes just that one, so no batch-sized piece of work ever delays a due event.
 With several stores (or entry/exit sensor events), the loop takes the stores'
-visits window by window, each window ordered once and encoded as one batch (see
-:mod:`foot_traffic.run.chain`); with sensor events it then sends a window's visits
-one by one, each with its entry event and the exits due before it. With
+visits window by window, each window ordered once and encoded a chunk at most at a
+time (see :mod:`foot_traffic.run.chain`); with sensor events it then sends a window's
+visits one by one, each with its entry event and the exits due before it. With
 imperfections, or a fleet's changing works, it goes event by event through a
 time-ordered merge of encoded batches.
 
@@ -37,7 +37,7 @@ import numpy as np
 
 from foot_traffic.events.encoding import Encoded, EncodedBatch
 from foot_traffic.events.event import Event, batch_events, format_instant, sensor_event
-from foot_traffic.model.arrivals import day_batches
+from foot_traffic.model.arrivals import CHUNK_TARGET, day_batches
 from foot_traffic.model.imperfections import DUPLICATE, HELD, LATE, NONE, Imperfections
 from foot_traffic.model.plan import DayPlan, Model, StoreModel
 from foot_traffic.model.units import DEFAULT_PARTITIONS, WHOLE, Shard
@@ -210,7 +210,7 @@ class Service:
                 self._log_plans([self._planned(plan, work.resume, empty=plan.total == 0) for plan, work in step.plans])
             elif not (self._emit_visits(step) if self.sensor_topic is None else self._emit_with_sensors(step)):
                 return
-        while self._exits and self._wait_until(self._exits[0][0]):  # the exits left before UNTIL
+        while self._exits and self._wait_until(self._exits[0][0]):  # visits that end before UNTIL exit before it
             self._emit_exit()
         self._finished(chain.live())
 
@@ -322,11 +322,15 @@ class Service:
             late, held, twin = bool(flags & LATE), bool(flags & HELD), bool(flags & DUPLICATE)
             self.metrics.imperfect(batch, index, late=late, held=held, duplicate=twin)
         if self.sensor_topic is not None:
-            self._sensor("entry", batch, index)
-            self._exit_seq += 1
-            heapq.heappush(self._exits, (int(batch.exits_us[index]), self._exit_seq, batch, index, token))
+            self._entered(batch, index, token)
         if self.progress is not None and self.counters.emitted % PROGRESS_EVERY == 0:
             self.progress(instant, self.counters.emitted)
+
+    def _entered(self, batch: Encoded, index: int, token: int) -> None:
+        """Send visit ``index``'s entry sensor event and schedule its exit (``token``: its stream, -1 for a chain)."""
+        self._sensor("entry", batch, index)
+        self._exit_seq += 1
+        heapq.heappush(self._exits, (int(batch.exits_us[index]), self._exit_seq, batch, index, token))
 
     def _emit_visits(self, visits: Visits | Window) -> bool:
         """Send a batch (or a window) as its events fall due, all at once where the clock allows; False when stopping.
@@ -342,6 +346,8 @@ class Service:
                 return False
             now = self.clock.reach(int(entries[end - 1]))
             due = min(end, int(np.searchsorted(entries, now, side="right")))
+            if isinstance(visits, Window):  # an hour of a chain's visits goes a chunk at a time: memory stays bounded
+                due = min(due, i + CHUNK_TARGET)
             if due > i and isinstance(visits, Visits) and due - i < SCALAR_BELOW:
                 self._send_scalar(visits, i, due)
             elif due > i:
@@ -362,18 +368,17 @@ class Service:
 
         The order is the merge's: exits due by a visit's entry (by exit, then by visit) go first.
         """
-        batch = window.encode(0, len(window))
-        for i, entry in enumerate(batch.entries_us.tolist()):
-            if not self._advance(entry):
-                return False
-            if self.positions is not None:
-                self._note(window.notes(i, i + 1))
-            self._send(batch, i, i + 1)
-            self._sensor("entry", batch, i)
-            self._exit_seq += 1
-            heapq.heappush(self._exits, (int(batch.exits_us[i]), self._exit_seq, batch, i, -1))
-            if self.progress is not None and self.counters.emitted % PROGRESS_EVERY == 0:
-                self.progress(entry, self.counters.emitted)
+        for low in range(0, len(window), CHUNK_TARGET):  # encoded a chunk at a time: memory stays bounded
+            batch = window.encode(low, min(low + CHUNK_TARGET, len(window)))
+            for i, entry in enumerate(batch.entries_us.tolist()):
+                if not self._advance(entry):
+                    return False
+                if self.positions is not None:
+                    self._note(window.notes(low + i, low + i + 1))
+                self._send(batch, i, i + 1)
+                self._entered(batch, i, -1)
+                if self.progress is not None and self.counters.emitted % PROGRESS_EVERY == 0:
+                    self.progress(entry, self.counters.emitted)
         return True
 
     def _note_copy(self, copy: Copy) -> int:
