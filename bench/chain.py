@@ -215,4 +215,21 @@ against one store of 1,000,000 a day: the same events in all.
 - k: a live run to standard output from launch; a reader records receipt time − entry_time of
   each event (as in c). "First event" is the first event received; the percentiles are of the
   events whose entry_time is at least one second after the first one's.
+What bounds the chain rows (2026-12-03):
+
+- j, j′: the model, not the merge. cProfile of the chain's one-day backfill (14.7 s under the
+  profiler, 8.3 s without): sampling each store's batches takes about half (day_batches 7.1 s:
+  60,000 chunk generators 2.7 s, the three numpy draws of each chunk of about 16 visits 3.0 s),
+  the mixed encoder 2.1 s (14 %), gathering and ordering the windows about 1.7 s, plans 10,000 a
+  day. Each (store, date, slot) keeps its own random stream, so the output stays byte for byte
+  that of one store at a time; a chunk costs about 25 µs however few visits it holds. Reaching
+  0.7× needs those draws vectorised across the stores of a slot (a PCG64 and numpy's bounded
+  integers in numpy arrays, bit for bit). The event-by-event merge this replaced ran 0.03× one
+  store (1,000 stores in the suite's guard: 0.027–0.035× then, 0.088–0.100× now).
+- k: start-up. A live chain plans its 10,000 stores and samples each store's first batch before
+  the first window can be ordered (any store may have the next visit), about 1–2 s on this
+  machine; the events due meanwhile leave late, and that backlog spills past the first second,
+  so the p99 after it is the backlog's tail. After it the chain keeps time (p50 about 1 ms).
+  Building a later window samples the next batch of every store it reaches at once too, so a
+  live chain of thousands of stores is late by that much at window edges (at most hourly).
 """

@@ -447,6 +447,13 @@ side of it):
   (customer id, two timestamps, duration), transposing the 8-byte words into consecutive lines
   and cutting the padding, i.e. about four passes over ~250 bytes per event; sampling
   (numpy, PCG64) takes about 10 %, the loop and the sink the remainder.
+- generation (b) on 2026-12-03 16:13 (the table's run): 1.41 M events/s, 0.94× the 1.5 M target,
+  where the same build ran 1.85 M at 13:36 the same day. The machine was slower in this run, not
+  the code: the same-run anchor of row a, Kafka's own Java ProducerPerformance, fell by the same
+  share between the two runs (528,541 to 402,414 rec/s, −24 %), and the code before and after this
+  day's last changes, interleaved three times on 5 M events right after the run, took the same time
+  (3.93–4.02 s before, 3.76–3.99 s after). g (1.62× against 1.7×, 1.71× at 13:36) is the ratio of
+  two such runs, each with its fixed start-up costs.
 - backfill to Kafka (a), profiled with py-spy (`py-spy record --native`, 200 Hz) on a one-day
   backfill of 1,000,000 events (acks=all, idempotent, LOG_LEVEL=WARNING; 2026-12-03, the machine
   shared with other work), before the produce-loop levers below: of the loop thread's samples,
