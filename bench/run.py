@@ -453,7 +453,9 @@ side of it):
   share between the two runs (528,541 to 402,414 rec/s, −24 %), and the code before and after this
   day's last changes, interleaved three times on 5 M events right after the run, took the same time
   (3.93–4.02 s before, 3.76–3.99 s after). g (1.62× against 1.7×, 1.71× at 13:36) is the ratio of
-  two such runs, each with its fixed start-up costs.
+  two such runs, each with its fixed start-up costs. Rows b and g rerun alone at 16:45
+  (`BENCH_ROWS=generation,workers`, load average 1.0–1.6): b 1,560,894 events/s (met), g 1.74×
+  (2,783,213 against 1,596,366 events/s, met), g′ 0.89×.
 - backfill to Kafka (a), profiled with py-spy (`py-spy record --native`, 200 Hz) on a one-day
   backfill of 1,000,000 events (acks=all, idempotent, LOG_LEVEL=WARNING; 2026-12-03, the machine
   shared with other work), before the produce-loop levers below: of the loop thread's samples,
