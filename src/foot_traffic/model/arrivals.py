@@ -103,8 +103,32 @@ def _split(rng: np.random.Generator, count: int, masses: list[float]) -> list[in
     return [int(c) for c in rng.multinomial(count, [m / total for m in masses])]
 
 
-def slot_batches(root: int, plan: DayPlan, slot: int) -> Iterator[Batch]:
-    """Yield one slot's arrivals in entry order, drawn from the slot's pieces."""
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One chunk of a slot, not yet sampled: ``n`` arrivals in [low, high), density linear from ``y0`` to ``y1``.
+
+    It is drawn on the stream (store, CHUNK, date, slot, piece, chunk) of its plan.
+    """
+
+    slot: int
+    piece: int
+    chunk: int
+    n: int
+    low: int
+    high: int
+    y0: float
+    y1: float
+
+    def sample(self, root: int, plan: DayPlan) -> Batch:
+        """Draw the chunk on its own generator."""
+        key = (plan.store_key, randomness.CHUNK, plan.date.toordinal(), self.slot, self.piece, self.chunk)
+        rng = randomness.generator(root, *key)
+        entries = sample_instants(rng, self.n, self.low, self.high, y0=self.y0, y1=self.y1)
+        return Batch(self.slot, entries, sample_durations(rng, self.n), sample_ids(rng, self.n))
+
+
+def slot_chunks(root: int, plan: DayPlan, slot: int) -> Iterator[Chunk]:
+    """Yield one slot's chunks in entry order: its count split over its pieces, and each piece's over chunks."""
     count = plan.counts[slot]
     pieces = plan.pieces[slot]
     if count <= 0 or not pieces:
@@ -127,11 +151,14 @@ def slot_batches(root: int, plan: DayPlan, slot: int) -> Iterator[Batch]:
             ]
             per_chunk = _split(splitter, n, masses)
         for j, m in enumerate(per_chunk):
-            if m == 0:
-                continue
-            rng = randomness.generator(root, store, randomness.CHUNK, ordinal, slot, k, j)
-            entries = sample_instants(rng, m, edges[j], edges[j + 1], y0=values[j], y1=values[j + 1])
-            yield Batch(slot, entries, sample_durations(rng, m), sample_ids(rng, m))
+            if m:
+                yield Chunk(slot, k, j, m, edges[j], edges[j + 1], values[j], values[j + 1])
+
+
+def slot_batches(root: int, plan: DayPlan, slot: int) -> Iterator[Batch]:
+    """Yield one slot's arrivals in entry order, drawn from the slot's pieces."""
+    for chunk in slot_chunks(root, plan, slot):
+        yield chunk.sample(root, plan)
 
 
 def day_batches(root: int, plan: DayPlan) -> Iterator[Batch]:

@@ -50,6 +50,8 @@ _POOL_SIZE = 4
 _Pool = tuple[int, int, int, int]
 _Mixed = tuple[_Pool, int]
 """A pool and how many hash constants its mixing has used: the next word's constants follow on."""
+Stem = _Mixed
+"""The mixing of a key's first values, shared by the keys that begin with them."""
 
 
 def root_entropy(seed: str | None) -> int:
@@ -61,6 +63,55 @@ def root_entropy(seed: str | None) -> int:
 
 def generator(root: int, *key: int) -> np.random.Generator:
     """Return the generator of one stream, independent of every other key."""
+    return seeded(_state_words(_mixed_key(root, key)[0]))
+
+
+def seeded(words: tuple[int, int, int, int] | npt.NDArray[np.uint64]) -> np.random.Generator:
+    """The generator whose PCG64 is seeded with four 64-bit words (a row of :func:`seed_words`)."""
+    # numpy documents any ISeedSequence as a seed; its stubs list SeedSequence only.
+    return np.random.Generator(np.random.PCG64(_Seeded(tuple(int(w) for w in words))))  # type: ignore[arg-type]
+
+
+def day_stem(root: int, store: int, purpose: int, ordinal: int) -> Stem:
+    """What every key (store, purpose, date, …) of a store's day shares: pass it to :func:`seed_words`."""
+    return _mixed_day(root, (store, purpose, ordinal))
+
+
+def seed_words(
+    pools: npt.NDArray[np.uint64], positions: npt.NDArray[np.int64], tails: npt.NDArray[np.int64]
+) -> npt.NDArray[np.uint64]:
+    """The PCG64 seeds of many streams at once: row i's key has the stem (pools[i], positions[i]), then tails[i].
+
+    Each row's four 64-bit words are what :func:`generator` seeds its PCG64 with. The tails'
+    values must be below 2³² (one word each).
+    """
+    position = positions
+    a, b, c, d = (pools[:, i].copy() for i in range(_POOL_SIZE))
+    mask = np.uint64(_MASK32)
+    for column in tails.T:
+        word = column.astype(np.uint64)
+        h = _HASH_TABLE[position[:, None] + np.arange(5)]
+        hashed = ((word[:, None] ^ h[:, :4]) * h[:, 1:]) & mask
+        hashed ^= hashed >> np.uint64(16)
+        a, b, c, d = ((_MIX_L * x - _MIX_R * hashed[:, i]) & mask for i, x in enumerate((a, b, c, d)))
+        a, b, c, d = (x ^ (x >> np.uint64(16)) for x in (a, b, c, d))
+        position = position + _POOL_SIZE
+    pool = (a, b, c, d)
+    out = [((pool[i % _POOL_SIZE] ^ np.uint64(x)) * np.uint64(y)) & mask for i, (x, y) in enumerate(_GENERATE)]
+    w = [v ^ (v >> np.uint64(16)) for v in out]
+    return np.stack(
+        [
+            w[0] | w[1] << np.uint64(32),
+            w[2] | w[3] << np.uint64(32),
+            w[4] | w[5] << np.uint64(32),
+            w[6] | w[7] << np.uint64(32),
+        ],
+        axis=1,
+    )
+
+
+def _mixed_key(root: int, key: tuple[int, ...]) -> _Mixed:
+    """The pool once the root and every value of ``key`` are mixed in."""
     if len(key) > 3:
         mixed, rest = _mixed_day(root, key[:3]), key[3:]
     elif key:
@@ -69,8 +120,7 @@ def generator(root: int, *key: int) -> np.random.Generator:
         mixed, rest = _mixed_root(root), key
     for value in rest:
         mixed = _absorb(mixed, value)
-    # numpy documents any ISeedSequence as a seed; its stubs list SeedSequence only.
-    return np.random.Generator(np.random.PCG64(_Seeded(_state_words(mixed[0]))))  # type: ignore[arg-type]
+    return mixed
 
 
 class _Seeded(ISeedSequence):
@@ -78,7 +128,7 @@ class _Seeded(ISeedSequence):
 
     __slots__ = ("_words",)
 
-    def __init__(self, words: tuple[int, int, int, int]) -> None:
+    def __init__(self, words: tuple[int, ...]) -> None:
         self._words = words
 
     def generate_state(self, n_words: int, dtype: Any = np.uint32) -> npt.NDArray[np.uint64]:
@@ -107,6 +157,7 @@ def _hash_constant(position: int) -> int:
 
 _HASH_A = tuple(_hash_constant(i) for i in range(1024))
 """The first hash constants (enough for keys of about 250 words)."""
+_HASH_TABLE = np.array(_HASH_A, dtype=np.uint64)
 
 
 def _constants(position: int) -> tuple[int, ...]:

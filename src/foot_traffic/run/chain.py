@@ -1,46 +1,48 @@
-"""A chain's stores in bulk: their visits gathered window by window, ordered once, and encoded as one batch.
+"""A chain's stores in bulk: their days planned when reached, their chunks sampled together, window by window.
 
 The loop takes this path for a fixed set of works (a whole run or a static shard)
 without imperfections, sensor events or not; a fleet member, whose works change while it
 runs, and an imperfect run merge their stores event by event (:mod:`foot_traffic.run.merge`).
-Each store keeps its own lazy stream (:func:`~foot_traffic.run.timeline.timeline`: at
-most one sampled batch ahead), and the chain hands out, in time order, two kinds of step:
+The chain hands out, in time order, two kinds of step:
 
-* :class:`Plans`: the plan lines due at one instant, in the stores' order;
+* :class:`Plans`: the plan lines due at one instant, in the stores' order. Planning a
+  day turns it into chunks (:func:`~foot_traffic.model.arrivals.slot_chunks`), not yet sampled.
 * :class:`Window`: every store's visits due in [t0, t1), ordered once by a stable sort
-  on (entry instant, store order), encoded and noted a due range at a time.
+  on (entry instant, store order). Building it samples every chunk that begins before
+  t1, all at once (:func:`~foot_traffic.model.bulk.draw`); what they hold past t1 waits
+  for the next window.
 
-A window ends where any store may plan its next day (the end of its current day, or
-its next plan), at UNTIL, and at most :data:`WINDOW_US` after its first visit: plan lines
-come before the visits at their instant, and memory stays bounded. The order is the one a
-merge of the stores' streams gives: by instant; at one instant plan lines before visits;
-then by the stores' order (their order in the stores file); a store's own visits at one
-instant in their stream's order.
-
-Building a window samples the next batch of every store it reaches, at once: in real
-time, the events due while a window of thousands of stores is built leave that much late.
+A window ends where any store plans its next day, at UNTIL, and at most :data:`WINDOW_US`
+after it begins. The order is the one a merge of the stores' own streams gives: by instant;
+at one instant plan lines before visits; then by the stores' order (their order in the
+stores file); a store's own visits at one instant in their stream's order.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from foot_traffic.events.encoding import Group, MixedBatch, encode_mixed
+from foot_traffic.model import bulk
+from foot_traffic.model.arrivals import slot_chunks
 from foot_traffic.model.grid import US_PER_SECOND
 from foot_traffic.model.plan import DayPlan
-from foot_traffic.run.merge import PLAN, VISIT
 from foot_traffic.run.ownership import Work
-from foot_traffic.run.timeline import Item, Note, Visits
+from foot_traffic.run.timeline import DayItem, Note
 
 WINDOW_US = 3600 * US_PER_SECOND
 """The longest window: what one window holds of a chain's visits (its memory) grows with it."""
 
 _NEVER = np.iinfo(np.int64).max
+_SLOTS = 1 << 12
+"""More than any day's slots: a group (a day's slot) is numbered day × _SLOTS + slot."""
+
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,27 +53,58 @@ class Plans:
     plans: list[tuple[DayPlan, Work]]
 
 
-Part = tuple[int, Visits, int, int, Group]
-"""(store order, sampled batch, start, stop, its group): the visits [start, stop) of a batch that fall in a window."""
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A day the chain planned: its plan and store."""
+
+    plan: DayPlan
+    order: int
+    store_id: str | None
+
+
+@dataclass(slots=True)
+class _Visits:
+    """Sampled visits, flat: each with its store's order, its group (day × _SLOTS + slot) and its index in its day."""
+
+    entries: I64
+    durations: I64
+    ids: npt.NDArray[np.uint8]
+    owners: I64
+    groups: I64
+    index: I64
+
+    @staticmethod
+    def empty() -> _Visits:
+        """No visits."""
+        none = np.zeros(0, dtype=np.int64)
+        return _Visits(none, none, np.zeros((0, 16), dtype=np.uint8), none, none, none)
+
+    def take(self, which: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> _Visits:
+        """The visits ``which`` selects, in its order."""
+        return _Visits(
+            self.entries[which],
+            self.durations[which],
+            self.ids[which],
+            self.owners[which],
+            self.groups[which],
+            self.index[which],
+        )
+
+    @staticmethod
+    def join(parts: Sequence[_Visits]) -> _Visits:
+        """The visits of ``parts``, one after the other."""
+        return _Visits(*(np.concatenate([getattr(p, name) for p in parts]) for name in _Visits.__slots__))
 
 
 class Window:
     """The visits of several stores due in one window, in the order they are sent."""
 
-    def __init__(self, parts: list[Part]) -> None:
-        parts.sort(key=lambda part: part[0])  # stable: a store's parts stay in stream order
-        sizes = [stop - start for _, _, start, stop, _ in parts]
-        entries = np.concatenate([v.batch.entries_us[a:b] for _, v, a, b, _ in parts])
-        order = np.argsort(entries, kind="stable")
-        self.entries_us: npt.NDArray[np.int64] = entries[order]
-        self._durations = np.concatenate([v.batch.durations_min[a:b] for _, v, a, b, _ in parts])[order]
-        self._ids = np.concatenate([v.batch.ids[a:b] for _, v, a, b, _ in parts])[order]
-        self._groups = np.repeat(np.arange(len(parts), dtype=np.intp), sizes)[order]
-        self._order = order
-        self._index: npt.NDArray[np.int64] | None = None
-        self._parts = parts
-        self._infos = [group for *_, group in parts]
-        self._owners = np.array([order for order, *_ in parts], dtype=np.int64)
+    def __init__(self, visits: _Visits, days: dict[int, _Planned]) -> None:
+        self._visits = visits
+        self.entries_us: I64 = visits.entries
+        used, self._groups = np.unique(visits.groups, return_inverse=True)
+        self._infos = [_group(days[g // _SLOTS], g % _SLOTS) for g in used.tolist()]
+        self._days = days
 
     def __len__(self) -> int:
         return int(self.entries_us.shape[0])
@@ -82,128 +115,180 @@ class Window:
         if stop - start < len(self):
             used, groups = np.unique(groups, return_inverse=True)
             infos = [infos[g] for g in used.tolist()]
-        entries, durations, ids = self.entries_us[start:stop], self._durations[start:stop], self._ids[start:stop]
-        return encode_mixed(entries, durations, ids, groups, infos)
+        v = self._visits
+        return encode_mixed(v.entries[start:stop], v.durations[start:stop], v.ids[start:stop], groups, infos)
 
     def notes(self, start: int, stop: int) -> list[Note]:
         """The positions to note before visits [start, stop) go: each store's last visit among them."""
-        if self._index is None:  # each visit's index among its day's: its part's first, plus its rank in the part
-            sizes = np.array([b - a for _, _, a, b, _ in self._parts], dtype=np.int64)
-            firsts = np.array([v.first + a for _, v, a, _, _ in self._parts], dtype=np.int64)
-            starts = np.cumsum(sizes) - sizes
-            groups = np.repeat(np.arange(len(self._parts)), sizes)
-            self._index = (firsts[groups] + np.arange(int(sizes.sum())) - starts[groups])[self._order]
-        groups = self._groups[start:stop]
-        owners = self._owners[groups]
+        owners = self._visits.owners[start:stop]
         _, back = np.unique(owners[::-1], return_index=True)
         notes = []
         for at in (stop - 1 - back).tolist():
-            plan = self._parts[int(self._groups[at])][1].plan
-            index = int(self._index[at])
-            notes.append((self._infos[int(self._groups[at])].store_id, plan.date, index, index + 1 == plan.total))
+            day = self._days[int(self._visits.groups[at]) // _SLOTS]
+            index = int(self._visits.index[at])
+            notes.append((day.store_id, day.plan.date, index, index + 1 == day.plan.total))
         return notes
 
 
+def _group(day: _Planned, slot: int) -> Group:
+    """What the visits of a day's slot end their lines with."""
+    return Group(day.store_id, day.plan.labels[slot], day.plan.weekday, day.plan.tz)
+
+
 @dataclass(slots=True)
-class _Stream:
-    """One store's stream: its work, its items, and where it stands."""
+class _Store:
+    """One store's days: its work, its planned days to come, and its next plan line."""
 
     order: int
     work: Work
-    items: Iterator[Item]
-    head: DayPlan | Visits | None = None
-    """The next plan line, the batch being sent, or None once the stream has ended."""
-    at: int = 0
-    """The head's instant (a plan line), or its next visit (a batch)."""
-    bound: int = 0
-    """No plan line of the stream comes before this instant."""
-    group: Group | None = None
-    """What the head batch's lines end with (its store, slot, weekday and zone)."""
+    days: Iterator[DayItem]
+    head: DayItem | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Chunks planned and not yet sampled, by their start: columns to draw, and each one's day, first index and skip."""
+
+    chunks: bulk.Chunks | None = None
+    groups: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    firsts: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    skips: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    owners: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def first_start(self) -> int:
+        """The earliest start of a pending chunk."""
+        return _NEVER if self.chunks is None or not self.chunks.n.shape[0] else int(self.chunks.low[0])
 
 
 class Chain:
-    """The plan lines and windows of visits of several works' streams, in time order, up to ``until_us``."""
+    """The plan lines and windows of visits of several works, in time order, up to ``until_us``."""
 
-    def __init__(self, streams: Sequence[tuple[Work, Iterator[Item]]], until_us: int | None) -> None:
-        self._streams = [_Stream(order, work, items) for order, (work, items) in enumerate(streams)]
-        self._heap: list[tuple[int, int, int]] = []  # (instant, kind, order) of each live stream's head
-        self._bounds: list[tuple[int, int]] = []  # (bound, order); an entry no longer its stream's bound is stale
+    def __init__(self, root: int, stores: Sequence[tuple[Work, Iterator[DayItem]]], until_us: int | None) -> None:
+        self._root = root
+        self._stores = [_Store(order, work, days) for order, (work, days) in enumerate(stores)]
+        self._heap: list[tuple[int, int]] = []  # (instant, order) of each store's next plan line
         self._until = _NEVER if until_us is None else until_us
-        for stream in self._streams:
-            self._advance(stream)
-            self._schedule(stream)
+        self._days: dict[int, _Planned] = {}
+        self._next_day = 0
+        self._pending = _Pending()
+        self._carry = _Visits.empty()
+        for store in self._stores:
+            self._advance(store)
 
     def live(self) -> list[Work]:
-        """The works whose streams have not ended, in order."""
-        return [stream.work for stream in self._streams if stream.head is not None]
+        """The works with days still to plan or visits still to send, in order."""
+        busy = set(np.concatenate((self._pending.owners, self._carry.owners)).tolist())
+        return [s.work for s in self._stores if s.head is not None or s.order in busy]
 
     def step(self) -> Plans | Window | None:
         """The next plan lines or window of visits; None when nothing is left before UNTIL."""
-        heap = self._heap
-        if not heap or heap[0][0] >= self._until:
-            return None
-        instant, kind, _ = heap[0]
-        if kind == PLAN:
-            plans = []
-            while heap and heap[0][0] == instant and heap[0][1] == PLAN:
-                stream = self._streams[heapq.heappop(heap)[2]]
-                assert isinstance(stream.head, DayPlan)  # noqa: S101 - a PLAN entry's head is its plan
-                plans.append((stream.head, stream.work))
-                self._bound(stream, stream.head.end_us)
-                self._advance(stream)
-                self._schedule(stream)
-            return Plans(instant, plans)
-        end = min(instant + WINDOW_US, self._until, self._next_bound())
-        parts: list[Part] = []
-        while heap and heap[0][0] < end:
-            self._take(self._streams[heapq.heappop(heap)[2]], end, parts)
-        return Window(parts)
+        while True:
+            plan_at = self._heap[0][0] if self._heap else _NEVER
+            visit_at = min(self._pending.first_start(), int(self._carry.entries.min(initial=_NEVER)))
+            start = min(plan_at, visit_at)
+            if start >= self._until:
+                return None
+            if plan_at <= visit_at:
+                return self._plans(plan_at)
+            window = self._window(start, min(start + WINDOW_US, self._until, plan_at))
+            if len(window):
+                return window
 
-    def _take(self, stream: _Stream, end: int, parts: list[Part]) -> None:
-        """Add the stream's visits before ``end`` to ``parts``; move the stream on and schedule it."""
-        while isinstance(stream.head, Visits):
-            entries = stream.head.batch.entries_us
-            stop = int(entries.searchsorted(end))
-            if stop > stream.at:
-                assert stream.group is not None  # noqa: S101 - set with the batch
-                parts.append((stream.order, stream.head, stream.at, stop, stream.group))
-            if stop < entries.shape[0]:
-                stream.at = stop
-                break
-            self._advance(stream)
-        self._schedule(stream)
+    def _advance(self, store: _Store) -> None:
+        """Move the store to its next day, and schedule its plan line."""
+        store.head = next(store.days, None)
+        if store.head is not None:
+            heapq.heappush(self._heap, (store.head[0], store.order))
 
-    def _advance(self, stream: _Stream) -> None:
-        """Move the stream to its next item, or end it."""
-        item = next(stream.items, None)
-        if item is None:
-            stream.head = None
-            return
-        instant, kind, head = item
-        stream.head = head
-        stream.at = instant if kind == PLAN else 0
-        if isinstance(head, Visits):
-            plan = head.plan
-            stream.group = Group(head.store_id, plan.labels[head.batch.slot], plan.weekday, plan.tz)
-        else:
-            self._bound(stream, instant)
+    def _plans(self, instant: int) -> Plans:
+        """The plan lines due at ``instant``: their days' chunks join the pending ones."""
+        plans: list[tuple[DayPlan, Work]] = []
+        parts: list[tuple[bulk.Chunks, I64, I64, I64, I64]] = []
+        while self._heap and self._heap[0][0] == instant:
+            store = self._stores[heapq.heappop(self._heap)[1]]
+            assert store.head is not None  # noqa: S101 - a scheduled store has a day
+            _, plan, skip = store.head
+            plans.append((plan, store.work))
+            parts.append(self._planned(store, plan, skip))
+            self._advance(store)
+        self._pending = _merge(self._pending, parts)
+        return Plans(instant, plans)
 
-    def _schedule(self, stream: _Stream) -> None:
-        """Put the stream's head in the heap at its instant (a live stream only)."""
-        head = stream.head
-        if isinstance(head, DayPlan):
-            heapq.heappush(self._heap, (stream.at, PLAN, stream.order))
-        elif head is not None:
-            heapq.heappush(self._heap, (int(head.batch.entries_us[stream.at]), VISIT, stream.order))
+    def _planned(self, store: _Store, plan: DayPlan, skip: int) -> tuple[bulk.Chunks, I64, I64, I64, I64]:
+        """A planned day's chunks: their columns, groups, first indices, skips and owner."""
+        day = self._next_day
+        self._next_day += 1
+        chunks = [c for slot, count in enumerate(plan.counts) if count for c in slot_chunks(self._root, plan, slot)]
+        if chunks:
+            self._days[day] = _Planned(plan, store.order, store.work.store_id)
+        columns = bulk.chunk_columns(self._root, plan, chunks)
+        firsts = np.cumsum(columns.n) - columns.n
+        owners = np.full(len(chunks), store.order, dtype=np.int64)
+        groups = day * _SLOTS + columns.keys[:, 0]
+        return columns, groups, firsts, np.clip(skip - firsts, 0, None), owners
 
-    def _bound(self, stream: _Stream, instant: int) -> None:
-        """Note that ``stream`` plans nothing before ``instant`` (older notes of it are skipped when they come up)."""
-        stream.bound = instant
-        heapq.heappush(self._bounds, (instant, stream.order))
+    def _window(self, start: int, end: int) -> Window:
+        """The visits due in [start, end): the pending chunks that begin before ``end`` sampled, with those carried."""
+        pending = self._pending
+        taken = 0 if pending.chunks is None else int(np.searchsorted(pending.chunks.low, end, side="left"))
+        parts = [self._carry]
+        if taken:
+            parts.append(self._sample(pending, taken))
+            self._pending = _drop(pending, taken)
+        visits = _Visits.join(parts)
+        due = visits.entries < end
+        self._carry = visits.take(~due)
+        visits = visits.take(due)
+        key = (visits.entries - start) * len(self._stores) + visits.owners
+        visits = visits.take(np.argsort(key, kind="stable"))
+        window = Window(visits, self._days)
+        self._forget()
+        return window
 
-    def _next_bound(self) -> int:
-        """The earliest instant a live stream may plan its next day."""
-        bounds, streams = self._bounds, self._streams
-        while bounds and (streams[bounds[0][1]].head is None or streams[bounds[0][1]].bound != bounds[0][0]):
-            heapq.heappop(bounds)
-        return bounds[0][0] if bounds else _NEVER
+    def _sample(self, pending: _Pending, taken: int) -> _Visits:
+        """Sample the first ``taken`` pending chunks; drop the visits a resume skips."""
+        c = pending.chunks
+        assert c is not None  # noqa: S101 - some chunks are taken
+        head = bulk.Chunks(*(getattr(c, name)[:taken] for name in bulk.Chunks.__slots__))
+        drawn = bulk.draw(head)
+        n = head.n
+        row = np.repeat(np.arange(taken), n)
+        rank = np.arange(row.shape[0]) - np.repeat(np.cumsum(n) - n, n)
+        visits = _Visits(
+            drawn.entries_us,
+            drawn.durations_min,
+            drawn.ids,
+            pending.owners[:taken][row],
+            pending.groups[:taken][row],
+            pending.firsts[:taken][row] + rank,
+        )
+        skips = pending.skips[:taken]
+        return visits if not skips.any() else visits.take(rank >= skips[row])
+
+    def _forget(self) -> None:
+        """Forget the days none of whose visits are left to send."""
+        pending = self._pending.groups
+        if len(self._days) > 4 * (pending.shape[0] + self._carry.groups.shape[0] + 64):
+            alive = set((np.concatenate((pending, self._carry.groups)) // _SLOTS).tolist())
+            self._days = {day: planned for day, planned in self._days.items() if day in alive}
+
+
+def _merge(pending: _Pending, parts: list[tuple[bulk.Chunks, I64, I64, I64, I64]]) -> _Pending:
+    """The pending chunks with those of newly planned days, ordered by start (a day's chunks kept in order)."""
+    if pending.chunks is not None:
+        parts = [(pending.chunks, pending.groups, pending.firsts, pending.skips, pending.owners), *parts]
+    if not parts:
+        return pending
+    columns = bulk.Chunks(*(np.concatenate([getattr(p[0], name) for p in parts]) for name in bulk.Chunks.__slots__))
+    rest = [np.concatenate([p[i] for p in parts]) for i in range(1, 5)]
+    order = np.argsort(columns.low, kind="stable")
+    columns = bulk.Chunks(*(getattr(columns, name)[order] for name in bulk.Chunks.__slots__))
+    return _Pending(columns, *(r[order] for r in rest))
+
+
+def _drop(pending: _Pending, taken: int) -> _Pending:
+    """The pending chunks without their first ``taken``."""
+    c = pending.chunks
+    assert c is not None  # noqa: S101 - some chunks are taken
+    rest = bulk.Chunks(*(getattr(c, name)[taken:] for name in bulk.Chunks.__slots__))
+    return _Pending(rest, pending.groups[taken:], pending.firsts[taken:], pending.skips[taken:], pending.owners[taken:])

@@ -50,7 +50,7 @@ from foot_traffic.run.ownership import Fixed, Handover, Ownership, Work, shard_o
 from foot_traffic.run.positions import Positions, ResumeAfter
 from foot_traffic.run.recording import NO_METRICS, Recorder
 from foot_traffic.run.sinks import Sink
-from foot_traffic.run.timeline import Item, Note, Visits, timeline
+from foot_traffic.run.timeline import DayItem, Item, Note, Visits, days, timeline
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +191,10 @@ class Service:
             self._by_id[work.store_id], self.root, start_us, work.resume, work.dates, until_us=self.until_us
         )
 
+    def _days(self, work: Work, start_us: int) -> Iterator[DayItem]:
+        """The days of ``work`` from ``start_us`` on (after its resume position)."""
+        return days(self._by_id[work.store_id], self.root, start_us, work.resume, work.dates, until_us=self.until_us)
+
     def _run_batches(self, items: Iterator[Item], resume: ResumeAfter | None) -> None:
         for instant, _, payload in items:
             if isinstance(payload, DayPlan):
@@ -202,7 +206,8 @@ class Service:
 
     def _run_chain(self, works: list[Work], start_us: int) -> None:
         """Run several works' streams in bulk: the plan lines due at each instant, then windows of visits."""
-        chain = Chain([(work, self._timeline(work, start_us)) for work in works], self.until_us)
+        stores = [(work, self._days(work, start_us)) for work in works]
+        chain = Chain(self.root, stores, self.until_us)
         while (step := chain.step()) is not None:
             if isinstance(step, Plans):
                 if not self._advance(step.instant):

@@ -54,7 +54,11 @@ Item = tuple[int, int, DayPlan | Visits]
 """(instant, kind, payload): a plan line due at its day's start, or a batch due at its first entry."""
 
 
-def timeline(
+DayItem = tuple[int, DayPlan, int]
+"""(instant, plan, skip): a day's plan line due at the instant, and how many of its first visits were sent before."""
+
+
+def days(
     store: StoreModel,
     root: int,
     start_us: int,
@@ -62,8 +66,8 @@ def timeline(
     dates: Iterable[dt.date] | None = None,
     *,
     until_us: int | None = None,
-) -> Iterator[Item]:
-    """A store's plan lines and batches from ``start_us`` on, in time order, day after day (or of ``dates`` only).
+) -> Iterator[DayItem]:
+    """A store's days from ``start_us`` on, each planned when reached (or of ``dates`` only).
 
     ``start_us`` is the run's start (it decides the first day's mid-day plan); with
     ``resume``, the sequence picks up right after the event at (date, index). It ends
@@ -78,8 +82,22 @@ def timeline(
             return
         skip = resume.index + 1 if resume is not None and date == resume.date else 0
         plan = plan_day(model, root, date, now_us=start_us if date == first else None)
-        yield max(plan.start_us, start_us), PLAN, plan
-        index = 0
+        yield max(plan.start_us, start_us), plan, skip
+
+
+def timeline(
+    store: StoreModel,
+    root: int,
+    start_us: int,
+    resume: ResumeAfter | None = None,
+    dates: Iterable[dt.date] | None = None,
+    *,
+    until_us: int | None = None,
+) -> Iterator[Item]:
+    """A store's plan lines and batches from ``start_us`` on, in time order, day after day (see :func:`days`)."""
+    for instant, plan, skipped in days(store, root, start_us, resume, dates, until_us=until_us):
+        yield instant, PLAN, plan
+        index, skip = 0, skipped
         for batch in day_batches(root, plan):
             if skip < len(batch):
                 part = batch.slice(skip, len(batch)) if skip else batch
