@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -212,9 +213,11 @@ class EncodedBatch:
         return range(start * step, stop * step, step), range(start * step + self.width, stop * step, step)
 
 
-@dataclass(frozen=True, slots=True)
-class Group:
-    """What the events of one store's slot on one day share in a mixed batch: the end of their lines."""
+class Group(NamedTuple):
+    """What the events of one store's slot on one day share in a mixed batch: the end of their lines.
+
+    A named tuple: a chain makes one for each store's slot of each day.
+    """
 
     store_id: str | None
     time_slot: str
@@ -362,8 +365,19 @@ _PREFIX = (
 @lru_cache(maxsize=1 << 16)
 def _suffix(weekday: str, label: str, store_id: str | None) -> bytes:
     """The end of an event's line from its weekday on, newline included."""
-    store = "" if store_id is None else f',"store_id":{_json_str(store_id)}'
-    return f'{weekday}","time_slot":{_json_str(label)}{store}}}\n'.encode()
+    return _slot_part(weekday, label) + _store_part(store_id)
+
+
+@lru_cache(maxsize=1 << 12)
+def _slot_part(weekday: str, label: str) -> bytes:
+    """The weekday's text and the time slot of a line's end."""
+    return f'{weekday}","time_slot":{_json_str(label)}'.encode()
+
+
+@lru_cache(maxsize=1 << 17)
+def _store_part(store_id: str | None) -> bytes:
+    """The store of a line's end (nothing for a run of one store), the closing brace and the newline."""
+    return (b"" if store_id is None else f',"store_id":{_json_str(store_id)}'.encode()) + b"}\n"
 
 
 def _prefix(
@@ -399,26 +413,51 @@ def encode_batch(plan: DayPlan, batch: Batch, store_id: str | None = None) -> En
     )
 
 
+@dataclass(frozen=True, slots=True)
+class GroupTable:
+    """What encoding takes of groups, made once for many batches: their lines' ends (padded) and widths, and zones."""
+
+    infos: tuple[Group, ...]
+    suffixes: npt.NDArray[np.uint8]
+    widths: npt.NDArray[np.int64]
+    zone_of: npt.NDArray[np.intp]
+    """Each group's index in ``zones``."""
+    zones: tuple[dt.tzinfo, ...]
+
+    @staticmethod
+    def of(infos: Sequence[Group], ends: Sequence[bytes] | None = None) -> GroupTable:
+        """The table of ``infos``; ``ends``: their lines' ends if known (what :func:`line_end` gives)."""
+        suffixes, widths = _table([line_end(info) for info in infos] if ends is None else ends)
+        zones: dict[dt.tzinfo, int] = {}
+        zone_of = np.array([zones.setdefault(info.tz, len(zones)) for info in infos], dtype=np.intp)
+        return GroupTable(tuple(infos), suffixes, widths, zone_of, tuple(zones))
+
+
+def line_end(info: Group) -> bytes:
+    """The end of the lines of a group's events, from the weekday's text on, newline included."""
+    return _suffix(info.weekday, info.time_slot, info.store_id)
+
+
 def encode_mixed(
     entries: npt.NDArray[np.int64],
     durations: npt.NDArray[np.int64],
     ids: npt.NDArray[np.uint8],
     groups: npt.NDArray[np.intp],
-    infos: Sequence[Group],
+    infos: Sequence[Group] | GroupTable,
 ) -> MixedBatch:
     """Encode visits of several groups at once, in the order given: the same bytes as ``Event.encode`` for each."""
-    suffixes, widths = _table([_suffix(info.weekday, info.time_slot, info.store_id) for info in infos])
+    table = infos if isinstance(infos, GroupTable) else GroupTable.of(infos)
+    suffixes, widths = table.suffixes, table.widths
     width = len(_PREFIX)
     rows = _Rows(_PREFIX.encode() + b"\n" * suffixes.shape[1], int(entries.shape[0]))
     exits = _prefix(rows, ids, entries, durations)
-    zones: dict[dt.tzinfo, int] = {}
-    zone = np.array([zones.setdefault(info.tz, len(zones)) for info in infos], dtype=np.intp)[groups]
+    zone = table.zone_of[groups]
     for instants, at in ((entries, _ENTRY_AT), (exits, _EXIT_AT)):
-        if list(zones) == [UTC]:
+        if table.zones == (UTC,):
             _write_clock(rows, at, instants)
             continue
         offsets = np.zeros(instants.shape[0], dtype=np.int64)
-        for tz, z in zones.items():
+        for z, tz in enumerate(table.zones):
             if tz is not UTC:
                 where = np.flatnonzero(zone == z)
                 offsets[where] = _offsets(instants[where], tz)
@@ -432,4 +471,4 @@ def encode_mixed(
         lines = matrix[:, : width + suffixes.shape[1]].tobytes()
     else:
         lines = matrix[np.arange(matrix.shape[1]) < lengths[:, None]].tobytes()
-    return MixedBatch(lines, starts, entries, exits, groups, tuple(infos))
+    return MixedBatch(lines, starts, entries, exits, groups, table.infos)

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from foot_traffic.events.encoding import Group, MixedBatch, encode_mixed
-from foot_traffic.model import bulk
+from foot_traffic.events.encoding import Group, GroupTable, MixedBatch, encode_mixed, line_end
+from foot_traffic.model import bulk, randomness
 from foot_traffic.model.arrivals import slot_chunks
 from foot_traffic.model.grid import US_PER_SECOND
 from foot_traffic.model.plan import DayPlan
@@ -99,24 +99,23 @@ class _Visits:
 class Window:
     """The visits of several stores due in one window, in the order they are sent."""
 
-    def __init__(self, visits: _Visits, days: dict[int, _Planned]) -> None:
+    def __init__(self, visits: _Visits, days: dict[int, _Planned], groups: dict[int, tuple[Group, bytes]]) -> None:
         self._visits = visits
         self.entries_us: I64 = visits.entries
         used, self._groups = np.unique(visits.groups, return_inverse=True)
-        self._infos = [_group(days[g // _SLOTS], g % _SLOTS) for g in used.tolist()]
+        made = [groups.get(g) or groups.setdefault(g, _group(days[g // _SLOTS], g % _SLOTS)) for g in used.tolist()]
+        self._table = GroupTable.of([info for info, _ in made], [end for _, end in made])
         self._days = days
 
     def __len__(self) -> int:
         return int(self.entries_us.shape[0])
 
     def encode(self, start: int, stop: int) -> MixedBatch:
-        """Encode visits [start, stop) as one batch (its groups: the parts among them)."""
-        groups, infos = self._groups[start:stop], self._infos
-        if stop - start < len(self):
-            used, groups = np.unique(groups, return_inverse=True)
-            infos = [infos[g] for g in used.tolist()]
+        """Encode visits [start, stop) as one batch (its groups: the window's)."""
         v = self._visits
-        return encode_mixed(v.entries[start:stop], v.durations[start:stop], v.ids[start:stop], groups, infos)
+        return encode_mixed(
+            v.entries[start:stop], v.durations[start:stop], v.ids[start:stop], self._groups[start:stop], self._table
+        )
 
     def notes(self, start: int, stop: int) -> list[Note]:
         """The positions to note before visits [start, stop) go: each store's last visit among them."""
@@ -130,9 +129,10 @@ class Window:
         return notes
 
 
-def _group(day: _Planned, slot: int) -> Group:
-    """What the visits of a day's slot end their lines with."""
-    return Group(day.store_id, day.plan.labels[slot], day.plan.weekday, day.plan.tz)
+def _group(day: _Planned, slot: int) -> tuple[Group, bytes]:
+    """What the visits of a day's slot end their lines with, and those bytes."""
+    info = Group(day.store_id, day.plan.labels[slot], day.plan.weekday, day.plan.tz)
+    return info, line_end(info)
 
 
 @dataclass(slots=True)
@@ -169,6 +169,7 @@ class Chain:
         self._heap: list[tuple[int, int]] = []  # (instant, order) of each store's next plan line
         self._until = _NEVER if until_us is None else until_us
         self._days: dict[int, _Planned] = {}
+        self._groups: dict[int, tuple[Group, bytes]] = {}  # what each group's lines end with, made when first sent
         self._next_day = 0
         self._pending = _Pending()
         self._carry = _Visits.empty()
@@ -203,29 +204,23 @@ class Chain:
     def _plans(self, instant: int) -> Plans:
         """The plan lines due at ``instant``: their days' chunks join the pending ones."""
         plans: list[tuple[DayPlan, Work]] = []
-        parts: list[tuple[bulk.Chunks, I64, I64, I64, I64]] = []
+        days: list[_NewDay] = []
         while self._heap and self._heap[0][0] == instant:
             store = self._stores[heapq.heappop(self._heap)[1]]
             assert store.head is not None  # noqa: S101 - a scheduled store has a day
             _, plan, skip = store.head
             plans.append((plan, store.work))
-            parts.append(self._planned(store, plan, skip))
+            template = _template(self._root, plan)
+            if len(template.n):
+                day = self._next_day
+                self._next_day += 1
+                self._days[day] = _Planned(plan, store.order, store.work.store_id)
+                stem = randomness.day_stem(self._root, plan.store_key, randomness.CHUNK, plan.date.toordinal())
+                days.append(_NewDay(template, stem, day, store.order, skip))
             self._advance(store)
-        self._pending = _merge(self._pending, parts)
+        if days:
+            self._pending = _merge(self._pending, _new_chunks(days))
         return Plans(instant, plans)
-
-    def _planned(self, store: _Store, plan: DayPlan, skip: int) -> tuple[bulk.Chunks, I64, I64, I64, I64]:
-        """A planned day's chunks: their columns, groups, first indices, skips and owner."""
-        day = self._next_day
-        self._next_day += 1
-        chunks = [c for slot, count in enumerate(plan.counts) if count for c in slot_chunks(self._root, plan, slot)]
-        if chunks:
-            self._days[day] = _Planned(plan, store.order, store.work.store_id)
-        columns = bulk.chunk_columns(self._root, plan, chunks)
-        firsts = np.cumsum(columns.n) - columns.n
-        owners = np.full(len(chunks), store.order, dtype=np.int64)
-        groups = day * _SLOTS + columns.keys[:, 0]
-        return columns, groups, firsts, np.clip(skip - firsts, 0, None), owners
 
     def _window(self, start: int, end: int) -> Window:
         """The visits due in [start, end): the pending chunks that begin before ``end`` sampled, with those carried."""
@@ -238,10 +233,9 @@ class Chain:
         visits = _Visits.join(parts)
         due = visits.entries < end
         self._carry = visits.take(~due)
-        visits = visits.take(due)
-        key = (visits.entries - start) * len(self._stores) + visits.owners
-        visits = visits.take(np.argsort(key, kind="stable"))
-        window = Window(visits, self._days)
+        due_at = np.flatnonzero(due)
+        key = (visits.entries[due_at] - start) * len(self._stores) + visits.owners[due_at]
+        window = Window(visits.take(due_at[np.argsort(key, kind="stable")]), self._days, self._groups)
         self._forget()
         return window
 
@@ -266,21 +260,93 @@ class Chain:
         return visits if not skips.any() else visits.take(rank >= skips[row])
 
     def _forget(self) -> None:
-        """Forget the days none of whose visits are left to send."""
-        pending = self._pending.groups
-        if len(self._days) > 4 * (pending.shape[0] + self._carry.groups.shape[0] + 64):
-            alive = set((np.concatenate((pending, self._carry.groups)) // _SLOTS).tolist())
+        """Forget the days none of whose visits are left to send (once they are many: a store has two or so alive)."""
+        if len(self._days) > 4 * len(self._stores) + 64:
+            alive = set((np.concatenate((self._pending.groups, self._carry.groups)) // _SLOTS).tolist())
             self._days = {day: planned for day, planned in self._days.items() if day in alive}
+            self._groups = {group: info for group, info in self._groups.items() if group // _SLOTS in alive}
 
 
-def _merge(pending: _Pending, parts: list[tuple[bulk.Chunks, I64, I64, I64, I64]]) -> _Pending:
-    """The pending chunks with those of newly planned days, ordered by start (a day's chunks kept in order)."""
-    if pending.chunks is not None:
-        parts = [(pending.chunks, pending.groups, pending.firsts, pending.skips, pending.owners), *parts]
-    if not parts:
-        return pending
-    columns = bulk.Chunks(*(np.concatenate([getattr(p[0], name) for p in parts]) for name in bulk.Chunks.__slots__))
-    rest = [np.concatenate([p[i] for p in parts]) for i in range(1, 5)]
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """A plan's chunks as columns, without their stream's stem: (slot, piece, chunk), n, low, high, y, first index."""
+
+    keys: I64
+    n: I64
+    low: I64
+    high: I64
+    y: npt.NDArray[np.float64]
+    firsts: I64
+
+
+@dataclass(frozen=True, slots=True)
+class _NewDay:
+    """A day just planned: its chunks' template, its streams' stem, its number, its store's order and its skip."""
+
+    template: _Template
+    stem: randomness.Stem
+    day: int
+    order: int
+    skip: int
+
+
+_TEMPLATES: dict[tuple[int, int], tuple[object, object, _Template]] = {}
+"""Templates of plans whose chunks need no draw to split (one piece per slot, one chunk per piece).
+
+Such a plan's chunks depend on its counts and pieces only, which plans of one profile, zone
+and date share (as objects): keyed by their identities, each entry keeping them alive.
+"""
+_TEMPLATES_MAX = 4096
+
+
+def _template(root: int, plan: DayPlan) -> _Template:
+    """The plan's chunks as columns (cached when they take no draw)."""
+    key = (id(plan.pieces), id(plan.counts))
+    cached = _TEMPLATES.get(key)
+    if cached is not None and cached[0] is plan.pieces and cached[1] is plan.counts:
+        return cached[2]
+    chunks = [c for slot, count in enumerate(plan.counts) if count for c in slot_chunks(root, plan, slot)]
+    n = np.array([c.n for c in chunks], dtype=np.int64)
+    template = _Template(
+        np.array([(c.slot, c.piece, c.chunk) for c in chunks], dtype=np.int64).reshape(-1, 3),
+        n,
+        np.array([c.low for c in chunks], dtype=np.int64),
+        np.array([c.high for c in chunks], dtype=np.int64),
+        np.array([(c.y0, c.y1) for c in chunks], dtype=np.float64).reshape(-1, 2),
+        np.cumsum(n) - n,
+    )
+    if all(len(plan.pieces[c.slot]) == 1 and c.n == plan.counts[c.slot] for c in chunks):  # no split drawn
+        if len(_TEMPLATES) >= _TEMPLATES_MAX:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = (plan.pieces, plan.counts, template)
+    return template
+
+
+def _new_chunks(days: list[_NewDay]) -> _Pending:
+    """The chunks of days just planned, as pending columns (ordered by day, then by start)."""
+    sizes = np.array([len(d.template.n) for d in days], dtype=np.int64)
+    keys = np.concatenate([d.template.keys for d in days])
+    firsts = np.concatenate([d.template.firsts for d in days])
+    chunks = bulk.Chunks(
+        np.repeat(np.array([d.stem[0] for d in days], dtype=np.uint64), sizes, axis=0),
+        np.repeat(np.array([d.stem[1] for d in days], dtype=np.int64), sizes),
+        keys,
+        np.concatenate([d.template.n for d in days]),
+        np.concatenate([d.template.low for d in days]),
+        np.concatenate([d.template.high for d in days]),
+        np.concatenate([d.template.y for d in days]),
+    )
+    groups = np.repeat(np.array([d.day for d in days], dtype=np.int64) * _SLOTS, sizes) + keys[:, 0]
+    skips = np.clip(np.repeat(np.array([d.skip for d in days], dtype=np.int64), sizes) - firsts, 0, None)
+    owners = np.repeat(np.array([d.order for d in days], dtype=np.int64), sizes)
+    return _Pending(chunks, groups, firsts, skips, owners)
+
+
+def _merge(pending: _Pending, new: _Pending) -> _Pending:
+    """The pending chunks with new ones, ordered by start (each day's chunks kept in order)."""
+    parts = [new] if pending.chunks is None else [pending, new]
+    columns = bulk.Chunks(*(np.concatenate([getattr(p.chunks, name) for p in parts]) for name in bulk.Chunks.__slots__))
+    rest = [np.concatenate([getattr(p, name) for p in parts]) for name in ("groups", "firsts", "skips", "owners")]
     order = np.argsort(columns.low, kind="stable")
     columns = bulk.Chunks(*(getattr(columns, name)[order] for name in bulk.Chunks.__slots__))
     return _Pending(columns, *(r[order] for r in rest))
