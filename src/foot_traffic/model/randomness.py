@@ -77,6 +77,24 @@ def day_stem(root: int, store: int, purpose: int, ordinal: int) -> Stem:
     return _mixed_day(root, (store, purpose, ordinal))
 
 
+def day_stems(
+    root: int, stores: npt.NDArray[np.int64], purpose: int, ordinals: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
+    """:func:`day_stem` of many (store, date) pairs at once: their pools (one row each) and positions."""
+    (pool, position), k = _mixed_root(root), stores.shape[0]
+    pools = np.tile(np.array(pool, dtype=np.uint64), (k, 1))
+    positions = np.full(k, position, dtype=np.int64)
+    keys = stores.astype(np.uint64)
+    words = [keys & np.uint64(_MASK32), keys >> np.uint64(32)]  # store keys have 63 bits at most
+    if (words[1] >> np.uint64(32)).any():
+        raise ValueError("store keys have 63 bits at most")
+    _absorb_many(pools, positions, words[0], None)
+    _absorb_many(pools, positions, words[1], words[1] != 0)  # a key's high word is mixed in when it has one
+    _absorb_many(pools, positions, np.full(k, purpose, dtype=np.uint64), None)
+    _absorb_many(pools, positions, ordinals.astype(np.uint64), None)
+    return pools, positions
+
+
 def seed_words(
     pools: npt.NDArray[np.uint64], positions: npt.NDArray[np.int64], tails: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.uint64]:
@@ -85,29 +103,37 @@ def seed_words(
     Each row's four 64-bit words are what :func:`generator` seeds its PCG64 with. The tails'
     values must be below 2³² (one word each).
     """
-    position = positions
-    a, b, c, d = (pools[:, i].copy() for i in range(_POOL_SIZE))
-    mask = np.uint64(_MASK32)
+    pools, positions = pools.copy(), positions.copy()
     for column in tails.T:
-        word = column.astype(np.uint64)
-        h = _HASH_TABLE[position[:, None] + np.arange(5)]
-        hashed = ((word[:, None] ^ h[:, :4]) * h[:, 1:]) & mask
-        hashed ^= hashed >> np.uint64(16)
-        a, b, c, d = ((_MIX_L * x - _MIX_R * hashed[:, i]) & mask for i, x in enumerate((a, b, c, d)))
-        a, b, c, d = (x ^ (x >> np.uint64(16)) for x in (a, b, c, d))
-        position = position + _POOL_SIZE
-    pool = (a, b, c, d)
-    out = [((pool[i % _POOL_SIZE] ^ np.uint64(x)) * np.uint64(y)) & mask for i, (x, y) in enumerate(_GENERATE)]
+        _absorb_many(pools, positions, column.astype(np.uint64), None)
+    mask = np.uint64(_MASK32)
+    out = [((pools[:, i % _POOL_SIZE] ^ np.uint64(x)) * np.uint64(y)) & mask for i, (x, y) in enumerate(_GENERATE)]
     w = [v ^ (v >> np.uint64(16)) for v in out]
-    return np.stack(
-        [
-            w[0] | w[1] << np.uint64(32),
-            w[2] | w[3] << np.uint64(32),
-            w[4] | w[5] << np.uint64(32),
-            w[6] | w[7] << np.uint64(32),
-        ],
-        axis=1,
-    )
+    return np.stack([w[i] | w[i + 1] << np.uint64(32) for i in range(0, 2 * _POOL_SIZE, 2)], axis=1)
+
+
+def _absorb_many(
+    pools: npt.NDArray[np.uint64],
+    positions: npt.NDArray[np.int64],
+    words: npt.NDArray[np.uint64],
+    where: npt.NDArray[np.bool_] | None,
+) -> None:
+    """:func:`_absorb` of one 32-bit word into each row's pool, in place (only the rows ``where`` selects)."""
+    if where is not None:
+        rows = np.flatnonzero(where)
+        sub_pools, sub_positions = pools[rows], positions[rows]
+        _absorb_many(sub_pools, sub_positions, words[rows], None)
+        pools[rows], positions[rows] = sub_pools, sub_positions
+        return
+    if positions.shape[0] and int(positions.max()) + 5 > _HASH_TABLE.shape[0]:
+        raise ValueError("stream keys of more than about 250 words")
+    mask = np.uint64(_MASK32)
+    h = _HASH_TABLE[positions[:, None] + np.arange(5)]
+    hashed = ((words[:, None] ^ h[:, :4]) * h[:, 1:]) & mask
+    hashed ^= hashed >> np.uint64(16)
+    mixed = (_MIX_L * pools - _MIX_R * hashed) & mask
+    pools[:] = mixed ^ (mixed >> np.uint64(16))
+    positions += _POOL_SIZE
 
 
 def _mixed_key(root: int, key: tuple[int, ...]) -> _Mixed:

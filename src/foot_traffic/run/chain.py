@@ -208,18 +208,18 @@ class Chain:
         while self._heap and self._heap[0][0] == instant:
             store = self._stores[heapq.heappop(self._heap)[1]]
             assert store.head is not None  # noqa: S101 - a scheduled store has a day
-            _, plan, skip = store.head
+            _, planned, skip = store.head
+            plan = planned()
             plans.append((plan, store.work))
             template = _template(self._root, plan)
             if len(template.n):
                 day = self._next_day
                 self._next_day += 1
                 self._days[day] = _Planned(plan, store.order, store.work.store_id)
-                stem = randomness.day_stem(self._root, plan.store_key, randomness.CHUNK, plan.date.toordinal())
-                days.append(_NewDay(template, stem, day, store.order, skip))
+                days.append(_NewDay(template, plan.store_key, plan.date.toordinal(), day, store.order, skip))
             self._advance(store)
         if days:
-            self._pending = _merge(self._pending, _new_chunks(days))
+            self._pending = _merge(self._pending, _new_chunks(self._root, days))
         return Plans(instant, plans)
 
     def _window(self, start: int, end: int) -> Window:
@@ -281,10 +281,11 @@ class _Template:
 
 @dataclass(frozen=True, slots=True)
 class _NewDay:
-    """A day just planned: its chunks' template, its streams' stem, its number, its store's order and its skip."""
+    """A day just planned: its chunks' template, its store's key and date, its number, its store's order and skip."""
 
     template: _Template
-    stem: randomness.Stem
+    store_key: int
+    ordinal: int
     day: int
     order: int
     skip: int
@@ -322,14 +323,16 @@ def _template(root: int, plan: DayPlan) -> _Template:
     return template
 
 
-def _new_chunks(days: list[_NewDay]) -> _Pending:
+def _new_chunks(root: int, days: list[_NewDay]) -> _Pending:
     """The chunks of days just planned, as pending columns (ordered by day, then by start)."""
     sizes = np.array([len(d.template.n) for d in days], dtype=np.int64)
+    stores = np.array([d.store_key for d in days], dtype=np.int64)
+    pools, positions = randomness.day_stems(root, stores, randomness.CHUNK, np.array([d.ordinal for d in days]))
     keys = np.concatenate([d.template.keys for d in days])
     firsts = np.concatenate([d.template.firsts for d in days])
     chunks = bulk.Chunks(
-        np.repeat(np.array([d.stem[0] for d in days], dtype=np.uint64), sizes, axis=0),
-        np.repeat(np.array([d.stem[1] for d in days], dtype=np.int64), sizes),
+        np.repeat(pools, sizes, axis=0),
+        np.repeat(positions, sizes),
         keys,
         np.concatenate([d.template.n for d in days]),
         np.concatenate([d.template.low for d in days]),

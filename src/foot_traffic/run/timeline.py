@@ -7,7 +7,8 @@ store's stream holds at most one batch ahead of what the loop has sent.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,8 +55,9 @@ Item = tuple[int, int, DayPlan | Visits]
 """(instant, kind, payload): a plan line due at its day's start, or a batch due at its first entry."""
 
 
-DayItem = tuple[int, DayPlan, int]
-"""(instant, plan, skip): a day's plan line due at the instant, and how many of its first visits were sent before."""
+DayItem = tuple[int, Callable[[], DayPlan], int]
+"""(instant, plan, skip): a day's plan line due at the instant (the plan made when called), and how many of its
+first visits were sent before."""
 
 
 def days(
@@ -67,7 +69,7 @@ def days(
     *,
     until_us: int | None = None,
 ) -> Iterator[DayItem]:
-    """A store's days from ``start_us`` on, each planned when reached (or of ``dates`` only).
+    """A store's days from ``start_us`` on (or of ``dates`` only), each to plan when its plan line is due.
 
     ``start_us`` is the run's start (it decides the first day's mid-day plan); with
     ``resume``, the sequence picks up right after the event at (date, index). It ends
@@ -78,11 +80,11 @@ def days(
     for date in days_from(first) if dates is None else dates:
         if resume is not None and date < resume.date:
             continue
-        if until_us is not None and max(local_minute_to_us(date, 0, model.tz), start_us) >= until_us:
+        instant = max(local_minute_to_us(date, 0, model.tz), start_us)  # the day's start, or the run's
+        if until_us is not None and instant >= until_us:
             return
         skip = resume.index + 1 if resume is not None and date == resume.date else 0
-        plan = plan_day(model, root, date, now_us=start_us if date == first else None)
-        yield max(plan.start_us, start_us), plan, skip
+        yield instant, functools.partial(plan_day, model, root, date, now_us=start_us if date == first else None), skip
 
 
 def timeline(
@@ -95,7 +97,8 @@ def timeline(
     until_us: int | None = None,
 ) -> Iterator[Item]:
     """A store's plan lines and batches from ``start_us`` on, in time order, day after day (see :func:`days`)."""
-    for instant, plan, skipped in days(store, root, start_us, resume, dates, until_us=until_us):
+    for instant, planned, skipped in days(store, root, start_us, resume, dates, until_us=until_us):
+        plan = planned()
         yield instant, PLAN, plan
         index, skip = 0, skipped
         for batch in day_batches(root, plan):
