@@ -73,7 +73,7 @@ class Streams:
         self._raw = _outputs(words, budgets, self._base)
         self._raw32 = self._raw.view("<u4")
         self.drawn = np.zeros(words.shape[0], dtype=np.int64)
-        """How many 64-bit outputs each stream has drawn."""
+        """How many 64-bit outputs each stream has drawn, never past its budget (a stream needing more is over)."""
         self.kept = np.zeros(words.shape[0], dtype=bool)
         """Whether the stream keeps the high half of an output for its next 32-bit draw."""
         self._kept_at = np.zeros(words.shape[0], dtype=np.int64)
@@ -83,6 +83,10 @@ class Streams:
 
     def __len__(self) -> int:
         return int(self.drawn.shape[0])
+
+    def _advance(self, outputs: I64) -> None:
+        """Move every stream on by ``outputs``, none past its budget, so what a stream over it reads stays in range."""
+        self.drawn = np.minimum(self.drawn + outputs, self.budgets)
 
     def _check(self, counts: I64, room: I64) -> I64:
         """The counts, with those of the streams they would take past their budget's ``room`` marked and cut."""
@@ -96,7 +100,7 @@ class Streams:
         """``random(counts[i])`` of every stream i, flat in stream order (values past a budget are not to be used)."""
         taken = self._check(counts, self.budgets - self.drawn)
         raw = self._raw[_spans(self._base + self.drawn, taken, counts)]
-        self.drawn += counts
+        self._advance(counts)
         return (raw >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
 
     def words32(self, lengths: I64) -> npt.NDArray[np.uint32]:
@@ -118,7 +122,7 @@ class Streams:
         """Note that every stream i made ``used[i]`` 32-bit draws."""
         fresh = used - self.kept.astype(np.int64)
         moving = used > 0
-        self.drawn += np.where(moving, (fresh + 1) // 2, 0)
+        self._advance(np.where(moving, (fresh + 1) // 2, 0))
         self.kept = np.where(moving, fresh % 2 == 1, self.kept)
         self._kept_at = np.where(moving, self.drawn - 1, self._kept_at)
 
@@ -170,7 +174,7 @@ class Streams:
         owner = np.repeat(np.arange(counts.shape[0]), counts)
         excl = spans.astype(np.uint64)[owner]
         raw = self._raw[_spans(self._base + self.drawn, self._check(counts, self.budgets - self.drawn), counts)]
-        self.drawn += counts
+        self._advance(counts)
         with np.errstate(over="ignore"):
             low = raw * excl
             threshold = (np.uint64(0) - excl) % excl
