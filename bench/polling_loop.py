@@ -15,7 +15,7 @@ from foot_traffic.model import randomness
 from foot_traffic.model.grid import local_date
 from foot_traffic.model.plan import plan_day
 from foot_traffic.run.clock import RealClock
-from foot_traffic.run.service import day_events
+from foot_traffic.run.timeline import day_events
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from foot_traffic.model.grid import local_date
 from foot_traffic.model.plan import plan_day
 from foot_traffic.model.randomness import root_entropy
 from foot_traffic.run.positions import Position
-from foot_traffic.run.service import day_events
+from foot_traffic.run.timeline import day_events
 from tests.integration.conftest import ROOT, ProducerProcess, base_env, consume_committed, wait_for_a_commit
 
 Start = Callable[..., ProducerProcess]

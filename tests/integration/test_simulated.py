@@ -25,7 +25,7 @@ from foot_traffic.events.event import Event
 from foot_traffic.model import randomness
 from foot_traffic.model.grid import UTC, datetime_to_us, local_date
 from foot_traffic.model.plan import plan_day
-from foot_traffic.run.service import day_events
+from foot_traffic.run.timeline import day_events
 from tests.integration.conftest import ROOT, ProducerProcess, Record, base_env, consume_all
 from tests.integration.test_run_kafka import FIELDS, assert_event_shape, emitted_ids, summary
 

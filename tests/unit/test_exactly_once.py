@@ -22,8 +22,9 @@ from foot_traffic.model.randomness import root_entropy
 from foot_traffic.model.units import Shard, Unit
 from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.positions import Position, Positions, ResumeAfter
-from foot_traffic.run.service import Service, day_events
+from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink
+from foot_traffic.run.timeline import day_events
 from tests.unit.fakes import FakeProducer, fake_sink
 
 GOLDEN = Path(__file__).parent.parent / "golden"

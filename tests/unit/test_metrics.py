@@ -24,8 +24,9 @@ from foot_traffic.model.imperfections import DUPLICATE, HELD, LATE, Imperfection
 from foot_traffic.model.plan import Model, StoreModel, plan_day
 from foot_traffic.run.clock import AcceleratedClock, CatchUpClock, Clock, ManualClock
 from foot_traffic.run.recording import NO_METRICS
-from foot_traffic.run.service import Service, day_events
+from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink
+from foot_traffic.run.timeline import day_events
 from tests.unit.fakes import SteppedClock, fake_sink
 
 ROOT = 7

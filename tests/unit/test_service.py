@@ -16,8 +16,9 @@ from foot_traffic.events.encoding import Encoded
 from foot_traffic.model.grid import US_PER_DAY, US_PER_SECOND, datetime_to_us
 from foot_traffic.model.plan import Model, StoreModel, plan_day
 from foot_traffic.run.clock import ManualClock, RealClock
-from foot_traffic.run.service import Service, day_events
+from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink
+from foot_traffic.run.timeline import day_events
 from tests.unit.fakes import SteppedClock
 
 ROOT = 99

@@ -176,7 +176,8 @@ def _combination_problems(values: Mapping[str, Any]) -> list[str]:
         problems.append("EXACTLY_ONCE=true with EXIT_EVENTS_TOPIC: expected one or the other (not supported together)")
     if values.get("exit_events_topic") is not None and _imperfect(values):
         problems.append(
-            "EXIT_EVENTS_TOPIC with LATE_EVENTS_PCT, DUPLICATE_EVENTS_PCT or SENSOR_OUTAGES_PER_DAY: "
+            f"EXIT_EVENTS_TOPIC={values['exit_events_topic']!r} with LATE_EVENTS_PCT, DUPLICATE_EVENTS_PCT or "
+            "SENSOR_OUTAGES_PER_DAY: "
             "expected one or the other (sensor events of late or repeated visits are not supported)"
         )
     if values.get("fleet_id") is not None and values.get("shard_spec") is not None:

@@ -349,7 +349,7 @@ def _assemble_mixed(batch: MixedBatch, start: int, stop: int, parts: Sequence[by
 
 def _table(rows: Sequence[bytes]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     """``rows`` as a byte matrix padded to the widest, and each row's width."""
-    widest = max(len(row) for row in rows)
+    widest = max((len(row) for row in rows), default=0)
     table = np.frombuffer(b"".join(row.ljust(widest, b"\0") for row in rows), dtype=np.uint8)
     return table.reshape(len(rows), widest), np.array([len(row) for row in rows], dtype=np.int64)
 

@@ -39,7 +39,7 @@ from foot_traffic.model.plan import DayPlan, StoreModel, plan_day
 from foot_traffic.model.units import Unit
 from foot_traffic.run.imperfect import copy_at
 from foot_traffic.run.positions import Position, ResumeAfter
-from foot_traffic.run.service import day_events
+from foot_traffic.run.timeline import day_events
 
 STATE_SUFFIX = ".foot-traffic-state"
 UNIT_PREFIX = "unit:"

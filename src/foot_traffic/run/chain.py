@@ -38,11 +38,26 @@ from foot_traffic.run.timeline import DayItem, Note
 WINDOW_US = 3600 * US_PER_SECOND
 """The longest window: what one window holds of a chain's visits (its memory) grows with it."""
 
+LEAD_PER_STORE_US = 60
+"""How far ahead of the wall clock a live chain starts, per store: about what planning its first day takes."""
+LEAD_MAX_US = 30 * US_PER_SECOND
 _NEVER = np.iinfo(np.int64).max
 _SLOTS = 1 << 12
 """More than any day's slots: a group (a day's slot) is numbered day × _SLOTS + slot."""
 
 I64 = npt.NDArray[np.int64]
+
+
+def live_start(now_us: int, works: Sequence[Work], rate: float) -> int:
+    """The start of a live chain: ``now_us`` plus a lead for planning its stores, on a clock of ``rate``.
+
+    A live run starts now, and its first events are due at once: a chain of thousands of
+    stores plans every store and samples their current chunks before the first one can go.
+    Starting the chain that much later (the mid-day rule counts from the start) keeps its
+    first events on time instead of sending them late in a burst.
+    """
+    lead = min(LEAD_PER_STORE_US * len(works), LEAD_MAX_US)
+    return now_us + int(lead * rate) if 0 < rate < float("inf") else now_us
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from foot_traffic.events.encoding import EncodedBatch, encode_batch
+from foot_traffic.events.event import Event, batch_events
 from foot_traffic.model.arrivals import Batch, day_batches
 from foot_traffic.model.grid import days_from, local_date, local_minute_to_us
 from foot_traffic.model.plan import DayPlan, StoreModel, plan_day
@@ -107,3 +108,9 @@ def timeline(
                 yield int(part.entries_us[0]), VISIT, Visits(plan, part, store.store_id, index + skip)
             index += len(batch)
             skip = max(0, skip - len(batch))
+
+
+def day_events(root: int, plan: DayPlan, store_id: str | None = None) -> Iterator[Event]:
+    """Every event of a day's plan, in entry order, as Event objects (the reference path)."""
+    for batch in day_batches(root, plan):
+        yield from batch_events(plan, batch, store_id)
