@@ -41,6 +41,8 @@ WINDOW_US = 3600 * US_PER_SECOND
 LEAD_PER_STORE_US = 60
 """How far ahead of the wall clock a live chain starts, per store: about what planning its first day takes."""
 LEAD_MAX_US = 30 * US_PER_SECOND
+AHEAD_DAYS, AHEAD_CHUNKS = 256, 1024
+"""The most days planned, or chunks sampled, in one call of :meth:`Chain.ahead`."""
 _NEVER = np.iinfo(np.int64).max
 _SLOTS = 1 << 12
 """More than any day's slots: a group (a day's slot) is numbered day × _SLOTS + slot."""
@@ -158,6 +160,8 @@ class _Store:
     work: Work
     days: Iterator[DayItem]
     head: DayItem | None = None
+    plan: DayPlan | None = None
+    """The head day's plan, once made (ahead of its line, or when its line is due)."""
 
 
 @dataclass(slots=True)
@@ -182,6 +186,8 @@ class Chain:
         self._root = root
         self._stores = [_Store(order, work, days) for order, (work, days) in enumerate(stores)]
         self._heap: list[tuple[int, int]] = []  # (instant, order) of each store's next plan line
+        self._unplanned: list[tuple[int, int]] = []  # the same, for the heads not yet planned (stale ones skipped)
+        self._end = 0  # the last window's end
         self._until = _NEVER if until_us is None else until_us
         self._days: dict[int, _Planned] = {}
         self._groups: dict[int, tuple[Group, bytes]] = {}  # what each group's lines end with, made when first sent
@@ -190,6 +196,7 @@ class Chain:
         self._carry = _Visits.empty()
         for store in self._stores:
             self._advance(store)
+        self._end = self._heap[0][0] if self._heap else 0
 
     def live(self) -> list[Work]:
         """The works with days still to plan or visits still to send, in order."""
@@ -210,29 +217,70 @@ class Chain:
             if len(window):
                 return window
 
+    def ahead(self) -> bool:
+        """Do a little of the work the next window needs, while the loop waits: False when none is left.
+
+        Plan the days whose plan lines come before the next window's end (their lines still
+        go when due: their chunks begin at or after them), or sample the pending chunks that
+        begin before it (their visits wait in the carry): at most AHEAD_DAYS days or
+        AHEAD_CHUNKS chunks a call, a few milliseconds.
+        """
+        horizon = min(self._end + WINDOW_US, self._until)
+        days: list[_NewDay] = []
+        while len(days) < AHEAD_DAYS and (store := self._unplanned_before(horizon)) is not None:
+            self._plan(store, days)
+        if days:
+            self._pending = _merge(self._pending, _new_chunks(self._root, days))
+            return True
+        pending = self._pending
+        if pending.chunks is None or not pending.chunks.n.shape[0] or int(pending.chunks.low[0]) >= horizon:
+            return False
+        taken = min(AHEAD_CHUNKS, int(np.searchsorted(pending.chunks.low, horizon, side="left")))
+        self._carry = _Visits.join([self._carry, self._sample(pending, taken)])
+        self._pending = _drop(pending, taken)
+        return True
+
+    def _unplanned_before(self, horizon: int) -> _Store | None:
+        """The store whose head day comes first before ``horizon`` and is not planned yet, if any."""
+        while self._unplanned and self._unplanned[0][0] < horizon:
+            instant, order = heapq.heappop(self._unplanned)
+            store = self._stores[order]
+            if store.head is not None and store.head[0] == instant and store.plan is None:
+                return store
+        return None  # (entries of heads planned when due, or of days gone, are dropped on the way)
+
     def _advance(self, store: _Store) -> None:
-        """Move the store to its next day, and schedule its plan line."""
-        store.head = next(store.days, None)
+        """Move the store to its next day, and schedule its plan line (and its planning)."""
+        store.head, store.plan = next(store.days, None), None
         if store.head is not None:
             heapq.heappush(self._heap, (store.head[0], store.order))
+            heapq.heappush(self._unplanned, (store.head[0], store.order))
+
+    def _plan(self, store: _Store, days: list[_NewDay]) -> DayPlan:
+        """Plan the store's next day (once): its chunks go to ``days``."""
+        if store.plan is not None:
+            return store.plan
+        assert store.head is not None  # noqa: S101 - a scheduled store has a day
+        _, planned, skip = store.head
+        plan = store.plan = planned()
+        template = _template(self._root, plan)
+        if len(template.n):
+            day = self._next_day
+            self._next_day += 1
+            self._days[day] = _Planned(plan, store.order, store.work.store_id)
+            days.append(_NewDay(template, plan.store_key, plan.date.toordinal(), day, store.order, skip))
+        return plan
 
     def _plans(self, instant: int) -> Plans:
-        """The plan lines due at ``instant``: their days' chunks join the pending ones."""
+        """The plan lines due at ``instant`` (their days planned now if not yet): their chunks join the pending ones."""
         plans: list[tuple[DayPlan, Work]] = []
         days: list[_NewDay] = []
         while self._heap and self._heap[0][0] == instant:
             store = self._stores[heapq.heappop(self._heap)[1]]
-            assert store.head is not None  # noqa: S101 - a scheduled store has a day
-            _, planned, skip = store.head
-            plan = planned()
-            plans.append((plan, store.work))
-            template = _template(self._root, plan)
-            if len(template.n):
-                day = self._next_day
-                self._next_day += 1
-                self._days[day] = _Planned(plan, store.order, store.work.store_id)
-                days.append(_NewDay(template, plan.store_key, plan.date.toordinal(), day, store.order, skip))
+            plans.append((self._plan(store, days), store.work))
             self._advance(store)
+        while self._unplanned and self._unplanned[0][0] <= instant:  # heads planned ahead, or just now
+            heapq.heappop(self._unplanned)
         if days:
             self._pending = _merge(self._pending, _new_chunks(self._root, days))
         return Plans(instant, plans)
@@ -251,6 +299,7 @@ class Chain:
         due_at = np.flatnonzero(due)
         key = (visits.entries[due_at] - start) * len(self._stores) + visits.owners[due_at]
         window = Window(visits.take(due_at[np.argsort(key, kind="stable")]), self._days, self._groups)
+        self._end = end
         self._forget()
         return window
 

@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 4096
 """Events between two progress reports on the event-by-event path."""
 
+AHEAD_ABOVE_S = 0.005
+"""A wait longer than this first lets a chain do some of its work ahead (a step of it takes a few ms at most)."""
 SCALAR_BELOW = 32
 """Fewer due events than this are encoded one by one; more, as one vectorised batch."""
 
@@ -135,6 +137,7 @@ class Service:
         self.ownership = ownership
         self._by_id = {store.store_id: store for store in self.stores}
         self._exits: list[tuple[int, int, Encoded, int, int]] = []
+        self._ahead: Callable[[], bool] | None = None  # a chain's work ahead, done while the loop waits
         self._exit_seq = 0
         self._log_events = False
         self._log_fields = log_fields
@@ -204,6 +207,7 @@ class Service:
         """Run several works' streams in bulk: the plan lines due at each instant, then windows of visits."""
         stores = [(work, self._days(work, start_us)) for work in works]
         chain = Chain(self.root, stores, self.until_us)
+        self._ahead = chain.ahead
         while (step := chain.step()) is not None:
             if isinstance(step, Plans):
                 if not self._advance(step.instant):
@@ -482,6 +486,8 @@ class Service:
             if sleep_s <= 0:
                 return True
             self.sink.poll()
+            if sleep_s > AHEAD_ABOVE_S and self._ahead is not None and self._ahead():
+                continue  # a little of the work ahead done: look at the clock again
             # the one wait of the run: a stop signal wakes it at once; beyond TIMEOUT_MAX wait() raises
             self.stop.wait(min(sleep_s, self.poll_s, threading.TIMEOUT_MAX))
         return False
