@@ -432,6 +432,33 @@ class GroupTable:
         zone_of = np.array([zones.setdefault(info.tz, len(zones)) for info in infos], dtype=np.intp)
         return GroupTable(tuple(infos), suffixes, widths, zone_of, tuple(zones))
 
+    def extend(self, infos: Sequence[Group]) -> GroupTable:
+        """The table with ``infos`` after its own groups (their indices unchanged)."""
+        if not self.infos:
+            return GroupTable.of(infos)
+        more = GroupTable.of(infos)
+        width = max(self.suffixes.shape[1], more.suffixes.shape[1])
+        suffixes = np.zeros((len(self.infos) + len(infos), width), dtype=np.uint8)
+        suffixes[: len(self.infos), : self.suffixes.shape[1]] = self.suffixes
+        suffixes[len(self.infos) :, : more.suffixes.shape[1]] = more.suffixes
+        zones = list(self.zones)
+        zones += [z for z in more.zones if z not in zones]
+        renumber = np.array([zones.index(z) for z in more.zones], dtype=np.intp)
+        zone_of = np.concatenate((self.zone_of, renumber[more.zone_of]))
+        return GroupTable(
+            self.infos + more.infos, suffixes, np.concatenate((self.widths, more.widths)), zone_of, tuple(zones)
+        )
+
+    def keep(self, rows: npt.NDArray[np.intp]) -> GroupTable:
+        """The table of its groups ``rows`` only, in that order."""
+        return GroupTable(
+            tuple(self.infos[r] for r in rows.tolist()),
+            self.suffixes[rows],
+            self.widths[rows],
+            self.zone_of[rows],
+            self.zones,
+        )
+
 
 def line_end(info: Group) -> bytes:
     """The end of the lines of a group's events, from the weekday's text on, newline included."""

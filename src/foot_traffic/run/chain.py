@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from foot_traffic.events.encoding import Group, GroupTable, MixedBatch, encode_mixed, line_end
+from foot_traffic.events.encoding import Group, GroupTable, MixedBatch, encode_mixed
 from foot_traffic.model import bulk, randomness
 from foot_traffic.model.arrivals import slot_chunks
 from foot_traffic.model.grid import US_PER_SECOND
@@ -116,12 +116,14 @@ class _Visits:
 class Window:
     """The visits of several stores due in one window, in the order they are sent."""
 
-    def __init__(self, visits: _Visits, days: dict[int, _Planned], groups: dict[int, tuple[Group, bytes]]) -> None:
+    def __init__(
+        self, visits: _Visits, rows: npt.NDArray[np.intp], table: GroupTable, days: dict[int, _Planned]
+    ) -> None:
         self._visits = visits
         self.entries_us: I64 = visits.entries
-        used, self._groups = np.unique(visits.groups, return_inverse=True)
-        made = [groups.get(g) or groups.setdefault(g, _group(days[g // _SLOTS], g % _SLOTS)) for g in used.tolist()]
-        self._table = GroupTable.of([info for info, _ in made], [end for _, end in made])
+        self._rows = rows
+        """Each visit's group's row in ``table``."""
+        self._table = table
         self._days = days
 
     def __len__(self) -> int:
@@ -131,7 +133,7 @@ class Window:
         """Encode visits [start, stop) as one batch (its groups: the window's)."""
         v = self._visits
         return encode_mixed(
-            v.entries[start:stop], v.durations[start:stop], v.ids[start:stop], self._groups[start:stop], self._table
+            v.entries[start:stop], v.durations[start:stop], v.ids[start:stop], self._rows[start:stop], self._table
         )
 
     def notes(self, start: int, stop: int) -> list[Note]:
@@ -146,10 +148,9 @@ class Window:
         return notes
 
 
-def _group(day: _Planned, slot: int) -> tuple[Group, bytes]:
-    """What the visits of a day's slot end their lines with, and those bytes."""
-    info = Group(day.store_id, day.plan.labels[slot], day.plan.weekday, day.plan.tz)
-    return info, line_end(info)
+def _group(day: _Planned, slot: int) -> Group:
+    """What the visits of a day's slot end their lines with."""
+    return Group(day.store_id, day.plan.labels[slot], day.plan.weekday, day.plan.tz)
 
 
 @dataclass(slots=True)
@@ -190,7 +191,9 @@ class Chain:
         self._end = 0  # the last window's end
         self._until = _NEVER if until_us is None else until_us
         self._days: dict[int, _Planned] = {}
-        self._groups: dict[int, tuple[Group, bytes]] = {}  # what each group's lines end with, made when first sent
+        self._table = GroupTable.of([])  # the groups sent so far, a row each: made when first sent
+        self._known = np.zeros(0, dtype=np.int64)  # their numbers, sorted
+        self._rows = np.zeros(0, dtype=np.intp)  # the row of each
         self._next_day = 0
         self._pending = _Pending()
         self._carry = _Visits.empty()
@@ -298,10 +301,29 @@ class Chain:
         self._carry = visits.take(~due)
         due_at = np.flatnonzero(due)
         key = (visits.entries[due_at] - start) * len(self._stores) + visits.owners[due_at]
-        window = Window(visits.take(due_at[np.argsort(key, kind="stable")]), self._days, self._groups)
+        visits = visits.take(due_at[np.argsort(key, kind="stable")])
+        window = Window(visits, self._rows_of(visits.groups), self._table, self._days)
         self._end = end
         self._forget()
         return window
+
+    def _rows_of(self, groups: I64) -> npt.NDArray[np.intp]:
+        """The table's rows of ``groups`` (numbers day × _SLOTS + slot), those new to it added."""
+        used, inverse = np.unique(groups, return_inverse=True)
+        at = np.searchsorted(self._known, used)
+        found = np.zeros(used.shape[0], dtype=bool)
+        inside = at < self._known.shape[0]
+        found[inside] = self._known[at[inside]] == used[inside]
+        new = used[~found]
+        if new.shape[0]:
+            base = len(self._table.infos)
+            self._table = self._table.extend([_group(self._days[g // _SLOTS], g % _SLOTS) for g in new.tolist()])
+            known = np.concatenate((self._known, new))
+            rows = np.concatenate((self._rows, np.arange(base, base + new.shape[0], dtype=np.intp)))
+            order = np.argsort(known, kind="stable")
+            self._known, self._rows = known[order], rows[order]
+        rows_of_used: npt.NDArray[np.intp] = self._rows[np.searchsorted(self._known, used)]
+        return rows_of_used[inverse]
 
     def _sample(self, pending: _Pending, taken: int) -> _Visits:
         """Sample the first ``taken`` pending chunks; drop the visits a resume skips."""
@@ -328,7 +350,9 @@ class Chain:
         if len(self._days) > 4 * len(self._stores) + 64:
             alive = set((np.concatenate((self._pending.groups, self._carry.groups)) // _SLOTS).tolist())
             self._days = {day: planned for day, planned in self._days.items() if day in alive}
-            self._groups = {group: info for group, info in self._groups.items() if group // _SLOTS in alive}
+            kept = np.isin(self._known // _SLOTS, np.array(sorted(alive), dtype=np.int64))
+            self._table = self._table.keep(self._rows[kept])
+            self._known, self._rows = self._known[kept], np.arange(int(kept.sum()), dtype=np.intp)
 
 
 @dataclass(frozen=True, slots=True)
