@@ -41,7 +41,7 @@ WINDOW_US = 3600 * US_PER_SECOND
 LEAD_PER_STORE_US = 60
 """How far ahead of the wall clock a live chain starts, per store: about what planning its first day takes."""
 LEAD_MAX_US = 30 * US_PER_SECOND
-AHEAD_DAYS, AHEAD_CHUNKS = 256, 1024
+AHEAD_DAYS, AHEAD_CHUNKS = 128, 256
 """The most days planned, or chunks sampled, in one call of :meth:`Chain.ahead`."""
 _NEVER = np.iinfo(np.int64).max
 _SLOTS = 1 << 12
@@ -206,19 +206,23 @@ class Chain:
         busy = set(np.concatenate((self._pending.owners, self._carry.owners)).tolist())
         return [s.work for s in self._stores if s.head is not None or s.order in busy]
 
-    def step(self) -> Plans | Window | None:
-        """The next plan lines or window of visits; None when nothing is left before UNTIL."""
-        while True:
-            plan_at = self._heap[0][0] if self._heap else _NEVER
-            visit_at = min(self._pending.first_start(), int(self._carry.entries.min(initial=_NEVER)))
-            start = min(plan_at, visit_at)
-            if start >= self._until:
-                return None
-            if plan_at <= visit_at:
-                return self._plans(plan_at)
-            window = self._window(start, min(start + WINDOW_US, self._until, plan_at))
-            if len(window):
-                return window
+    def next_instant(self) -> int | None:
+        """When the next step is due (a plan line, or a window's start); None when nothing is left before UNTIL."""
+        start = min(self._plan_at(), self._visit_at())
+        return None if start >= self._until else start
+
+    def step(self) -> Plans | Window:
+        """The next plan lines, or window of visits (it may hold none): call it once :meth:`next_instant` is due."""
+        plan_at, visit_at = self._plan_at(), self._visit_at()
+        if plan_at <= visit_at:
+            return self._plans(plan_at)
+        return self._window(visit_at, min(visit_at + WINDOW_US, self._until, plan_at))
+
+    def _plan_at(self) -> int:
+        return self._heap[0][0] if self._heap else _NEVER
+
+    def _visit_at(self) -> int:
+        return min(self._pending.first_start(), int(self._carry.entries.min(initial=_NEVER)))
 
     def ahead(self) -> bool:
         """Do a little of the work the next window needs, while the loop waits: False when none is left.

@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 4096
 """Events between two progress reports on the event-by-event path."""
 
-AHEAD_ABOVE_S = 0.005
+AHEAD_ABOVE_S = 0.01
 """A wait longer than this first lets a chain do some of its work ahead (a step of it takes a few ms at most)."""
 SCALAR_BELOW = 32
 """Fewer due events than this are encoded one by one; more, as one vectorised batch."""
@@ -208,10 +208,11 @@ class Service:
         stores = [(work, self._days(work, start_us)) for work in works]
         chain = Chain(self.root, stores, self.until_us)
         self._ahead = chain.ahead
-        while (step := chain.step()) is not None:
+        while (instant := chain.next_instant()) is not None:
+            if not self._advance(instant):  # the wait does the chain's work ahead
+                return
+            step = chain.step()
             if isinstance(step, Plans):
-                if not self._advance(step.instant):
-                    return
                 self._log_plans([self._planned(plan, work.resume, empty=plan.total == 0) for plan, work in step.plans])
             elif not (self._emit_visits(step) if self.sensor_topic is None else self._emit_with_sensors(step)):
                 return
