@@ -43,6 +43,7 @@ what is expected, e.g. ``dates."2025-12-24".hours=['09:00']: expected ...``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -99,6 +100,12 @@ CLOSED_DAY: Final = DayRule(0.0, None)
 """The rule of a closed day; every closed day is reported with this exact value."""
 
 
+@functools.lru_cache(maxsize=256)
+def _open_day(hours: tuple[int, int] | None) -> DayRule:
+    """The rule of a day open at a weekday's hours, without a date's entry (made once per hours: rules are values)."""
+    return DayRule(1.0, hours)
+
+
 @dataclass(frozen=True, slots=True)
 class DateOverride:
     """A per-date entry of the calendar: a multiplier (0 closes the day) and hours, None keeping the weekday's."""
@@ -143,7 +150,7 @@ class Calendar:
         weekday_hours = None if weekday == CLOSED else weekday
         override = self.dates.get(date)
         if override is None:
-            return CLOSED_DAY if weekday == CLOSED else DayRule(1.0, weekday_hours)
+            return CLOSED_DAY if weekday == CLOSED else _open_day(weekday_hours)
         if override.multiplier == 0:
             return CLOSED_DAY
         hours = override.hours if override.hours is not None else weekday_hours

@@ -163,6 +163,9 @@ class _Store:
     head: DayItem | None = None
     plan: DayPlan | None = None
     """The head day's plan, once made (ahead of its line, or when its line is due)."""
+    following: DayItem | None = None
+    fetched: bool = False
+    """Whether ``following``, the day after the head (None: none), is known: it is fetched when the head is planned."""
 
 
 @dataclass(slots=True)
@@ -186,8 +189,10 @@ class Chain:
     def __init__(self, root: int, stores: Sequence[tuple[Work, Iterator[DayItem]]], until_us: int | None) -> None:
         self._root = root
         self._stores = [_Store(order, work, days) for order, (work, days) in enumerate(stores)]
-        self._heap: list[tuple[int, int]] = []  # (instant, order) of each store's next plan line
-        self._unplanned: list[tuple[int, int]] = []  # the same, for the heads not yet planned (stale ones skipped)
+        self._due: dict[int, list[int]] = {}  # the stores (orders) whose next plan line is due at each instant
+        self._instants: list[int] = []  # those instants, a heap
+        self._unplanned: dict[int, list[int]] = {}  # the same, for days not planned yet (some may be since)
+        self._unplanned_at: list[int] = []  # their instants, a heap (some may be gone since)
         self._end = 0  # the last window's end
         self._until = _NEVER if until_us is None else until_us
         self._days: dict[int, _Planned] = {}
@@ -196,10 +201,11 @@ class Chain:
         self._rows = np.zeros(0, dtype=np.intp)  # the row of each
         self._next_day = 0
         self._pending = _Pending()
+        self._fresh: list[_NewDay] = []  # days planned whose chunks are not pending yet
         self._carry = _Visits.empty()
         for store in self._stores:
             self._advance(store)
-        self._end = self._heap[0][0] if self._heap else 0
+        self._end = self._plan_at() if self._instants else 0
 
     def live(self) -> list[Work]:
         """The works with days still to plan or visits still to send, in order."""
@@ -219,7 +225,7 @@ class Chain:
         return self._window(visit_at, min(visit_at + WINDOW_US, self._until, plan_at))
 
     def _plan_at(self) -> int:
-        return self._heap[0][0] if self._heap else _NEVER
+        return self._instants[0] if self._instants else _NEVER
 
     def _visit_at(self) -> int:
         return min(self._pending.first_start(), int(self._carry.entries.min(initial=_NEVER)))
@@ -233,35 +239,57 @@ class Chain:
         AHEAD_CHUNKS chunks a call, a few milliseconds.
         """
         horizon = min(self._end + WINDOW_US, self._until)
-        days: list[_NewDay] = []
-        while len(days) < AHEAD_DAYS and (store := self._unplanned_before(horizon)) is not None:
-            self._plan(store, days)
-        if days:
-            self._pending = _merge(self._pending, _new_chunks(self._root, days))
+        planned = 0
+        while planned < AHEAD_DAYS and (store := self._unplanned_before(horizon)) is not None:
+            self._plan(store, self._fresh)
+            planned += 1
+        if planned:
             return True
+        self._settle()
         pending = self._pending
         if pending.chunks is None or not pending.chunks.n.shape[0] or int(pending.chunks.low[0]) >= horizon:
             return False
         taken = min(AHEAD_CHUNKS, int(np.searchsorted(pending.chunks.low, horizon, side="left")))
-        self._carry = _Visits.join([self._carry, self._sample(pending, taken)])
+        sampled = self._sample(pending, taken)
+        self._rows_of(sampled.groups)  # their groups' rows made now, not when they are due
+        self._carry = _Visits.join([self._carry, sampled])
         self._pending = _drop(pending, taken)
         return True
 
+    def _settle(self) -> None:
+        """Add the chunks of the days planned since the last call to the pending ones (one sort for them all)."""
+        if self._fresh:
+            self._pending = _merge(self._pending, _new_chunks(self._root, self._fresh))
+            self._fresh = []
+
     def _unplanned_before(self, horizon: int) -> _Store | None:
-        """The store whose head day comes first before ``horizon`` and is not planned yet, if any."""
-        while self._unplanned and self._unplanned[0][0] < horizon:
-            instant, order = heapq.heappop(self._unplanned)
-            store = self._stores[order]
+        """A store whose next day comes before ``horizon`` and is not planned yet (the earliest day first), if any."""
+        while self._unplanned_at and self._unplanned_at[0] < horizon:
+            instant = self._unplanned_at[0]
+            orders = self._unplanned.get(instant)
+            if not orders:  # planned when due, or all planned ahead
+                self._unplanned.pop(instant, None)
+                heapq.heappop(self._unplanned_at)
+                continue
+            store = self._stores[orders.pop()]
             if store.head is not None and store.head[0] == instant and store.plan is None:
                 return store
-        return None  # (entries of heads planned when due, or of days gone, are dropped on the way)
+        return None
 
     def _advance(self, store: _Store) -> None:
-        """Move the store to its next day, and schedule its plan line (and its planning)."""
-        store.head, store.plan = next(store.days, None), None
-        if store.head is not None:
-            heapq.heappush(self._heap, (store.head[0], store.order))
-            heapq.heappush(self._unplanned, (store.head[0], store.order))
+        """Move the store to its next day (fetched ahead, or now), and schedule its plan line and its planning."""
+        store.head = store.following if store.fetched else next(store.days, None)
+        store.plan, store.following, store.fetched = None, None, False
+        if store.head is None:
+            return
+        instant = store.head[0]
+        for due, heap in ((self._due, self._instants), (self._unplanned, self._unplanned_at)):
+            orders = due.get(instant)
+            if orders is None:
+                due[instant] = [store.order]
+                heapq.heappush(heap, instant)
+            else:
+                orders.append(store.order)
 
     def _plan(self, store: _Store, days: list[_NewDay]) -> DayPlan:
         """Plan the store's next day (once): its chunks go to ``days``."""
@@ -270,6 +298,7 @@ class Chain:
         assert store.head is not None  # noqa: S101 - a scheduled store has a day
         _, planned, skip = store.head
         plan = store.plan = planned()
+        store.following, store.fetched = next(store.days, None), True  # the day after, for when this one's line goes
         template = _template(self._root, plan)
         if len(template.n):
             day = self._next_day
@@ -281,19 +310,18 @@ class Chain:
     def _plans(self, instant: int) -> Plans:
         """The plan lines due at ``instant`` (their days planned now if not yet): their chunks join the pending ones."""
         plans: list[tuple[DayPlan, Work]] = []
-        days: list[_NewDay] = []
-        while self._heap and self._heap[0][0] == instant:
-            store = self._stores[heapq.heappop(self._heap)[1]]
-            plans.append((self._plan(store, days), store.work))
+        heapq.heappop(self._instants)
+        self._unplanned.pop(instant, None)  # all planned now (its entry in the heap goes when reached)
+        for order in sorted(self._due.pop(instant)):
+            store = self._stores[order]
+            plans.append((self._plan(store, self._fresh), store.work))
             self._advance(store)
-        while self._unplanned and self._unplanned[0][0] <= instant:  # heads planned ahead, or just now
-            heapq.heappop(self._unplanned)
-        if days:
-            self._pending = _merge(self._pending, _new_chunks(self._root, days))
+        self._settle()
         return Plans(instant, plans)
 
     def _window(self, start: int, end: int) -> Window:
         """The visits due in [start, end): the pending chunks that begin before ``end`` sampled, with those carried."""
+        self._settle()
         pending = self._pending
         taken = 0 if pending.chunks is None else int(np.searchsorted(pending.chunks.low, end, side="left"))
         parts = [self._carry]

@@ -430,10 +430,12 @@ class Service:
             log_emitted(log, batch.key(i).decode(), batch.entry_time(i), slot, store_id, with_fields=self._log_fields)
 
     def _log_plans(self, lines: list[tuple[str, dict[str, object]]]) -> None:
-        """Log plan lines due at one instant: one record, or one record for them all."""
+        """Log plan lines due at one instant: one record, or one record for them all (at INFO only)."""
+        if not self._log_events:
+            return
         if len(lines) == 1:
             log.info("%s", lines[0][0], extra=lines[0][1])
-        elif self._log_events:
+        else:
             log.info(PlanLines(lines))
 
     def _planned(self, plan: DayPlan, resumed: ResumeAfter | None, *, empty: bool) -> tuple[str, dict[str, object]]:
@@ -447,7 +449,7 @@ class Service:
         self.metrics.planned(store_id, plan.labels, plan.counts)
         if self.positions is not None and (resumed is None or resumed.date != plan.date):
             self.positions.note(store_id, plan.date, -1, done=empty)
-        return prefix + plan.log_line(), plan_fields(plan, store_id)
+        return (prefix + plan.log_line(), plan_fields(plan, store_id)) if self._log_events else ("", {})
 
     def _sensor(self, kind: str, batch: Encoded, index: int) -> None:
         assert self.sensor_topic is not None  # noqa: S101 - only called with a sensor topic

@@ -81,11 +81,17 @@ def days(
     for date in days_from(first) if dates is None else dates:
         if resume is not None and date < resume.date:
             continue
-        instant = max(local_minute_to_us(date, 0, model.tz), start_us)  # the day's start, or the run's
+        instant = max(_day_start(date, model.tz), start_us)  # the day's start, or the run's
         if until_us is not None and instant >= until_us:
             return
         skip = resume.index + 1 if resume is not None and date == resume.date else 0
         yield instant, functools.partial(plan_day, model, root, date, now_us=start_us if date == first else None), skip
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_start(date: dt.date, tz: dt.tzinfo) -> int:
+    """The instant a date begins in a zone (the stores of a chain share a few zones)."""
+    return local_minute_to_us(date, 0, tz)
 
 
 def timeline(
