@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -243,9 +244,9 @@ class Chain:
         while planned < AHEAD_DAYS and (store := self._unplanned_before(horizon)) is not None:
             self._plan(store, self._fresh)
             planned += 1
+        self._settle()
         if planned:
             return True
-        self._settle()
         pending = self._pending
         if pending.chunks is None or not pending.chunks.n.shape[0] or int(pending.chunks.low[0]) >= horizon:
             return False
@@ -466,13 +467,34 @@ def _new_chunks(root: int, days: list[_NewDay]) -> _Pending:
 
 
 def _merge(pending: _Pending, new: _Pending) -> _Pending:
-    """The pending chunks with new ones, ordered by start (each day's chunks kept in order)."""
-    parts = [new] if pending.chunks is None else [pending, new]
-    columns = bulk.Chunks(*(np.concatenate([getattr(p.chunks, name) for p in parts]) for name in bulk.Chunks.__slots__))
-    rest = [np.concatenate([getattr(p, name) for p in parts]) for name in ("groups", "firsts", "skips", "owners")]
-    order = np.argsort(columns.low, kind="stable")
-    columns = bulk.Chunks(*(getattr(columns, name)[order] for name in bulk.Chunks.__slots__))
-    return _Pending(columns, *(r[order] for r in rest))
+    """The pending chunks with new ones, ordered by start (each day's chunks kept in order): a linear merge."""
+    assert new.chunks is not None  # noqa: S101 - new chunks are given
+    order = np.argsort(new.chunks.low, kind="stable")
+    if pending.chunks is None or not pending.chunks.n.shape[0]:
+        return _take_pending(new, order)
+    total = pending.chunks.n.shape[0] + order.shape[0]
+    into = np.searchsorted(pending.chunks.low, new.chunks.low[order], side="right") + np.arange(order.shape[0])
+    old = np.ones(total, dtype=bool)
+    old[into] = False
+
+    def put(mine: npt.NDArray[Any], theirs: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        out = np.empty((total, *mine.shape[1:]), dtype=mine.dtype)
+        out[old], out[into] = mine, theirs[order]
+        return out
+
+    columns = bulk.Chunks(
+        *(put(getattr(pending.chunks, name), getattr(new.chunks, name)) for name in bulk.Chunks.__slots__)
+    )
+    rest = [put(getattr(pending, name), getattr(new, name)) for name in ("groups", "firsts", "skips", "owners")]
+    return _Pending(columns, *rest)
+
+
+def _take_pending(pending: _Pending, which: npt.NDArray[np.intp]) -> _Pending:
+    """The pending chunks ``which`` selects, in its order."""
+    assert pending.chunks is not None  # noqa: S101 - chunks are given
+    columns = bulk.Chunks(*(getattr(pending.chunks, name)[which] for name in bulk.Chunks.__slots__))
+    rest = [getattr(pending, name)[which] for name in ("groups", "firsts", "skips", "owners")]
+    return _Pending(columns, *rest)
 
 
 def _drop(pending: _Pending, taken: int) -> _Pending:

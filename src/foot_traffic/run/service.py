@@ -26,6 +26,7 @@ events and while the loop waits, starts and stops works in the running merge.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import logging
 import threading
@@ -214,6 +215,7 @@ class Service:
             step = chain.step()
             if isinstance(step, Plans):
                 self._log_plans([self._planned(plan, work.resume, empty=plan.total == 0) for plan, work in step.plans])
+                gc.freeze()  # a chain's days are many objects: a full collection would scan them all, for nothing
             elif not (self._emit_visits(step) if self.sensor_topic is None else self._emit_with_sensors(step)):
                 return
         while self._exits and self._wait_until(self._exits[0][0]):  # visits that end before UNTIL exit before it
@@ -490,6 +492,7 @@ class Service:
                 return True
             self.sink.poll()
             if sleep_s > AHEAD_ABOVE_S and self._ahead is not None and self._ahead():
+                gc.freeze()  # what it made lives on: a full collection would scan it all, for nothing
                 continue  # a little of the work ahead done: look at the clock again
             # the one wait of the run: a stop signal wakes it at once; beyond TIMEOUT_MAX wait() raises
             self.stop.wait(min(sleep_s, self.poll_s, threading.TIMEOUT_MAX))
