@@ -77,7 +77,7 @@ def days(
     before a day that begins at or after ``until_us``: that day is never planned.
     """
     model = store.model
-    first = local_date(start_us, model.tz)
+    first = _local_date(start_us, model.tz)
     for date in days_from(first) if dates is None else dates:
         if resume is not None and date < resume.date:
             continue
@@ -86,6 +86,12 @@ def days(
             return
         skip = resume.index + 1 if resume is not None and date == resume.date else 0
         yield instant, functools.partial(plan_day, model, root, date, now_us=start_us if date == first else None), skip
+
+
+@functools.lru_cache(maxsize=64)
+def _local_date(instant_us: int, tz: dt.tzinfo) -> dt.date:
+    """The local date of an instant (a chain's stores share the run's start and a few zones)."""
+    return local_date(instant_us, tz)
 
 
 @functools.lru_cache(maxsize=4096)
