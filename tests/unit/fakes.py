@@ -144,13 +144,13 @@ class SteppedClock:
     """Real time that passes only while the service loop waits on its stop flag, which then takes no real time.
 
     Pass ``clock.stop`` as the loop's stop flag: each wait moves the clock forward by its timeout, as real time
-    would, and is recorded in ``waits`` (timeout, now after it).
+    would (``rate`` simulated seconds per real second: an accelerated clock), and is recorded in ``waits``
+    (timeout, now after it).
     """
 
-    rate = 1.0
-
-    def __init__(self, now_us: int) -> None:
+    def __init__(self, now_us: int, rate: float = 1.0) -> None:
         self.now = now_us
+        self.rate = rate
         self.waits: list[tuple[float, int]] = []
         self.stop = _PassingStop(self)
 
@@ -158,7 +158,7 @@ class SteppedClock:
         return self.now
 
     def sleep_time(self, deadline_us: int) -> float:
-        return max(0.0, (deadline_us - self.now) / 1e6)
+        return max(0.0, (deadline_us - self.now) / 1e6 / self.rate)
 
     def reach(self, until_us: int) -> int:
         return self.now
@@ -173,6 +173,6 @@ class _PassingStop(threading.Event):
 
     def wait(self, timeout: float | None = None) -> bool:
         assert timeout is not None, "the loop always waits with a timeout"
-        self._clock.now += round(timeout * 1e6)
+        self._clock.now += round(timeout * 1e6 * self._clock.rate)
         self._clock.waits.append((timeout, self._clock.now))
         return self.is_set()

@@ -7,7 +7,7 @@ import io
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -25,7 +25,7 @@ from foot_traffic.model.plan import DayPlan, Model, StoreModel, plan_day
 from foot_traffic.model.units import WHOLE, Shard
 from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.ownership import Fixed
-from foot_traffic.run.positions import Positions
+from foot_traffic.run.positions import Positions, ResumeAfter
 from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink, StdoutSink
 from tests.unit.fakes import SteppedClock, fake_sink
@@ -57,12 +57,22 @@ def run(
     until_us: int | None = None,
     shard: Shard = WHOLE,
     log_fields: bool = False,
+    resume: Mapping[str | None, ResumeAfter] | None = None,
 ) -> MemorySink:
     """Run ``stores`` from ``start_us`` to ``until_us`` on a manual clock, into memory; ``merge``: event by event."""
     sink = MemorySink()
     clock = ManualClock(start_us)
     service = Service(
-        stores, ROOT, sink, clock, poll_s=0.5, start_us=start_us, until_us=until_us, shard=shard, log_fields=log_fields
+        stores,
+        ROOT,
+        sink,
+        clock,
+        poll_s=0.5,
+        start_us=start_us,
+        until_us=until_us,
+        shard=shard,
+        log_fields=log_fields,
+        resume=resume,
     )
     if merge:  # the same works through an ownership: the loop then merges them event by event
         service.ownership = Fixed(service.owned(start_us))
