@@ -209,3 +209,33 @@ def test_a_chain_of_stores_with_days_of_every_kind_sends_the_merges_events(start
     slots = Counter((e["store_id"], e["entry_time"][:10], e["time_slot"]) for e in events)
     assert slots["big", "2025-10-25", "10:00–13:59"] > 2 * CHUNK_TARGET, "a slot drawn in three chunks"
     assert {e["store_id"] for e in events} == {store.store_id for store in stores}
+
+
+def _windows(steps: Chain, *, ahead: bool) -> list[tuple[int, list[bytes], int]]:
+    """Each window's start, lines and how many chunks it sampled itself; ``ahead``: the work ahead done before each."""
+    windows = []
+    while (instant := steps.next_instant()) is not None:
+        while ahead and steps.ahead():
+            pass
+        before = steps._pending.chunks.n.shape[0] if steps._pending.chunks is not None else 0
+        fresh = len(steps._fresh)
+        step = steps.step()
+        if not isinstance(step, Plans) and len(step):
+            after = steps._pending.chunks.n.shape[0] if steps._pending.chunks is not None else 0
+            batch = step.encode(0, len(step))
+            windows.append((instant, batch.values(0, len(batch)), before - after if not fresh else -1))
+    return windows
+
+
+def test_work_ahead_leaves_a_window_nothing_to_sample_and_changes_no_byte() -> None:
+    """With the work ahead done while waiting, each window samples no chunk itself; the lines are the same, in order."""
+    stores = chain(5)
+    until = START + 2 * US_PER_DAY
+
+    def steps() -> Chain:
+        return Chain(ROOT, [(Work(s.store_id), timeline.days(s, ROOT, NOON, until_us=until)) for s in stores], until)
+
+    plain, early = _windows(steps(), ahead=False), _windows(steps(), ahead=True)
+    assert [line for _, lines, _ in early for line in lines] == [line for _, lines, _ in plain for line in lines]
+    assert sum(taken for _, _, taken in plain) > 0, "without it, windows sample their chunks"
+    assert all(taken == 0 for _, _, taken in early), "with it, the chunks were sampled before each window"

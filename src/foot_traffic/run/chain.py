@@ -239,7 +239,7 @@ class Chain:
         begin before it (their visits wait in the carry): at most AHEAD_DAYS days or
         AHEAD_CHUNKS chunks a call, a few milliseconds.
         """
-        horizon = min(self._end + WINDOW_US, self._until)
+        horizon = min(max(self._end, self._visit_at()) + WINDOW_US, self._until)  # the next window's end at most
         planned = 0
         while planned < AHEAD_DAYS and (store := self._unplanned_before(horizon)) is not None:
             self._plan(store, self._fresh)
