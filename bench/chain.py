@@ -312,20 +312,22 @@ What bounds the chain rows (2026-12-03):
   so the p99 after it is the backlog's tail. After it the chain keeps time (p50 about 1 ms).
   Building a later window samples the next batch of every store it reaches at once too, so a
   live chain of thousands of stores is late by that much at window edges (at most hourly).
-- k′ (five runs of the row alone, 2026-12-03, the last three on the code of b7e1de1, the first two
-  on 0e2dfe3; load average 1.0–2.3, other work on the two cores): the slot edge itself costs
-  nothing. A window reaches up to an hour ahead, so the first one, from the first visit on, holds
-  the edge's minute and the next: their chunks are planned and sampled before the edge. The events
-  due in the 2 s from it were no later than the others (max 4.7, 41.8 and 9.5 ms; the 41.8 ms is a
-  40.5 ms wait of the producer for a CPU). What the row shows is that first window: 10,000 stores
-  × 3 chunks of 25 visits (0.75 M visits sampled, 0.4–0.5 M of them due in its hour). Launched
-  inside the minute before the edge, the first events are due at once, and planning and sampling
-  that hour (1.2–1.5 s in-process, `Chain.ahead` until done) outlasts the lead of 0.6 s (60 µs a
-  store, what planning alone takes): first event 433 and 969 ms late. Launched earlier, that work
-  is done while the loop waits, but the window is still ordered (about 520,000 visits: 0.16 s
-  in-process) at its start, when its first events are due: first event 209 ms late (6.2 ms on
+- k′ (runs of the row alone, 2026-12-03: three on the code of 3b9a7fe at load average 1.3–1.7,
+  five before on 0e2dfe3 and b7e1de1 at 1.0–2.3; other work on the two cores): the slot edge
+  itself costs nothing. A window reaches up to an hour ahead, so the first one, from the first
+  visit on, holds the edge's minute and the next: their chunks are planned and sampled before the
+  edge. The events due in the 2 s from it were no later than the others (max 5.8, 3.2 and 7.3 ms;
+  4.0 to 41.8 ms before, the 41.8 ms a 40.5 ms wait of the producer for a CPU). What the row shows
+  is that first window: 10,000 stores × 3 chunks of 25 visits (0.75 M visits sampled, 0.4–0.5 M of
+  them due in its hour). Launched inside the minute before the edge, the first events are due at
+  once, and planning and sampling that hour (1.1–1.35 s in-process: `Chain.ahead` until done, then
+  the window) outlasts the lead of 0.6 s (60 µs a store, what planning alone takes): first event
+  287 and 298 ms late (433 and 969 ms on b7e1de1). Launched earlier, that work is done while the
+  loop waits, but the window is still ordered (about 520,000 visits: 0.14 s in-process) at its
+  start, when its first events are due: first event 199 ms late (209 ms on b7e1de1; 6.2 ms on
   0e2dfe3, which built a window as soon as the step before it had gone). p99 after the first
-  second 3.5, 6.3 and 18.1 ms (2.1 and 6.9 ms before): at about 4,200 events/s the producer needs
-  much of a core, and 1 to 18 % of the events left over 2 ms late while other work held the cores;
-  each run's worst events match a CPU wait of the producer or the reader (up to 136 ms).
+  second 2.6, 2.7 and 2.9 ms (2.1 to 18.1 ms before): about 1.5 % of the events left over 2 ms
+  late at about 4,200 events/s, where the producer needs much of a core. The worst events (12 to
+  17 ms) came in bursts; one matches a 13.7 ms wait of the producer for a CPU, the other two had
+  under 4 ms of CPU wait on either side, not explained here.
 """
