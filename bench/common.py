@@ -95,6 +95,16 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def equal_weights(slots: Sequence[str]) -> str:
+    """A weights file (TOML) of the slots starting at ``slots`` ("HH:MM"), every weight 1 on every weekday."""
+    quoted = ", ".join(f'"{start}"' for start in slots)
+    row = ", ".join("1" for _ in slots)
+    return f"slots = [{quoted}]\n\n[weights]\n" + "".join(f"{day} = [{row}]\n" for day in WEEKDAYS)
+
+
 def foot_traffic(*args: str) -> list[str]:
     """The command line of the producer."""
     return [PY, "-m", "foot_traffic", *args]

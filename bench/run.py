@@ -40,6 +40,7 @@ from bench.common import (
     Row,
     backfill_args,
     clean_env,
+    equal_weights,
     foot_traffic,
     kafka_backfill,
     lateness,
@@ -49,9 +50,7 @@ from bench.common import (
     verdict,
 )
 
-ONE_SLOT = 'slots = ["00:00"]\n\n[weights]\n' + "".join(
-    f"{day} = [1]\n" for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-)
+ONE_SLOT = equal_weights(["00:00"])
 
 
 def machine() -> str:
@@ -365,6 +364,7 @@ def benches(folder: Path) -> list[tuple[str, Callable[[], list[Row]]]]:
         ("handover", lambda: scaleout.bench_handover(folder)),
         ("chain", lambda: chain.bench_backfills(folder)),
         ("chain", lambda: chain.bench_realtime(folder)),
+        ("chain", lambda: chain.bench_edge(folder)),
     ]
 
 

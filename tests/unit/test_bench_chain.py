@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 import pytest
-from bench.chain import ONE_STORE, backfill_rows, live_row, realtime_row
-from bench.run import GROUPS, selected
+from bench.chain import ONE_STORE, backfill_rows, edge_grid, edge_row, live_row, realtime_row
+from bench.common import equal_weights
+from bench.run import GROUPS, ONE_SLOT, selected
+
+from foot_traffic.config.files import load_weights_file
 
 T0 = 1_765_000_000.0
 """An entry time (epoch seconds) the hand-made events start from."""
@@ -32,6 +38,84 @@ def test_lateness_after_the_first_second_leaves_out_the_events_due_within_it() -
 def test_the_real_time_verdict_names_each_missed_target(seen: list[tuple[float, float]], verdict: str) -> None:
     """First event over 50 ms, p99 over 2 ms, or no events: each miss is named with its figure."""
     assert realtime_row(seen).verdict == verdict
+
+
+def at(hms: str, day: int = 15) -> dt.datetime:
+    """An instant of 2026-06-``day`` (UTC) given as HH:MM:SS[.ffffff]."""
+    return dt.datetime.fromisoformat(f"2026-06-{day:02d}T{hms}+00:00")
+
+
+@pytest.mark.parametrize(
+    ("now", "edge", "slots"),
+    [
+        (at("12:00:39.999999"), at("12:01:00"), ["00:00", "12:00", "12:01", "12:02"]),
+        (at("12:00:40"), at("12:01:00"), ["00:00", "12:00", "12:01", "12:02"]),  # exactly 20 s ahead
+        (at("12:00:40.000001"), at("12:02:00"), ["00:00", "12:01", "12:02", "12:03"]),
+        (at("12:01:00"), at("12:02:00"), ["00:00", "12:01", "12:02", "12:03"]),
+        (at("23:58:30"), at("23:59:00"), ["00:00", "23:58", "23:59"]),  # no slot at 24:00
+        (at("23:59:39"), at("00:01:00", 16), ["00:00", "00:01", "00:02"]),  # midnight starts a day: a minute on
+        (at("23:59:41"), at("00:01:00", 16), ["00:00", "00:01", "00:02"]),
+        (at("00:00:50"), at("00:02:00"), ["00:00", "00:01", "00:02", "00:03"]),
+        (dt.datetime.fromisoformat("2026-06-15T14:00:50+02:00"), at("12:02:00"), ["00:00", "12:01", "12:02", "12:03"]),
+    ],
+)
+def test_the_edge_is_the_first_whole_minute_20_s_ahead_with_a_minute_slot_either_side(
+    now: dt.datetime, edge: dt.datetime, slots: list[str]
+) -> None:
+    """Row k′'s edge: the next UTC minute at least 20 s on (not midnight); slots at 00:00 and the minutes around it."""
+    assert edge_grid(now) == (edge, slots)
+
+
+@pytest.mark.parametrize("now", [at("12:00:40"), at("23:58:30"), at("23:59:41"), at("00:00:50")])
+def test_the_edge_grid_is_a_weights_file_the_producer_reads(now: dt.datetime, tmp_path: Path) -> None:
+    """The edge's slots written with equal weights load as a table with a slot starting at the edge, weight 1 each."""
+    edge, slots = edge_grid(now)
+    path = tmp_path / "edge.toml"
+    path.write_text(equal_weights(slots))
+    table = load_weights_file(path)
+    assert table.grid.starts == tuple(int(s[:2]) * 60 + int(s[3:]) for s in slots)
+    assert edge.hour * 60 + edge.minute in table.grid.starts
+    assert table.weights == ((1.0,) * len(slots),) * 7
+
+
+def test_one_slot_of_equal_weights_is_row_cs_file() -> None:
+    """Row c's one-slot file: slots ["00:00"] and a weight of 1 on each of the seven weekdays."""
+    assert ONE_SLOT == (
+        'slots = ["00:00"]\n\n[weights]\nMonday = [1]\nTuesday = [1]\nWednesday = [1]\nThursday = [1]\n'
+        "Friday = [1]\nSaturday = [1]\nSunday = [1]\n"
+    )
+
+
+EDGE = T0 + 30
+"""Row k′'s hand-made edge, 30 s after the first event."""
+
+
+def test_the_edges_figure_is_the_max_of_the_events_due_in_the_2_s_from_it() -> None:
+    """Only events due in [edge, edge + 2 s) count for the edge's max; the rest of the row is row k's."""
+    seen = [(T0, 5.0), (T0 + 1, 1.0), (EDGE - 0.001, 40.0), (EDGE, 1.5), (EDGE + 1.999, 0.8), (EDGE + 2, 30.0)]
+    row = edge_row(seen, EDGE, ["00:00", "12:00", "12:01", "12:02"], 38.0)
+    assert row.measure.endswith("slots 00:00, 12:00, 12:01, 12:02 of equal weight, 38 s (30 s to the edge)")
+    assert row.ours == (
+        "first event 5.0 ms late; after the first second p50 1.50 / p99 40.00 / max 40.00 ms (5 of 6 ev); "
+        "the 2 ev due in the 2 s from the edge: max 1.50 ms"
+    )
+    assert row.verdict == "missed: p99 40.00 ms"
+
+
+@pytest.mark.parametrize(
+    ("seen", "verdict"),
+    [
+        ([(T0, 1.0), (T0 + 1, 1.0), (EDGE + 0.5, 2.0)], "met"),
+        ([(T0, 1.0), (T0 + 1, 1.0)], "missed: no event at the edge"),
+        ([(T0, 51.0), (T0 + 1, 1.0), (EDGE + 2.5, 1.0)], "missed: first 51.0 ms, no event at the edge"),
+        ([], "missed: no event"),
+    ],
+)
+def test_the_edge_verdict_is_row_ks_and_needs_an_event_at_the_edge(
+    seen: list[tuple[float, float]], verdict: str
+) -> None:
+    """Row k′ meets row k's targets, and misses when no event is due in the 2 s from its edge."""
+    assert edge_row(seen, EDGE, ["00:00"], 38.0).verdict == verdict
 
 
 @pytest.mark.parametrize(
