@@ -43,6 +43,9 @@ SINKS = ("kafka", "stdout", "null")
 KAFKA_TIMESTAMPS = ("emit", "entry")
 """Values of KAFKA_TIMESTAMP."""
 
+OUTAGES_PER_DAY_MAX = 1440.0
+"""One outage a minute on average: more is no sensor, and each one is drawn and kept for the day."""
+
 KAFKA = Group("Kafka", "the brokers, the topics, start-up, delivery and exactly-once")
 SECURITY = Group("security", "TLS and SASL to the brokers (KAFKA_PRODUCER_* variables pass any other property)")
 REGISTRY = Group("schema registry", "registry-framed events (JSON Schema or Avro) and the registry's TLS")
@@ -346,8 +349,9 @@ class Settings:
         "The second copy goes uniformly in [0, this] seconds after the first.", group=IMPERFECTIONS,
     )  # fmt: skip
     sensor_outages_per_day: float = setting(
-        "SENSOR_OUTAGES_PER_DAY", p.number(0, math.inf), "0",
-        "Mean number of sensor outages per store and day (Poisson); a visit during one is held until it ends.",
+        "SENSOR_OUTAGES_PER_DAY", p.number(0, OUTAGES_PER_DAY_MAX), "0",
+        "Mean number of sensor outages per store and day (Poisson, at most 1440); a visit during one is held until "
+        "it ends.",
         group=IMPERFECTIONS,
     )  # fmt: skip
     sensor_outage_mean_minutes: float = setting(
