@@ -187,9 +187,7 @@ class Service:
 
     def _timeline(self, work: Work, start_us: int) -> Iterator[Item]:
         """The items of ``work`` from ``start_us`` on (after its resume position)."""
-        return timeline(
-            self._by_id[work.store_id], self.root, start_us, work.resume, work.dates, until_us=self.until_us
-        )
+        return timeline(self._days(work, start_us), self.root, work.store_id)
 
     def _days(self, work: Work, start_us: int) -> Iterator[DayItem]:
         """The days of ``work`` from ``start_us`` on (after its resume position)."""

@@ -100,24 +100,16 @@ def _day_start(date: dt.date, tz: dt.tzinfo) -> int:
     return local_minute_to_us(date, 0, tz)
 
 
-def timeline(
-    store: StoreModel,
-    root: int,
-    start_us: int,
-    resume: ResumeAfter | None = None,
-    dates: Iterable[dt.date] | None = None,
-    *,
-    until_us: int | None = None,
-) -> Iterator[Item]:
-    """A store's plan lines and batches from ``start_us`` on, in time order, day after day (see :func:`days`)."""
-    for instant, planned, skipped in days(store, root, start_us, resume, dates, until_us=until_us):
+def timeline(days_of: Iterable[DayItem], root: int, store_id: str | None) -> Iterator[Item]:
+    """A store's plan lines and batches, in time order, day after day, from its :func:`days`."""
+    for instant, planned, skipped in days_of:
         plan = planned()
         yield instant, PLAN, plan
         index, skip = 0, skipped
         for batch in day_batches(root, plan):
             if skip < len(batch):
                 part = batch.slice(skip, len(batch)) if skip else batch
-                yield int(part.entries_us[0]), VISIT, Visits(plan, part, store.store_id, index + skip)
+                yield int(part.entries_us[0]), VISIT, Visits(plan, part, store_id, index + skip)
             index += len(batch)
             skip = max(0, skip - len(batch))
 
