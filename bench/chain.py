@@ -295,39 +295,30 @@ against one store of 1,000,000 a day: the same events in all.
   slot holding the launch keeps round(25 × the share of it left) = 0 visits a store and the
   first events are due when the minute before the edge opens, seconds after the chain started;
   less, they are due at once.
-What bounds the chain rows (2026-12-03):
+What bounds the chain rows (the run of 2026-12-03 18:51, nothing else running):
 
-- j, j′: the model, not the merge. cProfile of the chain's one-day backfill (14.7 s under the
-  profiler, 8.3 s without): sampling each store's batches takes about half (day_batches 7.1 s:
-  60,000 chunk generators 2.7 s, the three numpy draws of each chunk of about 16 visits 3.0 s),
-  the mixed encoder 2.1 s (14 %), gathering and ordering the windows about 1.7 s, plans 10,000 a
-  day. Each (store, date, slot) keeps its own random stream, so the output stays byte for byte
-  that of one store at a time; a chunk costs about 25 µs however few visits it holds. Reaching
-  0.7× needs those draws vectorised across the stores of a slot (a PCG64 and numpy's bounded
-  integers in numpy arrays, bit for bit). The event-by-event merge this replaced ran 0.03× one
-  store (1,000 stores in the suite's guard: 0.027–0.035× then, 0.088–0.100× now).
-- k: start-up. A live chain plans its 10,000 stores and samples each store's first batch before
-  the first window can be ordered (any store may have the next visit), about 1–2 s on this
-  machine; the events due meanwhile leave late, and that backlog spills past the first second,
-  so the p99 after it is the backlog's tail. After it the chain keeps time (p50 about 1 ms).
-  Building a later window samples the next batch of every store it reaches at once too, so a
-  live chain of thousands of stores is late by that much at window edges (at most hourly).
-- k′ (runs of the row alone, 2026-12-03: three on the code of 3b9a7fe at load average 1.3–1.7,
-  five before on 0e2dfe3 and b7e1de1 at 1.0–2.3; other work on the two cores): the slot edge
-  itself costs nothing. A window reaches up to an hour ahead, so the first one, from the first
-  visit on, holds the edge's minute and the next: their chunks are planned and sampled before the
-  edge. The events due in the 2 s from it were no later than the others (max 5.8, 3.2 and 7.3 ms;
-  4.0 to 41.8 ms before, the 41.8 ms a 40.5 ms wait of the producer for a CPU). What the row shows
-  is that first window: 10,000 stores × 3 chunks of 25 visits (0.75 M visits sampled, 0.4–0.5 M of
-  them due in its hour). Launched inside the minute before the edge, the first events are due at
-  once, and planning and sampling that hour (1.1–1.35 s in-process: `Chain.ahead` until done, then
-  the window) outlasts the lead of 0.6 s (60 µs a store, what planning alone takes): first event
-  287 and 298 ms late (433 and 969 ms on b7e1de1). Launched earlier, that work is done while the
-  loop waits, but the window is still ordered (about 520,000 visits: 0.14 s in-process) at its
-  start, when its first events are due: first event 199 ms late (209 ms on b7e1de1; 6.2 ms on
-  0e2dfe3, which built a window as soon as the step before it had gone). p99 after the first
-  second 2.6, 2.7 and 2.9 ms (2.1 to 18.1 ms before): about 1.5 % of the events left over 2 ms
-  late at about 4,200 events/s, where the producer needs much of a core. The worst events (12 to
-  17 ms) came in bursts; one matches a 13.7 ms wait of the producer for a CPU, the other two had
-  under 4 ms of CPU wait on either side, not explained here.
+- j, j′ (0.53× and 0.69×): the chain's own work around the same encoding. py-spy of the chain's
+  one-day backfill (about 2.0 s against 0.95 s for one store): encoding 26 % (the same work
+  per event as one store's), sampling the chunks in bulk 13 % (60,000 chunks of about 17 visits
+  on `model.pcg.Streams`, bit for bit numpy's generators; one generator per chunk cost about
+  25 µs a chunk before, 3.0 s a day), windows (gathering, the stable sort, the group rows) about
+  15 %, planning 10,000 days about 8 %, and start-up costs one store does not pay: the stores
+  file and its 10,000 models about 11 % (0.2 s), imports 10 %. What is left is per-store and
+  per-window Python (a day's plan, its first slot's group row) and numpy's fixed costs per
+  window; the event-by-event merge this replaced ran 0.03× one store, the first bulk path 0.11×
+  (1,000 stores in the suite's guard: 0.027–0.035×, then 0.088–0.100×, now 0.20–0.54×).
+- k: met. A live chain starts its clock 60 µs a store ahead (0.6 s for 10,000), plans its
+  stores and samples their first hour while it waits, and the loop does the next window's
+  planning and sampling a few ms at a time while it waits for each event (`Chain.ahead`), the
+  collector's generations frozen after each step (a full collection over a chain's days took
+  up to 100 ms). The first event then left 16.7 ms late, the p99 after the first second
+  1.66 ms (2 s and 477 ms with the first bulk path).
+- k′: row k's chain at 350 times its rate (one-minute slots: 25 visits a store a minute, about
+  4,200 events/s). The slot edge costs nothing: the events due in the 2 s from it were no later
+  than the others (max 3.99 ms; p99 after the first second 1.03 ms). The miss is the first
+  event (239 ms): the first window holds the edge's minute and its neighbours, 0.75 M visits of
+  30,000 chunks, and sampling and ordering them outlasts the lead, which is sized for planning
+  (60 µs a store), not for a first hour that dense. Earlier runs of the row alone, on code
+  before the work ahead and the frozen collector: first event 199 to 969 ms late, p99 2.1 to
+  18.1 ms.
 """
