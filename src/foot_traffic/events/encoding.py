@@ -425,9 +425,9 @@ class GroupTable:
     zones: tuple[dt.tzinfo, ...]
 
     @staticmethod
-    def of(infos: Sequence[Group], ends: Sequence[bytes] | None = None) -> GroupTable:
-        """The table of ``infos``; ``ends``: their lines' ends if known (what :func:`line_end` gives)."""
-        suffixes, widths = _table([line_end(info) for info in infos] if ends is None else ends)
+    def of(infos: Sequence[Group]) -> GroupTable:
+        """The table of ``infos``."""
+        suffixes, widths = _table([line_end(info) for info in infos])
         zones: dict[dt.tzinfo, int] = {}
         zone_of = np.array([zones.setdefault(info.tz, len(zones)) for info in infos], dtype=np.intp)
         return GroupTable(tuple(infos), suffixes, widths, zone_of, tuple(zones))

@@ -61,6 +61,10 @@ class Chunks:
     high: I64
     y: npt.NDArray[np.float64]
 
+    def take(self, which: slice | npt.NDArray[np.intp]) -> Chunks:
+        """The chunks ``which`` selects, in its order."""
+        return Chunks(*(getattr(self, name)[which] for name in Chunks.__slots__))
+
 
 def draw(chunks: Chunks) -> Drawn:
     """Sample chunks: those of at most BULK_MAX arrivals in bulk, any other on its own generator."""
@@ -151,8 +155,13 @@ def chunk_columns(root: int, plan: DayPlan, chunks: Sequence[Chunk]) -> Chunks:
     pool, position = randomness.day_stem(root, plan.store_key, randomness.CHUNK, plan.date.toordinal())
     k = len(chunks)
     return Chunks(
-        np.tile(np.array(pool, dtype=np.uint64), (k, 1)),
-        np.full(k, position, dtype=np.int64),
+        np.tile(np.array(pool, dtype=np.uint64), (k, 1)), np.full(k, position, dtype=np.int64), *columns(chunks)
+    )
+
+
+def columns(chunks: Sequence[Chunk]) -> tuple[I64, I64, I64, I64, npt.NDArray[np.float64]]:
+    """Chunks' keys (slot, piece, chunk), counts, starts, ends and densities (y0, y1), as columns."""
+    return (
         np.array([(c.slot, c.piece, c.chunk) for c in chunks], dtype=np.int64).reshape(-1, 3),
         np.array([c.n for c in chunks], dtype=np.int64),
         np.array([c.low for c in chunks], dtype=np.int64),

@@ -81,9 +81,6 @@ class Streams:
         self.over = np.zeros(words.shape[0], dtype=bool)
         """The streams that needed more than their budget."""
 
-    def __len__(self) -> int:
-        return int(self.drawn.shape[0])
-
     def _advance(self, outputs: I64) -> None:
         """Move every stream on by ``outputs``, none past its budget, so what a stream over it reads stays in range."""
         self.drawn = np.minimum(self.drawn + outputs, self.budgets)

@@ -254,7 +254,7 @@ class Chain:
         sampled = self._sample(pending, taken)
         self._rows_of(sampled.groups)  # their groups' rows made now, not when they are due
         self._carry = _Visits.join([self._carry, sampled])
-        self._pending = _drop(pending, taken)
+        self._pending = _take_pending(pending, slice(taken, None))
         return True
 
     def _settle(self) -> None:
@@ -328,7 +328,7 @@ class Chain:
         parts = [self._carry]
         if taken:
             parts.append(self._sample(pending, taken))
-            self._pending = _drop(pending, taken)
+            self._pending = _take_pending(pending, slice(taken, None))
         visits = _Visits.join(parts)
         due = visits.entries < end
         self._carry = visits.take(~due)
@@ -362,7 +362,7 @@ class Chain:
         """Sample the first ``taken`` pending chunks; drop the visits a resume skips."""
         c = pending.chunks
         assert c is not None  # noqa: S101 - some chunks are taken
-        head = bulk.Chunks(*(getattr(c, name)[:taken] for name in bulk.Chunks.__slots__))
+        head = c.take(slice(None, taken))
         drawn = bulk.draw(head)
         n = head.n
         row = np.repeat(np.arange(taken), n)
@@ -428,15 +428,8 @@ def _template(root: int, plan: DayPlan) -> _Template:
     if cached is not None and cached[0] is plan.pieces and cached[1] is plan.counts:
         return cached[2]
     chunks = [c for slot, count in enumerate(plan.counts) if count for c in slot_chunks(root, plan, slot)]
-    n = np.array([c.n for c in chunks], dtype=np.int64)
-    template = _Template(
-        np.array([(c.slot, c.piece, c.chunk) for c in chunks], dtype=np.int64).reshape(-1, 3),
-        n,
-        np.array([c.low for c in chunks], dtype=np.int64),
-        np.array([c.high for c in chunks], dtype=np.int64),
-        np.array([(c.y0, c.y1) for c in chunks], dtype=np.float64).reshape(-1, 2),
-        np.cumsum(n) - n,
-    )
+    keys, n, low, high, y = bulk.columns(chunks)
+    template = _Template(keys, n, low, high, y, np.cumsum(n) - n)
     if all(len(plan.pieces[c.slot]) == 1 and c.n == plan.counts[c.slot] for c in chunks):  # no split drawn
         if len(_TEMPLATES) >= _TEMPLATES_MAX:
             _TEMPLATES.clear()
@@ -489,17 +482,8 @@ def _merge(pending: _Pending, new: _Pending) -> _Pending:
     return _Pending(columns, *rest)
 
 
-def _take_pending(pending: _Pending, which: npt.NDArray[np.intp]) -> _Pending:
+def _take_pending(pending: _Pending, which: slice | npt.NDArray[np.intp]) -> _Pending:
     """The pending chunks ``which`` selects, in its order."""
     assert pending.chunks is not None  # noqa: S101 - chunks are given
-    columns = bulk.Chunks(*(getattr(pending.chunks, name)[which] for name in bulk.Chunks.__slots__))
     rest = [getattr(pending, name)[which] for name in ("groups", "firsts", "skips", "owners")]
-    return _Pending(columns, *rest)
-
-
-def _drop(pending: _Pending, taken: int) -> _Pending:
-    """The pending chunks without their first ``taken``."""
-    c = pending.chunks
-    assert c is not None  # noqa: S101 - some chunks are taken
-    rest = bulk.Chunks(*(getattr(c, name)[taken:] for name in bulk.Chunks.__slots__))
-    return _Pending(rest, pending.groups[taken:], pending.firsts[taken:], pending.skips[taken:], pending.owners[taken:])
+    return _Pending(pending.chunks.take(which), *rest)
