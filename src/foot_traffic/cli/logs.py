@@ -11,7 +11,8 @@ import json
 import logging
 import sys
 
-from foot_traffic.events.encoding import CUSTOMER_ID, ENTRY_TIME, PerGroup
+from foot_traffic.events.encoding import PerGroup
+from foot_traffic.events.fields import CUSTOMER_ID, ENTRY_TIME
 from foot_traffic.run.eventlog import EmittedLines, PlanLines
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

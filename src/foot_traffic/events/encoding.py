@@ -2,9 +2,9 @@
 
 Every field of an event has a fixed width within a batch (a UUID, two timestamps
 of the same shape, a two-digit duration, the batch's weekday, slot label and
-store), so the batch is laid out as a ``width × n`` byte matrix filled one
-character position at a time with numpy (each position a contiguous row), then
-transposed into ``n`` consecutive JSON documents: no Python work per event.
+store), so a batch's lines are the rows of one byte matrix, filled a field at a
+time for every event at once (:mod:`foot_traffic.events.fields`): no Python work
+per event.
 
 A chain's window mixes stores, slots, weekdays and time zones in one batch
 (:class:`MixedBatch`): every line still starts with the same fixed-width prefix
@@ -24,130 +24,11 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from foot_traffic.events.event import EVENT_TYPE, _bucket_offset, _json_str, _offset_text, _offset_us
+from foot_traffic.events.event import _json_str
+from foot_traffic.events.fields import ENTRY_AT, ID_AT, PREFIX, TS_WIDTH, Offsets, fill, zone_offsets
 from foot_traffic.model.arrivals import Batch
-from foot_traffic.model.grid import US_PER_MINUTE, UTC
+from foot_traffic.model.grid import UTC
 from foot_traffic.model.plan import DayPlan
-
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_UUID_COLUMNS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
-_TS_WIDTH = 32  # 2025-08-12T17:52:24.442703+00:00
-_BUCKET_US = 15 * US_PER_MINUTE
-
-
-class _Rows:
-    """``n`` byte rows of ``width`` bytes, stored as 8-byte words position-major for fast filling.
-
-    Word ``j`` of every row lies in one contiguous array, so filling a byte
-    position for all rows is a short-stride write; a transpose of 8-byte words
-    then lays the rows out one after another.
-    """
-
-    def __init__(self, template: bytes, n: int) -> None:
-        self.width = len(template)
-        padded = template + b" " * (-len(template) % 8)
-        words = np.frombuffer(padded, dtype=np.uint64)
-        self.words = np.empty((words.shape[0], n), dtype=np.uint64)
-        self.words[:] = words[:, None]
-        self.bytes = self.words.view(np.uint8).reshape(words.shape[0], n, 8)
-
-    def put(self, position: int, values: npt.NDArray[np.integer]) -> None:
-        """Set byte ``position`` of every row."""
-        self.bytes[position >> 3, :, position & 7] = values
-
-    def matrix(self) -> npt.NDArray[np.uint8]:
-        """The rows as an ``n × padded width`` byte matrix (a copy)."""
-        return self.words.T.copy().view(np.uint8)
-
-    def tobytes(self) -> bytes:
-        """The rows one after another, without padding."""
-        padded = self.matrix()
-        if padded.shape[1] == self.width:
-            return padded.tobytes()
-        return padded[:, : self.width].tobytes()
-
-
-def _uuid_chars(rows: _Rows, at: int, ids: npt.NDArray[np.uint8]) -> None:
-    """Write each id's 36 characters from byte ``at`` on."""
-    columns = ids.T
-    high, low = _HEX[columns >> 4], _HEX[columns & 0x0F]
-    for k, position in enumerate(_UUID_COLUMNS.tolist()):
-        byte, nibble = divmod(k, 2)
-        rows.put(at + position, high[byte] if nibble == 0 else low[byte])
-
-
-def _offsets(instants: npt.NDArray[np.int64], tz: dt.tzinfo) -> npt.NDArray[np.int64]:
-    """Each instant's UTC offset in microseconds, looked up once per 15-minute bucket."""
-    buckets = instants // _BUCKET_US
-    unique, inverse = np.unique(buckets, return_inverse=True)
-    per_bucket = np.empty(unique.shape[0], dtype=np.int64)
-    exact: list[int] = []
-    for i, bucket in enumerate(unique.tolist()):
-        offset = _bucket_offset(bucket, tz)
-        if offset is None:
-            exact.append(i)
-            offset = 0
-        per_bucket[i] = offset
-    offsets = per_bucket[inverse]
-    for i in exact:  # a bucket holding a change of offset: look each of its instants up
-        where = np.nonzero(inverse == i)[0]
-        offsets[where] = [_offset_us(int(instants[j]), tz) for j in where]
-    return offsets
-
-
-def _timestamps(rows: _Rows, at: int, instants: npt.NDArray[np.int64], tz: dt.tzinfo) -> None:
-    """Write each instant's ISO 8601 form (32 characters) from byte ``at`` on."""
-    if tz is UTC:
-        _write_clock(rows, at, instants)
-    else:
-        _zoned(rows, at, instants, _offsets(instants, tz))
-
-
-def _zoned(rows: _Rows, at: int, instants: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64]) -> None:
-    """Write each instant's ISO 8601 form at its own UTC offset from byte ``at`` on."""
-    unique, inverse = np.unique(offsets, return_inverse=True)
-    if unique.shape[0] == 1:
-        for k, char in enumerate(_offset_text(int(unique[0])).encode()):
-            rows.bytes[(at + 26 + k) >> 3, :, (at + 26 + k) & 7] = char
-    else:
-        texts = b"".join(_offset_text(int(offset)).encode() for offset in unique.tolist())
-        table = np.frombuffer(texts, dtype=np.uint8).reshape(-1, 6)
-        for k in range(6):
-            rows.put(at + 26 + k, table[inverse, k])
-    _write_clock(rows, at, instants + offsets)
-
-
-def _digits(rows: _Rows, at: int, values: npt.NDArray[np.int64], width: int) -> None:
-    """Write ``values`` as zero-padded decimal numbers of ``width`` digits from byte ``at`` on."""
-    for k in range(width - 1, -1, -1):
-        values, digit = np.divmod(values, 10)
-        rows.put(at + k, digit + 48)
-
-
-def _write_clock(rows: _Rows, at: int, instants: npt.NDArray[np.int64]) -> None:
-    """Write the digits of ``YYYY-MM-DDTHH:MM:SS.ffffff`` of each (local) instant from byte ``at`` on.
-
-    The calendar date comes from the day number by Howard Hinnant's civil_from_days;
-    the separators are already in the template.
-    """
-    days, micros = np.divmod(instants, 86_400_000_000)
-    z = days + 719_468
-    era = np.floor_divide(z, 146_097)
-    doe = z - era * 146_097
-    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = np.where(mp < 10, mp + 3, mp - 9)
-    year = yoe + era * 400 + (month <= 2)
-    seconds, fraction = np.divmod(micros, 1_000_000)
-    _digits(rows, at, year, 4)
-    _digits(rows, at + 5, month, 2)
-    _digits(rows, at + 8, day, 2)
-    _digits(rows, at + 11, seconds // 3600, 2)
-    _digits(rows, at + 14, seconds // 60 % 60, 2)
-    _digits(rows, at + 17, seconds % 60, 2)
-    _digits(rows, at + 20, fraction, 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +72,8 @@ class EncodedBatch:
 
     def entry_time(self, i: int) -> str:
         """The entry_time text of event ``i``, as it appears in its JSON."""
-        start = i * (self.width + 1) + _ENTRY_AT
-        return self.lines[start : start + _TS_WIDTH].decode()
+        start = i * (self.width + 1) + ENTRY_AT
+        return self.lines[start : start + TS_WIDTH].decode()
 
     def segment(self, start: int, stop: int) -> memoryview:
         """The lines of events [start, stop), newlines included, as they lie in ``lines``."""
@@ -267,8 +148,8 @@ class MixedBatch:
 
     def entry_time(self, i: int) -> str:
         """The entry_time text of event ``i``, as it appears in its JSON."""
-        start = int(self.starts[i]) + _ENTRY_AT
-        return self.lines[start : start + _TS_WIDTH].decode()
+        start = int(self.starts[i]) + ENTRY_AT
+        return self.lines[start : start + TS_WIDTH].decode()
 
     def segment(self, start: int, stop: int) -> memoryview:
         """The lines of events [start, stop), newlines included, as they lie in ``lines``."""
@@ -286,16 +167,6 @@ class MixedBatch:
 
 Encoded = EncodedBatch | MixedBatch
 """An encoded batch of either form: one store's slot, or a chain's window."""
-
-ID_AT = len(f'{{"event_type":"{EVENT_TYPE}","customer_id":"')
-_ENTRY_AT = ID_AT + 36 + len('","entry_time":"')
-_EXIT_AT = _ENTRY_AT + _TS_WIDTH + len('","exit_time":"')
-_DURATION_AT = _EXIT_AT + _TS_WIDTH + len('","trip_duration_minutes":')
-
-CUSTOMER_ID = slice(ID_AT, ID_AT + 36)
-"""Where an encoded event's customer_id lies in its line."""
-ENTRY_TIME = slice(_ENTRY_AT, _ENTRY_AT + _TS_WIDTH)
-"""Where an encoded event's entry_time lies in its line."""
 
 PerGroup = Callable[[str | None, str], bytes]
 """A part of a line that depends on the event's store and slot: their bytes, given (store_id, time_slot)."""
@@ -354,14 +225,6 @@ def _table(rows: Sequence[bytes]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np
     return table.reshape(len(rows), widest), np.array([len(row) for row in rows], dtype=np.int64)
 
 
-_TS_TEMPLATE = "0000-00-00T00:00:00.000000+00:00"
-_PREFIX = (
-    f'{{"event_type":"{EVENT_TYPE}","customer_id":"{"-" * 36}","entry_time":"{_TS_TEMPLATE}",'
-    f'"exit_time":"{_TS_TEMPLATE}","trip_duration_minutes":00,"weekday":"'
-)
-"""The fixed-width start of every event's line, up to its weekday."""
-
-
 @lru_cache(maxsize=1 << 16)
 def _suffix(weekday: str, label: str, store_id: str | None) -> bytes:
     """The end of an event's line from its weekday on, newline included."""
@@ -380,30 +243,17 @@ def _store_part(store_id: str | None) -> bytes:
     return (b"" if store_id is None else f',"store_id":{_json_str(store_id)}'.encode()) + b"}\n"
 
 
-def _prefix(
-    rows: _Rows, ids: npt.NDArray[np.uint8], entries: npt.NDArray[np.int64], durations: npt.NDArray[np.int64]
-) -> npt.NDArray[np.int64]:
-    """Write each event's id and duration into its row; return the exit instants (timestamps are the caller's)."""
-    if entries.shape[0] and (int(durations.min()) < 10 or int(durations.max()) > 99):
-        raise ValueError("the fixed-width encoder needs two-digit durations")
-    _uuid_chars(rows, ID_AT, ids)
-    tens, units = np.divmod(durations, 10)
-    rows.put(_DURATION_AT, tens + 48)
-    rows.put(_DURATION_AT + 1, units + 48)
-    return entries + durations * US_PER_MINUTE
-
-
 def encode_batch(plan: DayPlan, batch: Batch, store_id: str | None = None) -> EncodedBatch:
     """Encode a batch of sampled visits: the same bytes as ``Event.encode`` for each, one line each."""
     label = plan.labels[batch.slot]
-    template = _PREFIX.encode() + _suffix(plan.weekday, label, store_id)
-    rows = _Rows(template, len(batch))
+    template = PREFIX.encode() + _suffix(plan.weekday, label, store_id)
+    tz = plan.tz
     entries = batch.entries_us
-    exits = _prefix(rows, batch.ids, entries, batch.durations_min)
-    _timestamps(rows, _ENTRY_AT, entries, plan.tz)
-    _timestamps(rows, _EXIT_AT, exits, plan.tz)
+    lines, exits = fill(
+        template, batch.ids, entries, batch.durations_min, lambda t: None if tz is UTC else zone_offsets(t, tz)
+    )
     return EncodedBatch(
-        lines=rows.tobytes(),
+        lines=lines.tobytes(),
         width=len(template) - 1,
         entries_us=entries,
         exits_us=exits,
@@ -475,27 +325,26 @@ def encode_mixed(
     """Encode visits of several groups at once, in the order given: the same bytes as ``Event.encode`` for each."""
     table = infos if isinstance(infos, GroupTable) else GroupTable.of(infos)
     suffixes, widths = table.suffixes, table.widths
-    width = len(_PREFIX)
-    rows = _Rows(_PREFIX.encode() + b"\n" * suffixes.shape[1], int(entries.shape[0]))
-    exits = _prefix(rows, ids, entries, durations)
+    width = len(PREFIX)
     zone = table.zone_of[groups]
-    for instants, at in ((entries, _ENTRY_AT), (exits, _EXIT_AT)):
+
+    def offsets(instants: npt.NDArray[np.int64]) -> Offsets:
         if table.zones == (UTC,):
-            _write_clock(rows, at, instants)
-            continue
-        offsets = np.zeros(instants.shape[0], dtype=np.int64)
+            return None
+        found = np.zeros(instants.shape[0], dtype=np.int64)
         for z, tz in enumerate(table.zones):
             if tz is not UTC:
                 where = np.flatnonzero(zone == z)
-                offsets[where] = _offsets(instants[where], tz)
-        _zoned(rows, at, instants, offsets)
-    matrix = rows.matrix()
+                found[where] = zone_offsets(instants[where], tz)
+        return found
+
+    matrix, exits = fill(PREFIX.encode() + b"\n" * suffixes.shape[1], ids, entries, durations, offsets)
     matrix[:, width : width + suffixes.shape[1]] = suffixes[groups]
     lengths = width + widths[groups]
     starts = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
     np.cumsum(lengths, out=starts[1:])
     if int(widths.min()) == suffixes.shape[1]:  # lines of one width (one weekday, slots and ids of one width)
-        lines = matrix[:, : width + suffixes.shape[1]].tobytes()
+        lines = matrix.tobytes()
     else:
         lines = matrix[np.arange(matrix.shape[1]) < lengths[:, None]].tobytes()
     return MixedBatch(lines, starts, entries, exits, groups, table.infos)

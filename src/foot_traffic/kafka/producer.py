@@ -26,7 +26,8 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from foot_traffic.errors import DeliveryError
-from foot_traffic.events.encoding import ENTRY_TIME, ID_AT, Encoded, MixedBatch
+from foot_traffic.events.encoding import Encoded, MixedBatch
+from foot_traffic.events.fields import ENTRY_TIME, ID_AT
 from foot_traffic.kafka.client import ALL_BROKERS_DOWN, UNASSIGNED, DeliveryReport, ProducerClient, describe_error
 from foot_traffic.kafka.deadletter import DeadLetterFile
 from foot_traffic.kafka.properties import REPORTS_EVERY_DELIVERY

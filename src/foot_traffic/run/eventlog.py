@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 
-from foot_traffic.events.encoding import CUSTOMER_ID, ENTRY_TIME, Encoded, PerGroup, assemble
+from foot_traffic.events.encoding import Encoded, PerGroup, assemble
+from foot_traffic.events.fields import CUSTOMER_ID, ENTRY_TIME
 from foot_traffic.model.plan import DayPlan
 
 BATCH_FROM = 8
