@@ -7,6 +7,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 
+from foot_traffic.events.encoding import Encoded
 from foot_traffic.model.grid import US_PER_DAY, datetime_to_us, local_date
 from foot_traffic.model.plan import Model, StoreModel
 from foot_traffic.model.units import Unit
@@ -16,6 +17,7 @@ from foot_traffic.run.ownership import Fixed, Handover, Work, run_units
 from foot_traffic.run.positions import Positions, ResumeAfter
 from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink
+from tests.unit.fakes import SteppedClock
 
 ROOT = 11
 START = datetime_to_us(dt.datetime(2025, 8, 12, 9, 0, tzinfo=dt.UTC))
@@ -187,3 +189,73 @@ def test_an_urgent_ownership_is_polled_before_the_next_event() -> None:
     run_with(ownership, sink, poll_s=3600.0)  # no poll falls due on its own during the run
     assert len(sink.records) > 137
     assert ownership.polled_at[:2] == [0, 137]
+
+
+class TakeOver:
+    """Owns every unit but ``victim`` from the start, and takes ``victim`` over at the first poll from ``at`` on."""
+
+    def __init__(self, clock: SteppedClock, at: int, victim: Unit) -> None:
+        self.clock, self.at, self.victim = clock, at, victim
+        self.given = False
+        self.taken_at: int | None = None
+
+    def poll(self) -> Handover:
+        """Every other unit at the first poll; the victim at the first poll once the clock has reached ``at``."""
+        if not self.given:
+            self.given = True
+            return Handover(start=tuple(Work.of(unit) for unit in UNITS if unit != self.victim))
+        if self.urgent():
+            self.taken_at = self.clock.now
+            return Handover(start=(Work.of(self.victim),))
+        return Handover()
+
+    def urgent(self) -> bool:
+        """Due for the take-over: polled before the next event."""
+        return self.taken_at is None and self.clock.now >= self.at
+
+    def finished(self) -> bool:
+        """Finished once the victim is taken over (the loop then runs out its works)."""
+        return self.taken_at is not None
+
+    def started(self, work: Work) -> None:
+        """Nothing to note."""
+
+
+class ClockedSink(MemorySink):
+    """A memory sink that notes the clock's instant at each event it is given."""
+
+    def __init__(self, clock: SteppedClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.sent_at: list[int] = []
+
+    def send(self, key: str, value: bytes, store_id: str | None, slot: str) -> None:
+        """Keep the event and the instant."""
+        super().send(key, value, store_id, slot)
+        self.sent_at.append(self.clock.now)
+
+    def send_batch(self, batch: Encoded, start: int, stop: int) -> None:
+        """Keep the events and the instant, once per event."""
+        super().send_batch(batch, start, stop)
+        self.sent_at += [self.clock.now] * (stop - start)
+
+
+def test_on_the_real_clock_a_taken_over_unit_sends_at_once_what_fell_due_then_each_event_at_its_entry() -> None:
+    """A unit taken over at 14:00 on the real clock: its events due before go at once, the rest each when due."""
+    victim = Unit("s1", local_date(START, dt.UTC))
+    clock = SteppedClock(START)
+    sink = ClockedSink(clock)
+    ownership = TakeOver(clock, START + 5 * 3600 * 10**6, victim)
+    Service(
+        CHAIN, ROOT, sink, clock, poll_s=60.0, stop=clock.stop, until_us=UNTIL, start_us=START, ownership=ownership
+    ).run()
+    assert ownership.taken_at is not None
+    sent = [(at, value) for at, (_, value) in zip(sink.sent_at, sink.records, strict=True) if unit_of(value) == victim]
+    assert [value for _, value in sent] == by_unit(static_values())[victim], "the unit whole, in order, once"
+    entries = [datetime_to_us(dt.datetime.fromisoformat(json.loads(value)["entry_time"])) for _, value in sent]
+    due = [at for (at, _), entry in zip(sent, entries, strict=True) if entry < ownership.taken_at]
+    later = [(at, entry) for (at, _), entry in zip(sent, entries, strict=True) if entry >= ownership.taken_at]
+    assert due, "events fell due before the take-over"
+    assert later, "events come after the take-over"
+    assert due == [ownership.taken_at] * len(due), "what fell due before the take-over goes at once"
+    assert all(entry <= at <= entry + 1 for at, entry in later), "the rest each at its own entry"
