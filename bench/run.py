@@ -464,8 +464,9 @@ How each figure is taken (bench/run.py):
 - a″: the same backfill (half the events) with the default `LOG_LEVEL=INFO`, which writes one line per
   event (standard error to /dev/null), against `LOG_LEVEL=WARNING`.
 - b: a backfill of 10 M events to `--sink null` and to `--sink stdout` redirected to /dev/null. The
-  steady state is (10 M − 1,000) / (time of the 10 M run − time of a 1,000-event run): the tiny run is
-  almost all fixed cost (imports, first plan, shutdown), reported apart as "fixed cost".
+  steady state is (10 M − 1,000) / (time of the 10 M run − time of a 1,000-event run), each the
+  fastest of its three: the tiny run is almost all fixed cost (imports, first plan, shutdown),
+  reported apart as "fixed cost".
 - c: a one-slot weights file and 17,280,000 customers a day give 200 events/s; a reader receives
   the JSON lines and records receipt time − entry_time (it slices entry_time out of each line, with
   no JSON parsing and the garbage collector off while it reads). At every read it also takes both
@@ -479,16 +480,18 @@ How each figure is taken (bench/run.py):
   in backfill to the null sink, and 8 s of a real-time run planning such a day.
 - f: CPU time of a real-time run with 100 customers a day, over a stretch without events.
 
-What bounds the figures (profiles with cProfile; the machine is a shared 2-core VM whose speed
-varies by up to 40 % from one run to the next, so a figure near its target can land on either
-side of it):
+What bounds the figures. Each paragraph names how its profile was taken: py-spy (a sampling
+profiler) for a and the produce loop, cProfile for b's older profile, the scheduler's counters
+(no profiler) for c. The machine is a shared 2-core VM whose speed varies by up to 40 % from one
+run to the next, so a figure near its target can land on either side of it.
 
 - generation (b): whole-process figures include about 0.25 s of start-up (imports, first plan);
-  the steady state is that much faster. Of the rest, about 60 % is memory traffic in the
-  vectorised encoder: filling each line from its template, writing the varying byte positions
-  (customer id, two timestamps, duration), transposing the 8-byte words into consecutive lines
-  and cutting the padding, i.e. about four passes over ~250 bytes per event; sampling
-  (numpy, PCG64) takes about 10 %, the loop and the sink the remainder.
+  the steady state is that much faster. Of the rest, by a cProfile profile of 2026-11-27 (the
+  code of that day; not profiled again since, the row being met), about 60 % is memory
+  traffic in the vectorised encoder: filling each line from its template, writing the varying
+  byte positions (customer id, two timestamps, duration), transposing the 8-byte words into
+  consecutive lines and cutting the padding, i.e. about four passes over ~250 bytes per event;
+  sampling (numpy, PCG64) takes about 10 %, the loop and the sink the remainder.
 - generation (b) and workers (g) are met in the table's run (18:51: 1.63 M events/s, 1.75×). In
   the day's 16:13 run, b gave 1.41 M events/s, 0.94× the 1.5 M target,
   where the same build ran 1.85 M at 13:36 the same day. The machine was slower in this run, not
@@ -533,8 +536,9 @@ side of it):
   quieter moment: 446,065 ev/s against 398,406 rec/s, 1.12×. Failed reports only are kept by
   default wherever the counts allow them (no metrics, no exactly-once; the delivered count is then
   the events handed over less those pending less those failed, exact once nothing is pending).
-  After the levers the loop thread's profile is the encoder 29 %, `produce()` 20 %, serving the
-  reports in `poll` 16 % (the Python client still runs a C callback per message to free its
+  After the levers the loop thread's profile (py-spy `--native` again: the C callbacks below
+  are invisible to cProfile) is the encoder 29 %, `produce()` 20 %, serving the reports in
+  `poll` 16 % (the Python client still runs a C callback per message to free its
   per-message state, even when it calls no Python), the two slices per event (value and key) 10 %,
   sampling 7 %, start-up about 9 %. Reading value and key through a memoryview, or two ranges
   zipped, moved the slices by less than 0.02 s per million events: not kept. INFO against WARNING
@@ -556,7 +560,7 @@ side of it):
     backfills keep the real-time properties.
 - real-time lateness (c): p99 is bound by the operating system's timer wake-up, the max by the
   scheduler of the shared machine: each stall is time the producer, or the reader, was runnable but
-  not running while other processes held both cores. Profiled on 2026-12-03 with both sides of the
+  not running while other processes held both cores. Traced (no profiler) on 2026-12-03, both sides of the
   pipe time-stamped (a throwaway wrapper noting at each flush of the stdout sink the wall time, the
   loop thread's CPU time, page faults and run-queue wait from its schedstat; the reader the same at
   each read; every 200 ms each task's CPU time from /proc), 60 s runs at load average 0.9–1.4: max
