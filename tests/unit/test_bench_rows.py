@@ -1,10 +1,11 @@
-"""The bench's throughput rows a, a′, a″ and b: best of every side, ratios and verdicts from hand-made runs."""
+"""The bench's rows a, a′, a″ and b from hand-made runs (best of each side, ratios, verdicts), heading, clean env."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
+from bench.common import clean_env
 from bench.run import Perf, backfill_rows, generation_row, heading, logging_row
 
 BEST_FIRST, BEST_MIDDLE, BEST_LAST = 0, 1, 2
@@ -121,3 +122,20 @@ def test_the_heading_gives_the_runs_start_in_utc() -> None:
     assert heading(began, "two cores") == (
         "# Benchmarks\n\nProduced by `make bench` started at 2026-12-03 18:51 UTC.\n\nMachine: two cores.\n\n"
     )
+
+
+def test_a_bench_run_inherits_no_setting_from_the_callers_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """clean_env drops every declared setting and KAFKA_PRODUCER_* property, keeps the rest, then adds extras."""
+    for name, value in [
+        ("CONFIG_FILE", "mine.toml"),
+        ("LATE_EVENTS_PCT", "5"),
+        ("SCHEMA_REGISTRY_URL", "http://registry"),
+        ("LOG_LEVEL", "DEBUG"),
+        ("KAFKA_PRODUCER_LINGER_MS", "50"),
+        ("BENCH_UNRELATED", "kept"),
+    ]:
+        monkeypatch.setenv(name, value)
+    env = clean_env(LOG_LEVEL="WARNING")
+    assert env["BENCH_UNRELATED"] == "kept"
+    assert env["LOG_LEVEL"] == "WARNING"
+    assert not {"CONFIG_FILE", "LATE_EVENTS_PCT", "SCHEMA_REGISTRY_URL", "KAFKA_PRODUCER_LINGER_MS"} & set(env)
