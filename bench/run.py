@@ -148,7 +148,7 @@ def backfill_rows(
         Row(
             f"a. backfill to Kafka, {what}",
             f"{rate:,.0f} ev/s, {rate * size / 1e6:.1f} MB/s",
-            f"ProducerPerformance, batch.size=1048576 linger.ms=5: {anchor.records_per_s:,.0f} rec/s, "
+            f"ProducerPerformance, {' '.join(PERF_TUNED)}: {anchor.records_per_s:,.0f} rec/s, "
             f"{anchor.mb_per_s:.1f} MB/s",
             f"{rate / anchor.records_per_s:.2f}×",
             f"≥ {BACKFILL_RATIO:.1f}× the tuned ProducerPerformance",
