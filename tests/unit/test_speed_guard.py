@@ -1,10 +1,11 @@
 """A regression guard on generation speed, as a ratio to a baseline measured in the same run.
 
 The baseline is the standard library encoding the same event one at a time with
-``json.dumps``, about 275,000 events/s on the reference machine, where generation
-(sampling, encoding, the loop, a null sink) runs at about 1.7 million events/s:
-6 times the baseline. The target is 1,000,000 events/s, 3.6 times the baseline;
-the guard fails below half of it, 1.8 times the baseline.
+``json.dumps``: 441,000 to 461,000 events/s on the 2-core reference machine, where generation
+(sampling, encoding, the loop, a null sink) runs at 1.8 to 1.9 million events/s, 3.9 to 4.2
+times the baseline (2026-12-03, this file alone, and four copies of it at once). The target,
+1,500,000 events/s (issue 13; row b of ``make bench``), is about 3.3 times the baseline; the
+guard fails below half of it, 1.65 times the baseline.
 
 Every rate is events per second of the measuring thread's CPU time, not of the wall clock:
 the work is all on that thread (the per-event log lines are written on it too), and other
@@ -29,7 +30,7 @@ from foot_traffic.run.service import Service
 from foot_traffic.run.sinks import MemorySink
 
 EVENTS = 300_000
-GUARD = 1.8
+GUARD = 1.65
 START = datetime_to_us(dt.datetime(2025, 8, 12, tzinfo=dt.UTC))
 SAMPLE = {
     "event_type": "foot_traffic",
@@ -62,7 +63,7 @@ def baseline_rate() -> float:
 
 
 def test_generation_stays_above_half_its_target() -> None:
-    """Generation runs at least 1.8 times the json.dumps baseline (best of three, to ride out noise)."""
+    """Generation runs at least 1.65 times the json.dumps baseline (best of three, to ride out noise)."""
     ratios = [generation_rate() / baseline_rate() for _ in range(3)]
     assert max(ratios) >= GUARD, f"generation/baseline ratios {ratios}; guard {GUARD}"
 
