@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from foot_traffic.cli.fleet_member import FAST_ENV
+from foot_traffic.kafka.fleet import FAST_ENV
 from tests.integration.conftest import (
     ProducerProcess,
     base_env,

@@ -6,11 +6,12 @@ import datetime as dt
 
 import pytest
 
-from foot_traffic.cli import fleet_member
+from foot_traffic.cli.commands import main
 from foot_traffic.config.resolve import load_settings
+from foot_traffic.config.settings import SPECS
 from foot_traffic.errors import ConfigError, DeliveryError
 from foot_traffic.kafka.checkpoints import CheckpointedSink
-from foot_traffic.kafka.fleet import Timeouts
+from foot_traffic.kafka.fleet import FAST_ENV
 from foot_traffic.kafka.resume import state_topic
 from foot_traffic.kafka.transactions import TransactionalKafkaSink
 from foot_traffic.run.positions import Position, Positions
@@ -87,14 +88,22 @@ def test_events_sent_again_count_again() -> None:
     assert (sink.delivered, sink.failed) == (2, 0)
 
 
+FLEET = {"FLEET_ID": "north", "SEED": "s", "START": "2025-01-01"}
+"""A fleet member's settings, as a fleet needs them."""
+
+
+def problems(env: dict[str, str]) -> list[str]:
+    """The problems loading these settings reports."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    return info.value.problems
+
+
 def test_a_fleet_member_needs_kafka_not_exactly_once() -> None:
     """FLEET_ID runs on Kafka with or without EXACTLY_ONCE; another sink or exit events exit 2, named."""
-    base = {"FLEET_ID": "north", "SEED": "s"}
-    fleet_member.check(load_settings(base), Timeouts())
-    fleet_member.check(load_settings(base | {"EXACTLY_ONCE": "1"}), Timeouts())
-    with pytest.raises(ConfigError) as info:
-        load_settings(base | {"SINK": "stdout", "EXIT_EVENTS_TOPIC": "sensors"})
-    assert info.value.problems == [
+    assert load_settings(FLEET).fleet_id == "north"
+    assert load_settings(FLEET | {"EXACTLY_ONCE": "1"}).exactly_once
+    assert problems(FLEET | {"SINK": "stdout", "EXIT_EVENTS_TOPIC": "sensors"}) == [
         "FLEET_ID='north' with SINK='stdout': expected SINK=kafka (a fleet's members agree through Kafka's "
         "group protocol); for other sinks use SHARD",
         "FLEET_ID='north' with EXIT_EVENTS_TOPIC: expected one or the other (a unit handed over would lose "
@@ -102,12 +111,48 @@ def test_a_fleet_member_needs_kafka_not_exactly_once() -> None:
     ]
 
 
-def test_a_commit_interval_past_half_the_transaction_timeout_is_refused() -> None:
-    """COMMIT_INTERVAL_MS above half the fleet's transaction timeout exits 2, naming it and the bound."""
-    settings = load_settings({"FLEET_ID": "north", "COMMIT_INTERVAL_MS": "6000"})
-    with pytest.raises(ConfigError) as info:
-        fleet_member.check(settings, Timeouts())
-    assert info.value.problems == [
-        "COMMIT_INTERVAL_MS=6000: expected at most 5000, half the fleet's transaction timeout (10000 ms)"
+@pytest.mark.parametrize(
+    ("env", "limit", "timeout"),
+    [
+        (FLEET, 5000, 10_000),
+        (FLEET | {"EXACTLY_ONCE": "1"}, 5000, 10_000),
+        (FLEET | {FAST_ENV: "1"}, 3000, 6000),  # the tests' short fleet timeouts
+    ],
+)
+def test_a_commit_interval_past_half_the_transaction_timeout_is_refused(
+    env: dict[str, str], limit: int, timeout: int
+) -> None:
+    """COMMIT_INTERVAL_MS above half the fleet's transaction timeout is bad input, naming it and the bound."""
+    assert load_settings(env | {"COMMIT_INTERVAL_MS": str(limit)}).commit_interval_ms == limit
+    assert problems(env | {"COMMIT_INTERVAL_MS": str(limit + 1)}) == [
+        f"COMMIT_INTERVAL_MS='{limit + 1}' with FLEET_ID='north': expected at most {limit}, "
+        f"half the fleet's transaction timeout ({timeout} ms)"
     ]
-    fleet_member.check(load_settings({"FLEET_ID": "north", "COMMIT_INTERVAL_MS": "5000"}), Timeouts())
+
+
+def test_a_commit_interval_of_workers_that_form_a_fleet_is_checked_too() -> None:
+    """WORKERS > 1 with EXACTLY_ONCE on Kafka makes a fleet: the same bound; a run that is no fleet has none."""
+    workers = {"WORKERS": "2", "EXACTLY_ONCE": "1", "SEED": "s", "START": "2025-01-01", "COMMIT_INTERVAL_MS": "6000"}
+    assert problems(workers) == [
+        "COMMIT_INTERVAL_MS='6000' with WORKERS='2' and EXACTLY_ONCE=true (a fleet of workers): expected at most "
+        "5000, half the fleet's transaction timeout (10000 ms)"
+    ]
+    assert load_settings(workers | {"WORKERS": "1"}).commit_interval_ms == 6000
+    assert load_settings(workers | {"EXACTLY_ONCE": "0"}).commit_interval_ms == 6000
+
+
+def test_the_command_refuses_a_long_commit_interval_before_connecting(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run --fleet-id`` with COMMIT_INTERVAL_MS=6000: exit 2, one ``foot-traffic: error:`` line, no log line."""
+    for spec in SPECS:
+        monkeypatch.delenv(spec.env, raising=False)
+    monkeypatch.delenv(FAST_ENV, raising=False)
+    args = ["--fleet-id", "north", "--seed", "s", "--start", "2025-01-01", "--commit-interval-ms", "6000"]
+    assert main(["run", *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "foot-traffic: error: --commit-interval-ms='6000' with --fleet-id='north': expected at most 5000, "
+        "half the fleet's transaction timeout (10000 ms)\n"
+    )

@@ -11,7 +11,10 @@ from confluent_kafka import OFFSET_END, KafkaError, KafkaException, TopicPartiti
 from hypothesis import given
 from hypothesis import strategies as st
 
+from foot_traffic.cli.commands import main
+from foot_traffic.cli.run_command import make_clock, simulated
 from foot_traffic.config.resolve import load_settings
+from foot_traffic.config.settings import SPECS
 from foot_traffic.errors import ConfigError
 from foot_traffic.kafka.client import ProducerClient
 from foot_traffic.kafka.fleet import CommitRefusedError, Membership, Timeouts, control_topic, group_id
@@ -22,6 +25,8 @@ from foot_traffic.run.recording import NoMetrics
 from tests.unit.fakes import FakeProducer
 
 Callback = Callable[[Any, list[TopicPartition]], None]
+PLAN = {"SEED": "s", "START": "2025-01-01"}
+"""What every member of a fleet must be given: one plan."""
 
 
 class FakeConsumer:
@@ -357,16 +362,89 @@ def test_a_fleet_id_unfit_for_a_group_id_or_topic_name_is_refused(value: str) ->
 
 def test_a_good_fleet_id_is_kept() -> None:
     """A topic-safe FLEET_ID is taken as written."""
-    assert load_settings({}, {"fleet_id": "chain-A_2.eu"}).fleet_id == "chain-A_2.eu"
+    assert load_settings(PLAN, {"fleet_id": "chain-A_2.eu"}).fleet_id == "chain-A_2.eu"
 
 
 def test_fleet_id_and_shard_together_are_refused() -> None:
     """A process is a fleet member or a static shard, never both: exit 2 naming both settings."""
     with pytest.raises(ConfigError) as info:
-        load_settings({"FLEET_ID": "chain", "SHARD": "0/2", "SEED": "s"})
+        load_settings({"FLEET_ID": "chain", "SHARD": "0/2", **PLAN})
     assert info.value.exit_status == 2
     assert [p for p in info.value.problems if p.startswith("FLEET_ID='chain' with SHARD: expected one or the other")]
-    assert load_settings({"FLEET_ID": "chain", "SEED": "s"}).fleet_id == "chain"
+    assert load_settings({"FLEET_ID": "chain", **PLAN}).fleet_id == "chain"
+
+
+SEEDLESS = (
+    ": expected SEED set too, the same for every member (the first member to commit writes the "
+    "run's seed; members that start together would each draw their own)"
+)
+STARTLESS = (
+    ": expected START set too, the same for every member (the first member to commit writes the "
+    "run's start instant; members that start together would each take their own)"
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"FLEET_ID": "north", "START": "2025-01-01"}, [f"FLEET_ID='north'{SEEDLESS}"]),
+        ({"FLEET_ID": "north", "SEED": "s", "EXACTLY_ONCE": "1"}, [f"FLEET_ID='north'{STARTLESS}"]),
+        (
+            {"FLEET_ID": "north", "EXACTLY_ONCE": "1"},
+            [f"FLEET_ID='north'{SEEDLESS}", f"FLEET_ID='north'{STARTLESS}"],
+        ),
+        (
+            {"WORKERS": "3", "EXACTLY_ONCE": "1", "START": "2025-01-01"},
+            [f"WORKERS='3' and EXACTLY_ONCE=true (a fleet of workers){SEEDLESS}"],
+        ),
+        (
+            {"WORKERS": "2", "EXACTLY_ONCE": "1", "SEED": "s"},
+            [f"WORKERS='2' and EXACTLY_ONCE=true (a fleet of workers){STARTLESS}"],
+        ),
+    ],
+)
+def test_a_fleet_needs_seed_and_start(env: dict[str, str], expected: list[str]) -> None:
+    """A fleet, named or made by exactly-once workers, without SEED or START: one line for each one missing."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    assert info.value.problems == expected
+    assert load_settings(env | PLAN).seed == "s"
+
+
+def test_runs_that_make_no_fleet_need_neither_seed_nor_start() -> None:
+    """One exactly-once process, or workers that are static shards (no EXACTLY_ONCE), draw their own."""
+    assert load_settings({"EXACTLY_ONCE": "1"}).seed is None
+    assert load_settings({"WORKERS": "2"}).start is None
+    assert load_settings({"SHARD": "0/2", "SEED": "s"}).start is None
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "line"),
+    [
+        (["--fleet-id", "north", "--start", "2025-01-01"], {}, f"--fleet-id='north'{SEEDLESS}"),
+        ([], {"FLEET_ID": "north", "SEED": "s"}, f"FLEET_ID='north'{STARTLESS}"),
+        (
+            ["--workers", "2", "--exactly-once", "1", "--seed", "s"],
+            {},
+            f"--workers='2' and EXACTLY_ONCE=true (a fleet of workers){STARTLESS}",
+        ),
+        (
+            [],
+            {"WORKERS": "2", "EXACTLY_ONCE": "1", "START": "2025-01-01"},
+            f"WORKERS='2' and EXACTLY_ONCE=true (a fleet of workers){SEEDLESS}",
+        ),
+    ],
+)
+def test_the_command_refuses_a_fleet_without_seed_or_start(
+    args: list[str], env: dict[str, str], line: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run`` as a fleet member without SEED or START: exit 2 and that one error line, before connecting."""
+    for spec in SPECS:
+        monkeypatch.delenv(spec.env, raising=False)
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    assert main(["run", *args]) == 2
+    assert capsys.readouterr() == ("", f"foot-traffic: error: {line}\n")
 
 
 def test_fleet_metrics_appear_once_the_run_is_a_member() -> None:
@@ -386,3 +464,21 @@ def test_fleet_metrics_appear_once_the_run_is_a_member() -> None:
     assert value("foot_traffic_fleet_handover_seconds_bucket", {"le": "0.5"}) == 1
     assert value("foot_traffic_fleet_handover_seconds_bucket", {"le": "5"}) == 1
     assert value("foot_traffic_fleet_handover_seconds_bucket", {"le": "10"}) == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"FLEET_ID": "north", **PLAN}, True),  # START without SPEED: simulated time at speed 1
+        ({"FLEET_ID": "north", "SPEED": "max", **PLAN}, True),
+        ({"EXACTLY_ONCE": "1", "SPEED": "60"}, True),
+        ({"EXACTLY_ONCE": "1"}, False),  # the wall clock: it sends at once what fell due meanwhile
+    ],
+)
+def test_a_member_on_a_simulated_clock_starts_it_where_the_fleet_stands(env: dict[str, str], expected: bool) -> None:
+    """Any clock but the wall clock is simulated: a joining member's, or a restart's, starts at the fleet's instant."""
+    settings = load_settings(env)
+    assert simulated(settings) is expected
+    if expected:
+        stands = 1_600_000_000_000_000  # 2020-09-13, far from both START and now
+        assert make_clock(settings, stands).now_us() == stands

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
+import logging
+import math
 import os
 import random
 import re
@@ -14,10 +17,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from foot_traffic.cli.commands import main
+from foot_traffic.cli.parser import build_parser
+from foot_traffic.cli.run_command import make_clock
 from foot_traffic.cli.summary import Counts, describe, is_crash, receive_summary, send_summary, total, worst
 from foot_traffic.cli.worker_output import Copy, Target, split_complete, worker_label
-from foot_traffic.cli.workers import part
+from foot_traffic.cli.workers import part, plan_args
 from foot_traffic.config.resolve import load_settings
+from foot_traffic.config.settings import SPECS, Settings
 from foot_traffic.errors import ConfigError
 
 counts = st.builds(Counts, *[st.integers(0, 10**12)] * 5)
@@ -204,3 +210,100 @@ def test_bad_worker_counts_exit_2_naming_the_setting(
     monkeypatch.setenv("WORKERS", value)
     assert main(["run", "--sink", "null"]) == 2
     assert capsys.readouterr().err == f"foot-traffic: error: WORKERS={value!r}: {expected}"
+
+
+def worker_settings(args: list[str], env: dict[str, str] | None = None) -> Settings:
+    """The settings a worker gets from ``run`` with these flags (a worker's part comes after the parent's)."""
+    parsed = build_parser().parse_args(["run", *args])
+    return load_settings(env or {}, {spec.name: getattr(parsed, spec.name) for spec in SPECS})
+
+
+def test_workers_with_a_shard_are_refused() -> None:
+    """WORKERS > 1 and SHARD cannot both cut the run: one line naming both, their values and the choice."""
+    with pytest.raises(ConfigError) as info:
+        load_settings({"WORKERS": "2", "SHARD": "0/2", "SEED": "s"})
+    assert info.value.problems == [
+        "WORKERS='2' with SHARD='0/2': expected one or the other (the workers split the run among themselves; "
+        "to run one shard, leave WORKERS at 1)"
+    ]
+    assert load_settings({"WORKERS": "1", "SHARD": "0/2", "SEED": "s"}).shard is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--workers", "2", "--shard", "0/2"], {}),
+        (["--workers", "2"], {"SHARD": "0/2"}),
+        ([], {"WORKERS": "2", "SHARD": "0/2"}),
+        (["--shard", "0/2"], {"WORKERS": "2"}),
+    ],
+)
+def test_the_command_exits_2_on_workers_with_a_shard(
+    args: list[str], env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run`` with WORKERS and SHARD, as flags or variables: exit 2 and that one error line, nothing run."""
+    for spec in SPECS:
+        monkeypatch.delenv(spec.env, raising=False)
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    assert main(["run", "--sink", "null", "--seed", "s", *args]) == 2
+    assert capsys.readouterr() == (
+        "",
+        "foot-traffic: error: WORKERS='2' with SHARD='0/2': expected one or the other (the workers split the run "
+        "among themselves; to run one shard, leave WORKERS at 1)\n",
+    )
+
+
+def test_a_run_with_seed_and_start_passes_its_workers_nothing_more() -> None:
+    """SEED and START set (a fleet must have both): the workers take them from the parent's own settings."""
+    assert plan_args(load_settings({"SEED": "s", "START": "2025-01-01"})) == ()
+    fleet = {"WORKERS": "2", "EXACTLY_ONCE": "1", "SEED": "s", "START": "2025-01-01"}
+    assert plan_args(load_settings(fleet)) == ()
+
+
+def test_the_parent_fixes_one_seed_for_every_worker(caplog: pytest.LogCaptureFixture) -> None:
+    """Without SEED the parent draws one, logs it, and gives every worker the same."""
+    with caplog.at_level(logging.INFO, "foot_traffic"):
+        args = plan_args(load_settings({"START": "2025-01-01"}))
+    flag, seed = args
+    assert flag == "--seed"
+    assert re.fullmatch(r"[0-9a-f]{16}", seed)
+    assert caplog.messages == [f"SEED is not set; this run uses SEED={seed} (set it to replay the run)"]
+
+
+NOW = dt.datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=dt.UTC)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+NOW_US = 1_772_600_767_890_123
+"""NOW in epoch microseconds, by hand: 20516 days from 1970-01-01 to 2026-03-04, then 05:06:07.890123."""
+
+
+def test_a_live_parent_gives_its_workers_its_start_to_catch_up_from(caplog: pytest.LogCaptureFixture) -> None:
+    """No START, no SPEED, no UNTIL: START is the parent's instant and SPEED=max, so each worker goes live from it."""
+    assert NOW_US == (20516 * 86_400 + 5 * 3600 + 6 * 60 + 7) * 10**6 + 890_123
+    with caplog.at_level(logging.INFO, "foot_traffic"):
+        args = plan_args(load_settings({"SEED": "s"}), NOW)
+    assert args == ("--start", "2026-03-04T05:06:07.890123+00:00", "--speed", "max")
+    assert caplog.messages == [
+        "START is not set; this run uses START=2026-03-04T05:06:07.890123+00:00, the same for every worker"
+    ]
+    worker = worker_settings(list(args), {"SEED": "s"})
+    assert (worker.start_us, worker.speed_is_max, worker.until_us) == (NOW_US, True, None)
+
+
+def test_a_worker_given_a_past_start_catches_up_then_runs_in_real_time() -> None:
+    """A worker's clock starts at START, jumps over the moments since, then keeps real time from a future deadline."""
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(milliseconds=5)
+    clock = make_clock(worker_settings(list(plan_args(load_settings({"SEED": "s"}), start))))
+    start_us = (start - EPOCH) // dt.timedelta(microseconds=1)
+    assert clock.now_us() == start_us
+    assert math.isinf(clock.rate)
+    assert clock.sleep_time(start_us + 4000) == 0.0
+    assert clock.now_us() == start_us + 4000
+    assert clock.sleep_time(start_us + 3_600_000_000) > 0
+    assert clock.rate == 1.0
+
+
+@pytest.mark.parametrize("env", [{"UNTIL": "2030-01-01"}, {"SPEED": "60"}, {"SPEED": "max"}])
+def test_a_parent_without_start_keeps_the_clock_asked_for(env: dict[str, str]) -> None:
+    """START is fixed, and SPEED left as it is, when the run is bounded (real time until UNTIL) or its speed given."""
+    assert plan_args(load_settings({"SEED": "s", **env}), NOW) == ("--start", NOW.isoformat())

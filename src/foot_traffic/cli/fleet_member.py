@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from foot_traffic.config.settings import Settings
-from foot_traffic.errors import ConfigError
-from foot_traffic.kafka.fleet import Membership, Timeouts, ensure_control_topic
+from foot_traffic.kafka.fleet import Membership, ensure_control_topic, timeouts
 from foot_traffic.kafka.fleet_run import FleetOwnership, FleetRun
 from foot_traffic.kafka.resume import read_state
 from foot_traffic.kafka.transactions import TransactionalKafkaSink
@@ -23,36 +22,14 @@ from foot_traffic.run.ownership import run_units
 from foot_traffic.run.positions import Position, Positions
 from foot_traffic.run.recording import Recorder
 
-FAST_ENV = "FOOT_TRAFFIC_TEST_FLEET_FAST"
-"""Test-only: when "1", the group's shortest timeouts (a 6 s session), so that tests move partitions in seconds."""
-FAST = Timeouts(session_ms=6000, heartbeat_ms=500, max_poll_interval_ms=30_000, transaction_ms=6000)
 READ_BACK_S = 60.0
 """Longest wait to read the units' positions back: a dead member's open transaction holds them until it expires."""
-
-
-def timeouts(env: Mapping[str, str] = os.environ) -> Timeouts:
-    """The fleet's timeouts: the defaults, or the tests' short ones."""
-    return FAST if env.get(FAST_ENV) == "1" else Timeouts()
 
 
 def transactional_id(settings: Settings, fleet_id: str) -> str:
     """A transactional id of this member alone: members never fence each other, the group's generation does."""
     base = settings.transactional_id or f"foot-traffic-{settings.topic}"
     return f"{base}-{fleet_id}-{uuid.uuid4().hex[:12]}"
-
-
-def check(settings: Settings, fleet: Timeouts) -> None:
-    """Raise ConfigError unless COMMIT_INTERVAL_MS stays well below the fleet's transaction timeout (half of it).
-
-    A member commits its transactions (with EXACTLY_ONCE) or its checkpoints (without) within that timeout.
-    """
-    if settings.commit_interval_ms * 2 > fleet.transaction_ms:
-        raise ConfigError(
-            [
-                f"COMMIT_INTERVAL_MS={settings.commit_interval_ms}: expected at most {fleet.transaction_ms // 2}, "
-                f"half the fleet's transaction timeout ({fleet.transaction_ms} ms)"
-            ]
-        )
 
 
 def control_topic(settings: Settings, client: Mapping[str, str]) -> None:
@@ -92,7 +69,7 @@ def join(
         settings.fleet_id,
         settings.fleet_partitions,
         extra=client,
-        timeouts=timeouts(),
+        timeouts=timeouts(os.environ),
         metrics=recorder,
     )
     timeout_s = max(settings.connect_timeout_seconds, READ_BACK_S)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import secrets
 import sys
 import threading
@@ -24,7 +25,7 @@ from foot_traffic.errors import DeliveryError
 from foot_traffic.kafka import admin
 from foot_traffic.kafka.checkpoints import CheckpointedSink
 from foot_traffic.kafka.deadletter import DeadLetterFile
-from foot_traffic.kafka.fleet import Timeouts
+from foot_traffic.kafka.fleet import Timeouts, timeouts
 from foot_traffic.kafka.producer import KafkaSink, ValueSerializer
 from foot_traffic.kafka.resume import fingerprint
 from foot_traffic.kafka.transactions import ExactlyOnce, Held, prepare
@@ -55,6 +56,11 @@ def make_clock(settings: Settings, start_us: int | None = None) -> Clock:
     if settings.speed is not None or start is not None:
         return AcceleratedClock(RealClock().now_us() if start is None else start, settings.speed or 1.0)
     return RealClock()
+
+
+def simulated(settings: Settings) -> bool:
+    """Whether the run's clock is simulated (SPEED or START set): a resumed run's then starts where the run stands."""
+    return settings.speed_is_max or settings.speed is not None or settings.start is not None
 
 
 def _progress(settings: Settings, clock: Clock) -> Progress | None:
@@ -177,10 +183,7 @@ def _open_output(settings: Settings, recorder: Recorder = NO_METRICS) -> _Output
 
     With SCHEMA_REGISTRY_URL the registry is reached first, so nothing touches Kafka when it is not.
     """
-    fleet = None
-    if settings.fleet_id is not None:
-        fleet = fleet_member.timeouts()
-        fleet_member.check(settings, fleet)
+    fleet = None if settings.fleet_id is None else timeouts(os.environ)
     if settings.sink == "stdout":
         return _Output(StdoutSink(sys.stdout.buffer))
     if settings.sink == "null":
@@ -244,14 +247,13 @@ def _committed_output(
         metrics=recorder,
         settle=None if plain is None else plain.flush,
     )
-    simulated = settings.speed_is_max or settings.speed is not None
     output = _Output(
         prepared.sink,
         prepared.sink.pending,
         prepared.seed,
         prepared.start_us,
         prepared.resume,
-        prepared.clock_start_us if simulated else None,
+        prepared.clock_start_us if simulated(settings) else None,
         prepared.positions,
         withdrawn=lambda: prepared.sink.withdrawn,
     )

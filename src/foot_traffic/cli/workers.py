@@ -13,6 +13,7 @@ through the parent, and not twice.
 from __future__ import annotations
 
 import ctypes
+import datetime as dt
 import logging
 import os
 import queue
@@ -125,7 +126,7 @@ class Fleet:
 
 def run(settings: Settings, argv: Sequence[str]) -> int:
     """Run WORKERS copies of the command ``argv`` (``run`` and its flags) and supervise them."""
-    extra = _seed_args(settings)
+    extra = plan_args(settings)
     base = settings.metrics_port
     fleet_id = fleet_of(settings)
 
@@ -147,16 +148,26 @@ def run(settings: Settings, argv: Sequence[str]) -> int:
         return supervise(fleet)
 
 
-def _seed_args(settings: Settings) -> tuple[str, ...]:
-    """One SEED for every worker when none is set, so that their parts come from one plan.
+def plan_args(settings: Settings, now: dt.datetime | None = None) -> tuple[str, ...]:
+    """One SEED and one START for every worker when unset, so that their parts come from one plan.
 
-    EXACTLY_ONCE runs are left alone: each worker takes the seed of the run it resumes.
+    The first day's plan is cut at the start: without START each worker would cut it at its
+    own. START is the parent's own start instant (``now``); a live run (neither SPEED nor
+    UNTIL) also gets SPEED=max, so that each worker catches up from it to the wall clock,
+    the moments since, and then runs in real time. A fleet has both set (the settings say so).
     """
-    if settings.seed is not None or settings.exactly_once:
-        return ()
-    seed = secrets.token_hex(8)
-    log.info("SEED is not set; this run uses SEED=%s (set it to replay the run)", seed)
-    return ("--seed", seed)
+    args: tuple[str, ...] = ()
+    if settings.seed is None:
+        seed = secrets.token_hex(8)
+        log.info("SEED is not set; this run uses SEED=%s (set it to replay the run)", seed)
+        args += ("--seed", seed)
+    if settings.start is None:
+        start = (now or dt.datetime.now(dt.UTC)).isoformat()
+        log.info("START is not set; this run uses START=%s, the same for every worker", start)
+        args += ("--start", start)
+        if settings.speed is None and not settings.speed_is_max and settings.until is None:
+            args += ("--speed", "max")
+    return args
 
 
 def supervise(fleet: Fleet, out: BinaryIO | None = None, err: BinaryIO | None = None) -> int:

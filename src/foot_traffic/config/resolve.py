@@ -21,6 +21,7 @@ from foot_traffic.config.producer import PRODUCER_PREFIX
 from foot_traffic.config.settings import MAX_DAILY_CUSTOMERS, SPECS, SPECS_BY_NAME, Settings, to_us
 from foot_traffic.config.spec import Spec
 from foot_traffic.errors import ConfigError
+from foot_traffic.kafka.fleet import timeouts as fleet_timeouts
 from foot_traffic.model.calendar import EMPTY_CALENDAR, Calendar, CalendarFileError
 from foot_traffic.model.grid import UTC
 from foot_traffic.model.stores import Store, StoresFileError
@@ -132,6 +133,7 @@ def resolve(
     security.check(values, layers.merged(), flags, problems, SPECS, in_file=in_file)
     registry.check(values, problems, in_file=in_file)
     problems.extend(_combination_problems(values))
+    problems.extend(_fleet_problems(values, env, origins))
     problems.extend(_shard_problems(values, env, origins))
     _fall_back(values, origins)
     _check_peak_total(values, origins, problems)
@@ -185,8 +187,13 @@ def _combination_problems(values: Mapping[str, Any]) -> list[str]:
             f"FLEET_ID={values['fleet_id']!r} with SHARD: expected one or the other "
             "(a fleet's members are given their partitions by Kafka, a shard takes a fixed share)"
         )
-    problems += _fleet_problems(values)
     port, workers = values.get("metrics_port"), values.get("workers", 1)
+    if isinstance(workers, int) and workers > 1 and values.get("shard_spec") is not None:
+        # each worker is given its own part: a SHARD on the parent's command line would override it
+        problems.append(
+            f"WORKERS={str(workers)!r} with SHARD={str(values['shard_spec'])!r}: expected one or the other "
+            "(the workers split the run among themselves; to run one shard, leave WORKERS at 1)"
+        )
     if isinstance(port, int) and isinstance(workers, int) and workers > 1 and port + workers > 65535:
         # worker i serves METRICS_PORT + 1 + i: the last one must still be a port
         problems.append(
@@ -201,21 +208,47 @@ def _imperfect(values: Mapping[str, Any]) -> bool:
     return any(values.get(name, 0) for name in ("late_events_pct", "duplicate_events_pct", "sensor_outages_per_day"))
 
 
-def _fleet_problems(values: Mapping[str, Any]) -> list[str]:
-    """A fleet runs on Kafka, and hands its units over without their visits' exits still to come."""
-    fleet_id = values.get("fleet_id")
-    if fleet_id is None:
+def _fleet(values: Mapping[str, Any], origins: Mapping[str, Origin]) -> str | None:
+    """How a message names the fleet these settings make: FLEET_ID, or WORKERS with EXACTLY_ONCE on Kafka; else None."""
+    fleet_id, workers = values.get("fleet_id"), values.get("workers", 1)
+    if fleet_id is not None:
+        return _quote("fleet_id", repr(fleet_id), origins)
+    if isinstance(workers, int) and workers > 1 and values.get("exactly_once") and values.get("sink") == "kafka":
+        return _quote("workers", repr(str(workers)), origins) + " and EXACTLY_ONCE=true (a fleet of workers)"
+    return None
+
+
+def _fleet_problems(values: Mapping[str, Any], env: Mapping[str, str], origins: Mapping[str, Origin]) -> list[str]:
+    """A fleet runs on Kafka one plan that all its members agree on, and commits well within its transaction timeout.
+
+    Its units are handed over without the exits still to come of their visits, so no EXIT_EVENTS_TOPIC.
+    """
+    fleet = _fleet(values, origins)
+    if fleet is None:
         return []
     problems = []
     if values.get("sink", "kafka") != "kafka":
         problems.append(
-            f"FLEET_ID={fleet_id!r} with SINK={values['sink']!r}: expected SINK=kafka (a fleet's members agree "
+            f"{fleet} with SINK={values['sink']!r}: expected SINK=kafka (a fleet's members agree "
             "through Kafka's group protocol); for other sinks use SHARD"
         )
     if values.get("exit_events_topic") is not None:
         problems.append(
-            f"FLEET_ID={fleet_id!r} with EXIT_EVENTS_TOPIC: expected one or the other (a unit handed over "
+            f"{fleet} with EXIT_EVENTS_TOPIC: expected one or the other (a unit handed over "
             "would lose the exits of visits its previous owner sent)"
+        )
+    for variable, what, verb in (("SEED", "seed", "draw"), ("START", "start instant", "take")):
+        if values.get(variable.lower()) is None:
+            problems.append(
+                f"{fleet}: expected {variable} set too, the same for every member (the first member to commit "
+                f"writes the run's {what}; members that start together would each {verb} their own)"
+            )
+    interval, transaction_ms = values.get("commit_interval_ms"), fleet_timeouts(env).transaction_ms
+    if isinstance(interval, int) and interval * 2 > transaction_ms:
+        # a member commits its transactions (EXACTLY_ONCE) or its checkpoints (without) within that timeout
+        problems.append(
+            f"{_quote('commit_interval_ms', repr(str(interval)), origins)} with {fleet}: expected at most "
+            f"{transaction_ms // 2}, half the fleet's transaction timeout ({transaction_ms} ms)"
         )
     return problems
 

@@ -194,7 +194,8 @@ class Settings:
     )  # fmt: skip
     commit_interval_ms: int = setting(
         "COMMIT_INTERVAL_MS", p.int_in(1, 600_000), "200",
-        "EXACTLY_ONCE: longest time a transaction stays open before it is committed.", group=KAFKA,
+        "EXACTLY_ONCE: longest time a transaction stays open before it is committed; a fleet without it: how "
+        "often a member checkpoints. At most 5000 in a fleet.", group=KAFKA,
     )  # fmt: skip
     connect_timeout_seconds: float = setting(
         "KAFKA_CONNECT_TIMEOUT_SECONDS", p.number(0, 3600, low_open=True), "10",
@@ -316,12 +317,13 @@ class Settings:
     shard_spec: shards.ShardSpec | None = setting(
         "SHARD", shards.parse, None,
         "I/N: run only the units whose virtual partition mod N is I (0 <= I < N <= FLEET_PARTITIONS); auto/N: I "
-        "from JOB_COMPLETION_INDEX, else the host name's -<ordinal>. Needs SEED.", group=SCALE_OUT,
+        "from JOB_COMPLETION_INDEX, else the host name's -<ordinal>. Needs SEED; not with WORKERS > 1.",
+        group=SCALE_OUT,
     )  # fmt: skip
     fleet_id: str | None = setting(
         "FLEET_ID", p.fleet_id, None,
         "If set, join the fleet of that name (consumer group foot-traffic.<FLEET_ID>) and run only the units "
-        "of the virtual partitions Kafka assigns to this process.", group=SCALE_OUT,
+        "of the virtual partitions Kafka assigns to this process. Needs SEED and START.", group=SCALE_OUT,
     )  # fmt: skip
     workers: int = setting(
         "WORKERS", p.int_in(1, MAX_WORKERS), "1",
