@@ -2,7 +2,7 @@
 
 Each variant is the same one-day backfill of BACKFILL_RECORDS events to a fresh topic of the local broker, with
 KAFKA_PRODUCER_* variables on top of the defaults; best of REPEATS runs each, the variants interleaved. The
-results belong in bench/run.py's NOTES, with the conditions they were taken in.
+results belong in bench/notes.py, with the conditions they were taken in.
 
 Run: ``.venv/bin/python bench/levers.py`` (broker at FOOT_TRAFFIC_BENCH_BROKER, default 127.0.0.1:9092).
 """

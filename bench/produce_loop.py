@@ -5,7 +5,7 @@ topic of the local broker and flushes; the figure is the loop thread's CPU time 
 other processes on a shared machine do not stretch as they stretch the wall clock. Variants: every delivery
 report against failed ones only, and a topic of one partition (named by the sink) against three (placed by
 librdkafka's partitioner). Best of REPEATS runs each, the variants interleaved. The results belong in
-bench/run.py's NOTES, with the conditions they were taken in.
+bench/notes.py, with the conditions they were taken in.
 
 Run: ``.venv/bin/python bench/produce_loop.py`` (broker at FOOT_TRAFFIC_BENCH_BROKER, default 127.0.0.1:9092).
 """
