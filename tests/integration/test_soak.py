@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DAYS = 30
 START = "2025-08-01"
 UNTIL = "2025-08-31"
-BASE_DAILY_CUSTOMERS = 400_000
-"""About 12 million events over the month: 20 to 60 s of generation on the 2-core reference machine."""
-SAMPLE_EVERY_S = 0.2
+BASE_DAILY_CUSTOMERS = 1_000_000
+"""About 30 million events over the month: 8 to 30 s of generation on the 2-core reference machine."""
+SAMPLE_EVERY_S = 0.1
 STARTED_AFTER_S = 1.0
 """The 'start' figure is the first sample after this: imports and the first plan take about half of it."""
 GROWTH_ALLOWED_MB = 20.0
@@ -76,9 +76,9 @@ def test_a_simulated_month_keeps_memory_flat(
     plan and one chunk, whatever the number of days or events already emitted. The first
     quarter (about a week) covers start-up, the first plan and the allocator's warm-up, so
     its peak is the steady state; anything the process keeps per event or per day shows up
-    as growth between that quarter and the last half. With about 9 million events and 15
-    days between the two windows, 20 MB catches a leak of about 2 bytes per event or
-    1.3 MB per day, while staying above the allocator's ordinary jitter.
+    as growth between that quarter and the last half. With about 22 million events and 22
+    days after the first quarter, 20 MB catches a leak of about 1 byte per event or 1 MB
+    per day, while staying above the allocator's ordinary jitter.
     """
     env = settings_env(
         SEED="soak",
