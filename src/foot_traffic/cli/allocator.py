@@ -19,7 +19,9 @@ def keep_freed_memory() -> bool:
     (the threshold adapts, but a request of the size just freed is mapped again). A backfill
     makes a few such arrays per batch (a batch's lines, its samples), so each batch touched
     new pages and page-faulted on them: about half of the encoding's time. Kept, those pages
-    are reused warm. Peak memory grows by at most the largest batch's arrays.
+    are reused warm. Peak memory grows by at most the largest batch's arrays. Only for
+    backfills: in real time a run with freed memory kept showed one stall of 50-65 ms a
+    minute in two runs of three (at most 6 ms without), so real time keeps the defaults.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt

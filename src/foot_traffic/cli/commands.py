@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from foot_traffic.cli import allocator, logs, run_command, workers
+from foot_traffic.cli import logs, run_command, workers
 from foot_traffic.cli.completion import script as completion_script
 from foot_traffic.cli.parser import build_parser
 from foot_traffic.cli.summary import EXIT_INTERRUPTED
@@ -41,7 +41,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     A reader that closes standard output early (``foot-traffic plan | head``) ends the
     command quietly with status 1, as other line-writing tools do, not with a traceback.
     """
-    allocator.keep_freed_memory()
     try:
         return _main(argv)
     except BrokenPipeError:

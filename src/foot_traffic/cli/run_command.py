@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from foot_traffic.cli import fleet_member, logs, summary
+from foot_traffic.cli import allocator, fleet_member, logs, summary
 from foot_traffic.cli.summary import EXIT_INTERRUPTED
 from foot_traffic.config import registry, security
 from foot_traffic.config.settings import Settings
@@ -274,7 +274,13 @@ def _committed_output(
 
 
 def run(settings: Settings) -> int:
-    """Run with metrics served from before the connection to Kafka until the end, when METRICS_PORT is set."""
+    """Run with metrics served from before the connection to Kafka until the end, when METRICS_PORT is set.
+
+    A backfill (SPEED=max with UNTIL) keeps freed memory for its next batches; a run that
+    goes on in real time keeps the allocator's defaults, under which no event waits on it.
+    """
+    if settings.speed_is_max and settings.until is not None:
+        allocator.keep_freed_memory()
     with served(settings.metrics_port, settings.metrics_host, settings.health_unreachable_seconds) as recorder:
         return _run_with(settings, recorder)
 
