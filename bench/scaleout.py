@@ -280,8 +280,9 @@ NOTES = """
 The scale-out rows (bench/scaleout.py):
 
 - g, g′: a backfill of 14 days of one store (g: 40 M events, so that the fixed costs below are a
-  small share now that generation runs at about 5 M events/s; g′: 1 M events; 14 units of work, a store and a date each, which
-  `SHARD=0/2` and `1/2` split seven and seven; a fleet's assignment may split them otherwise), launch
+  small share now that generation runs at about 5 M events/s; g′: 1 M events; 14 units of work,
+  a store and a date each, which `SHARD=0/2` and `1/2` split seven and seven; a fleet's
+  assignment may split them otherwise), launch
   to exit, `--workers 1` (one process) against `--workers 2` (a parent and two workers), best of
   three each, interleaved. g: to the null sink, the broker and a fresh topic given so that the row
   also runs when the workers form a fleet; the events counted are the plan's (`foot-traffic plan
