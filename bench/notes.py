@@ -30,27 +30,28 @@ How each figure is taken (bench/run.py):
 - f: CPU time of a real-time run with 100 customers a day, over a stretch without events.
 
 What bounds the figures. Each paragraph names how its profile was taken: py-spy (a sampling
-profiler) for a and the produce loop, cProfile for b's older profile, the scheduler's counters
-(no profiler) for c. The machine is a shared 2-core VM whose speed varies by up to 40 % from one
-run to the next, so a figure near its target can land on either side of it.
+profiler) for a, b and the produce loop, the scheduler's counters (no profiler) for c. The
+machine is a shared 2-core VM whose speed varies by up to 40 % from one run to the next, so a
+figure near its target can land on either side of it.
 
-- generation (b): whole-process figures include about 0.25 s of start-up (imports, first plan);
-  the steady state is that much faster. Of the rest, by a cProfile profile of 2026-11-27 (the
-  code of that day; not profiled again since, the row being met), about 60 % is memory
-  traffic in the vectorised encoder: filling each line from its template, writing the varying
-  byte positions (customer id, two timestamps, duration), transposing the 8-byte words into
-  consecutive lines and cutting the padding, i.e. about four passes over ~250 bytes per event;
-  sampling (numpy, PCG64) takes about 10 %, the loop and the sink the remainder.
-- generation (b) and workers (g) are met in the table's run (18:51: 1.63 M events/s, 1.75×). In
-  the day's 16:13 run, b gave 1.41 M events/s, 0.94× the 1.5 M target,
-  where the same build ran 1.85 M at 13:36 the same day. The machine was slower in this run, not
-  the code: the same-run anchor of row a, Kafka's own Java ProducerPerformance, fell by the same
-  share between the two runs (528,541 to 402,414 rec/s, −24 %), and the code before and after this
-  day's last changes, interleaved three times on 5 M events right after the run, took the same time
-  (3.93–4.02 s before, 3.76–3.99 s after). g (1.62× against 1.7×, 1.71× at 13:36) is the ratio of
-  two such runs, each with its fixed start-up costs. Rows b and g rerun alone at 16:45
-  (`BENCH_ROWS=generation,workers`, load average 1.0–1.6): b 1,560,894 events/s (met), g 1.74×
-  (2,783,213 against 1,596,366 events/s, met), g′ 0.89×.
+- generation (b), profiled with py-spy (`py-spy record -r 400`, 2026-12-03, the 10 M-event
+  null-sink backfill at LOG_LEVEL=WARNING, before freed memory was kept): the encoder took 57 %
+  of the run (filling each block of lines from its template 13 %, the final copy of the lines
+  into bytes 15 %, the ids' hex digits 7 %, the timestamps' gathers most of the rest), sampling
+  (numpy, PCG64) 19 %, imports 6 %. The two copies were bound by page faults: glibc mapped each
+  batch's 4 MB arrays afresh; kept freed memory (backfills only) took the encoder from 238 to
+  125 ns an event in isolation and the whole run from 2.8 to 2.2 s. Before this day's encoder
+  (a transposed 8-byte-word layout, about four passes over each line) the row ran 1.63 M
+  events/s (18:51) against 4.2 M steady now; the stdout sink's 5.5 M against the null sink's
+  4.2 M in this run is the machine's run-to-run noise, the null sink doing less.
+- workers (g) is met at 40 M events (1.79×); at 10 M events (the 21:59 run of the same day) it
+  gave 1.45×: with generation at about 5 M events/s, each process's fixed start-up (about
+  0.25 s, the parent's as well) was a third of the two-worker run.
+- real-time lateness (c) missed its max in the table's run: 65.30 ms, with the producer's
+  run-queue wait before it only 2.0 ms and no steal time, so not the scheduler this time. The
+  run kept freed memory in real time then; the rows alone afterwards: 51.78 ms with it,
+  5.95 ms without, and 21.61 ms (no CPU wait either) once it was restricted to backfills;
+  the 21:59 run of the same day met it (5.39 ms). The stall is not found yet: not profiled.
 - backfill to Kafka (a), profiled with py-spy (`py-spy record --native`, 200 Hz) on a one-day
   backfill of 1,000,000 events (acks=all, idempotent, LOG_LEVEL=WARNING; 2026-12-03, the machine
   shared with other work), before the produce-loop levers below: of the loop thread's samples,
