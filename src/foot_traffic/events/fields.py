@@ -78,7 +78,7 @@ def _zoned(
     unique, inverse = np.unique(offsets, return_inverse=True)
     texts = np.frombuffer(b"".join(_offset_text(int(offset)).encode() for offset in unique.tolist()), np.uint8)
     table = texts.reshape(-1, 6)
-    lines[:, at + 26 : at + 32] = table[0] if unique.shape[0] == 1 else np.take(table, inverse, axis=0)
+    lines[:, at + 26 : at + 32] = table[0] if unique.shape[0] == 1 else _gather(table, inverse)
     _write_clock(lines, at, instants + offsets)
 
 
@@ -159,9 +159,10 @@ def fill(
     durations: npt.NDArray[np.int64],
     offsets: Callable[[npt.NDArray[np.int64]], Offsets],
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    """Each event's line up to its weekday, after ``template``'s bytes; and the exit instants.
+    """Each event's line: ``template`` with the event's id, timestamps and duration written in; and the exits.
 
-    ``offsets`` gives the UTC offsets of a column of instants (entries, then exits).
+    ``template`` is :data:`PREFIX` and a line's end. ``offsets`` gives the UTC offsets of a
+    column of instants (entries, then exits).
     """
     n = int(entries.shape[0])
     if n and (int(durations.min()) < 10 or int(durations.max()) > 99):
