@@ -295,18 +295,21 @@ against one store of 1,000,000 a day: the same events in all.
   slot holding the launch keeps round(25 × the share of it left) = 0 visits a store and the
   first events are due when the minute before the edge opens, seconds after the chain started;
   less, they are due at once.
-What bounds the chain rows (the run of 2026-12-03 18:51, nothing else running):
 
-- j, j′ (0.53× and 0.69×): the chain's own work around the same encoding. py-spy of the chain's
-  one-day backfill (about 2.0 s against 0.95 s for one store): encoding 26 % (the same work
-  per event as one store's), sampling the chunks in bulk 13 % (60,000 chunks of about 17 visits
-  on `model.pcg.Streams`, bit for bit numpy's generators; one generator per chunk cost about
-  25 µs a chunk before, 3.0 s a day), windows (gathering, the stable sort, the group rows) about
-  15 %, planning 10,000 days about 8 %, and start-up costs one store does not pay: the stores
-  file and its 10,000 models about 11 % (0.2 s), imports 10 %. What is left is per-store and
-  per-window Python (a day's plan, its first slot's group row) and numpy's fixed costs per
-  window; the event-by-event merge this replaced ran 0.03× one store, the first bulk path 0.11×
-  (1,000 stores in the suite's guard: 0.027–0.035×, then 0.088–0.100×, now 0.20–0.54×).
+What bounds the chain rows (nothing else running; j and k′ profiled with py-spy at 500 Hz on
+2026-12-04, k's figures from the run of 2026-12-03 18:51):
+
+- j (0.35× to 0.37×; j′ met): the chain's own work around the same encoding. Its one-day
+  null-sink backfill took 1.10 to 1.13 s and 153 MB against 0.39 s and 60 MB for one store of
+  1 M visits. Of 608 samples: `Chain.step` 46 % (sampling 60,000 chunks of about 17 visits in
+  bulk on `model.pcg.Streams`, bit for bit numpy's generators, 17 %; the group rows 11 %, of
+  which `GroupTable.extend` 5 to 7 %; the stable sort 6 %; planning 10,000 days 6 %; taking the
+  window's visits 4 to 5 %), encoding 17 % (the same work per event as one store's), imports
+  12 %, the stores file and its 10,000 models 9 %. One store pays only the encoding and the
+  imports; what the chain adds is per-store and per-window Python (a day's plan, its first
+  slot's group row) and numpy's fixed costs on tiny chunks. The event-by-event merge this
+  replaced ran 0.03× one store, the first bulk path 0.11× (1,000 stores in the suite's guard:
+  0.027 to 0.035×, then 0.088 to 0.100×, now 0.20 to 0.54×).
 - k: met. A live chain starts its clock 60 µs a store ahead (0.6 s for 10,000), plans its
   stores and samples their first hour while it waits, and the loop does the next window's
   planning and sampling a few ms at a time while it waits for each event (`Chain.ahead`), the
@@ -316,9 +319,14 @@ What bounds the chain rows (the run of 2026-12-03 18:51, nothing else running):
 - k′: row k's chain at 350 times its rate (one-minute slots: 25 visits a store a minute, about
   4,200 events/s). The slot edge costs nothing: the events due in the 2 s from it were no later
   than the others (max 3.99 ms; p99 after the first second 1.03 ms). The miss is the first
-  event (239 ms): the first window holds the edge's minute and its neighbours, 0.75 M visits of
-  30,000 chunks, and sampling and ordering them outlasts the lead, which is sized for planning
-  (60 µs a store), not for a first hour that dense. Earlier runs of the row alone, on code
-  before the work ahead and the frozen collector: first event 199 to 969 ms late, p99 2.1 to
-  18.1 ms.
+  event (239 ms; 298 ms in the profiled run, 1.26 s after launch): the first window holds the
+  edge's minute and its neighbours, 0.75 M visits of 30,000 chunks, and sampling and ordering
+  them outlasts the lead, which is sized for planning (60 µs a store), not for a first hour that
+  dense. py-spy of the first 3 s (686 busy samples): imports 15 %, settings and the stores file
+  8 %, the work done ahead while the clock waits 39 % (bulk sampling 15 %, joining the chunks'
+  lists 7 %, merging new chunks 6 %, planning days 5 %), the windows themselves 22 % (sampling
+  8 %, taking visits 5 %, the group rows 3 %, the stable sort 3 %, joining 3 %). The lead would
+  have to grow with the first hour's visits, not the stores. Earlier runs of the row alone, on
+  code before the work ahead and the frozen collector: first event 199 to 969 ms late, p99 2.1
+  to 18.1 ms.
 """
