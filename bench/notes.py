@@ -37,7 +37,8 @@ How each figure is taken (bench/run.py):
 - f: CPU time of a real-time run with 100 customers a day, over a stretch without events.
 
 What bounds the figures. Each paragraph names how its profile was taken: py-spy (a sampling
-profiler) for a, b and the produce loop, the scheduler's counters (no profiler) for c. The
+profiler) for a, b and the produce loop; for c, the scheduler's counters and a C sleeper per CPU
+(no profiler). The
 machine is a shared 2-core VM whose speed varies by up to 40 % from one run to the next, so a
 figure near its target can land on either side of it.
 
@@ -49,11 +50,13 @@ figure near its target can land on either side of it.
   batch's 4 MB arrays afresh; kept freed memory (backfills only) took the encoder from 238 to
   125 ns an event in isolation and the whole run from 2.8 to 2.2 s. Before this day's encoder
   (a transposed 8-byte-word layout, about four passes over each line) the row ran 1.63 M
-  events/s (18:51) against 4.2 M steady now; the stdout sink's 5.5 M against the null sink's
-  4.2 M in this run is the machine's run-to-run noise, the null sink doing less.
-- workers (g) is met at 40 M events (1.79×); at 10 M events (the 21:59 run of the same day) it
-  gave 1.45×: with generation at about 5 M events/s, each process's fixed start-up (about
-  0.25 s, the parent's as well) was a third of the two-worker run.
+  events/s (18:51) against 4.2 M steady in the run of 22:17 and 5.1 M in that of 2026-12-04
+  05:27; the stdout sink's 5.5 M against the null sink's 4.2 M at 22:17 was the machine's
+  run-to-run noise, the null sink doing less.
+- workers (g) is met at 40 M events (1.79× in the run of 2026-12-03 22:17, 1.77× in that of
+  2026-12-04 05:27); at 10 M events (the 21:59 run of 2026-12-03) it gave 1.45×: with
+  generation at about 5 M events/s, each process's fixed start-up (about 0.25 s, the parent's
+  as well) was a third of the two-worker run.
 - real-time lateness (c): its max is bound by pauses of the whole virtual machine. Traced on
   2026-12-04, the machine otherwise idle (no profiler: a throwaway wrapper around the producer
   noting each garbage collection over 0.5 ms and each batch sampled, and in the last six runs each
