@@ -326,7 +326,12 @@ What bounds the chain rows (nothing else running; j and k′ profiled with py-sp
   8 %, the work done ahead while the clock waits 39 % (bulk sampling 15 %, joining the chunks'
   lists 7 %, merging new chunks 6 %, planning days 5 %), the windows themselves 22 % (sampling
   8 %, taking visits 5 %, the group rows 3 %, the stable sort 3 %, joining 3 %). The lead would
-  have to grow with the first hour's visits, not the stores. Earlier runs of the row alone, on
+  have to grow with the first hour's visits, not the stores. Tried and not kept: windows cut to
+  at most 65,536 visits (at chunk starts, then at the 65,537th entry). The first event left
+  29 and 34 ms late in two runs (277 and 401 ms in two runs of the code as it is, just before),
+  but each dense minute's 10,000 chunks were then sampled in the step that reached them, the
+  loop having no wait over 10 ms at 4,200 events/s to do it ahead: the max after the first
+  second rose from 5.6 to 11.7 ms to 23.4 and 69.9 ms, the latter at the edge. Earlier runs of the row alone, on
   code before the work ahead and the frozen collector: first event 199 to 969 ms late, p99 2.1
   to 18.1 ms.
 """
