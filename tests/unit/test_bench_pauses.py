@@ -99,7 +99,7 @@ def test_the_probe_sees_a_pause_it_is_put_through(tmp_path: Path) -> None:
         time.sleep(0.05)  # the pause put through: not a wait for a condition
         os.kill(pid, signal.SIGCONT)
         resumed = time.time()
-        _reported(first)
+        _reported(first, 0.04)
     long = [(s, e) for s, e in watched.per_cpu[0] if e - s >= 0.04]
     assert len(long) == 1
     start, end = long[0]
@@ -116,9 +116,15 @@ def _started(output: Path) -> None:
         time.sleep(0.001)
 
 
-def _reported(output: Path) -> None:
-    """Wait until the probe has reported a pause."""
+def _reported(output: Path, seconds: float) -> None:
+    """Wait until the probe writing ``output`` has reported a pause of at least ``seconds``."""
     deadline = time.monotonic() + 10
-    while len(output.read_text().splitlines()) < 2:
-        assert time.monotonic() < deadline, "the probe reported no pause in 10 s"
+    while not any(end - start >= seconds for start, end in parse(_whole_lines(output))[1]):
+        assert time.monotonic() < deadline, f"the probe reported no pause of {seconds} s in 10 s"
         time.sleep(0.001)
+
+
+def _whole_lines(output: Path) -> str:
+    """The lines the probe has written whole (it may be writing the last one)."""
+    text = output.read_text()
+    return text[: text.rfind("\n") + 1]
