@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -110,17 +111,22 @@ def test_the_probe_sees_a_pause_it_is_put_through(tmp_path: Path) -> None:
 
 def _started(output: Path) -> None:
     """Wait until the probe writing ``output`` has printed its first line."""
-    deadline = time.monotonic() + 10
-    while not output.read_text().startswith("fifo "):
-        assert time.monotonic() < deadline, "the probe printed nothing in 10 s"
-        time.sleep(0.001)
+    _wait(lambda: output.read_text().startswith("fifo "), "printed nothing")
 
 
 def _reported(output: Path, seconds: float) -> None:
     """Wait until the probe writing ``output`` has reported a pause of at least ``seconds``."""
+    _wait(
+        lambda: any(end - start >= seconds for start, end in parse(_whole_lines(output))[1]),
+        f"reported no pause of {seconds} s",
+    )
+
+
+def _wait(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` every ms for at most 10 s."""
     deadline = time.monotonic() + 10
-    while not any(end - start >= seconds for start, end in parse(_whole_lines(output))[1]):
-        assert time.monotonic() < deadline, f"the probe reported no pause of {seconds} s in 10 s"
+    while not condition():
+        assert time.monotonic() < deadline, f"the probe {what} in 10 s"
         time.sleep(0.001)
 
 
