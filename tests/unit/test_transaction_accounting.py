@@ -165,6 +165,52 @@ def test_outside_a_fleet_an_event_refused_until_an_abort_fails_the_transaction()
     assert (sink.delivered, sink.failed, sink.withdrawn) == (0, 2, Held())
 
 
+def sink_with_a_position() -> tuple[TransactionalKafkaSink, FakeProducer]:
+    """A sink carrying positions, with two events sent and a position noted: its commit writes one position."""
+    sink, producer = sink_over_fake()
+    positions = Positions(dated=False, start_us=START)
+    sink.carry(None, positions)
+    sink.send("c1", b"{}", "a", "s")
+    sink.send("c2", b"{}", "a", "s")
+    positions.note("a", dt.date(2025, 8, 12), 1, done=False)
+    return sink, producer
+
+
+def test_in_a_fleet_a_position_refused_until_an_abort_rewinds_instead_of_stopping(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hang outlived the transaction: its commit's position is refused; it aborts, withdraws both events, rewinds."""
+    sink, producer = sink_with_a_position()
+    rewinds: list[int] = []
+    committer = Refusing()
+    sink.commit_through(committer, lambda: rewinds.append(1))
+    producer.refuse = KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
+    sink.commit_now()  # no exception: the owner sends the transaction's events again
+    report_all(producer, PURGED)
+    assert (rewinds, committer.calls) == ([1], 0)
+    assert producer.calls == ["init", "begin", "abort"]
+    assert not sink.is_open
+    assert (sink.delivered, sink.failed, sink.withdrawn) == (0, 0, Held(events=2))
+    messages = [r.getMessage() for r in caplog.records]
+    assert "Cannot write positions (_STATE: Erroneous state): the transaction was not committed" in messages
+
+
+@pytest.mark.parametrize("fleet", [False, True], ids=["alone", "fleet"])
+def test_a_position_refused_for_good_or_outside_a_fleet_fails_the_transaction(fleet: bool) -> None:
+    """Nothing rewinds without a fleet, nor after a refusal an abort cannot mend: the events fail, the run stops."""
+    sink, producer = sink_with_a_position()
+    rewinds: list[int] = []
+    if fleet:
+        sink.commit_through(Refusing(), lambda: rewinds.append(1))
+    code = KafkaError.MSG_SIZE_TOO_LARGE if fleet else KafkaError._STATE
+    producer.refuse = KafkaException(KafkaError(code, "refused"))
+    with pytest.raises(DeliveryError, match=r"cannot commit a transaction: .*refused; the transaction was aborted"):
+        sink.commit_now()
+    assert rewinds == []
+    assert producer.calls == ["init", "begin", "abort"]
+    assert (sink.delivered, sink.failed, sink.withdrawn) == (0, 2, Held())
+
+
 def test_a_fenced_producer_stops_the_run_once_and_its_aborted_events_stay_withdrawn() -> None:
     """A fatal begin (fenced) raises one DeliveryError; later commits and the flush try nothing and raise nothing."""
     sink, producer = sink_over_fake()

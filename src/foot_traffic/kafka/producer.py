@@ -41,6 +41,12 @@ class AbortableError(DeliveryError):
     """The client refused an event because the open transaction must be aborted: aborted, it can be sent again."""
 
 
+def requires_abort(exc: KafkaException) -> bool:
+    """Whether the client refused a message until the open transaction is aborted (timed out while the process hung)."""
+    error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    return error is not None and (error.txn_requires_abort() or error.code() == KafkaError._STATE)
+
+
 class ValueSerializer(Protocol):
     """Turns an event's plain JSON into the bytes its topic receives (e.g. a schema registry's framing), and back."""
 
@@ -249,9 +255,8 @@ class KafkaSink:
         """
         self.failed += 1
         self._dead_letter(topic, key, value, describe_error(exc))
-        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-        abortable = error is not None and (error.txn_requires_abort() or error.code() == KafkaError._STATE)
-        return (AbortableError if abortable else DeliveryError)(f"cannot produce event {key}: {describe_error(exc)}")
+        kind = AbortableError if requires_abort(exc) else DeliveryError
+        return kind(f"cannot produce event {key}: {describe_error(exc)}")
 
     def _serialize(self, topic: str, key: str, value: bytes) -> bytes:
         """The bytes to produce: the serializer's for the main topic, else the plain JSON."""

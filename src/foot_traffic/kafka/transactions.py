@@ -24,7 +24,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from confluent_kafka import KafkaException
 
@@ -32,7 +32,7 @@ from foot_traffic.errors import ConfigError, DeliveryError, KafkaUnavailableErro
 from foot_traffic.events.encoding import Encoded
 from foot_traffic.kafka.admin import ensure_state_topic
 from foot_traffic.kafka.client import ProducerClient, describe_error
-from foot_traffic.kafka.producer import AbortableError, KafkaSink, ValueSerializer
+from foot_traffic.kafka.producer import AbortableError, KafkaSink, ValueSerializer, requires_abort
 from foot_traffic.kafka.resume import (
     ResumePoint,
     RunRecord,
@@ -274,8 +274,16 @@ class TransactionalKafkaSink:
             )
         taken = {} if self._positions is None else self._positions.take()
         state = state_topic(self._sink.topic)
-        for unit, position in taken.items():
-            self._client.produce(state, position.encode(), unit_key(unit), None)
+        try:
+            for unit, position in taken.items():
+                self._client.produce(state, position.encode(), unit_key(unit), None)
+        except KafkaException as exc:
+            if self._rewind is None or not requires_abort(exc):
+                self._cannot_commit(exc, timeout_s)
+            log.warning("Cannot write positions (%s): the transaction was not committed", describe_error(exc))
+            self.abort()
+            self._rewind()  # as when a fleet's commit is refused: the owned units resume from their committed positions
+            return
         if self._committer is not None:
             if not self._committer(taken, timeout_s):
                 self.abort()
@@ -284,14 +292,18 @@ class TransactionalKafkaSink:
             try:
                 self._client.commit_transaction(timeout_s)
             except KafkaException as exc:
-                with_abort = "; the transaction was aborted" if self._end_aborted(timeout_s) else ""
-                self._fail_held()
-                raise DeliveryError(
-                    f"cannot commit a transaction: {describe_error(exc)}{with_abort}; restart to resume exactly once"
-                ) from None
+                self._cannot_commit(exc, timeout_s)
         self._open = False
         self.delivered += self._held.total
         self._held = Held()
+
+    def _cannot_commit(self, exc: KafkaException, timeout_s: float) -> NoReturn:
+        """Abort the transaction that cannot commit, count its events failed, and stop the run."""
+        with_abort = "; the transaction was aborted" if self._end_aborted(timeout_s) else ""
+        self._fail_held()
+        raise DeliveryError(
+            f"cannot commit a transaction: {describe_error(exc)}{with_abort}; restart to resume exactly once"
+        ) from None
 
     def _end_aborted(self, timeout_s: float) -> bool:
         """Abort the open transaction (its events are never seen by read_committed readers); False if it failed."""
