@@ -14,8 +14,9 @@ from confluent_kafka import KafkaError, KafkaException
 from foot_traffic.cli.run_command import plan_settings, transactional_id
 from foot_traffic.config.resolve import load_settings
 from foot_traffic.errors import ConfigError, DeliveryError
+from foot_traffic.kafka.exactly_once import ExactlyOnce, _resume, check_matches
 from foot_traffic.kafka.resume import RunRecord, State, fingerprint, state_topic
-from foot_traffic.kafka.transactions import ExactlyOnce, TransactionalKafkaSink, _resume, check_matches
+from foot_traffic.kafka.transactions import TransactionalKafkaSink
 from foot_traffic.model.grid import US_PER_DAY, datetime_to_us
 from foot_traffic.model.plan import Model, StoreModel, plan_day
 from foot_traffic.model.randomness import root_entropy

@@ -25,10 +25,11 @@ from foot_traffic.errors import DeliveryError
 from foot_traffic.kafka import admin
 from foot_traffic.kafka.checkpoints import CheckpointedSink
 from foot_traffic.kafka.deadletter import DeadLetterFile
+from foot_traffic.kafka.exactly_once import ExactlyOnce, prepare
 from foot_traffic.kafka.fleet import Timeouts, timeouts
 from foot_traffic.kafka.producer import KafkaSink, ValueSerializer
 from foot_traffic.kafka.resume import fingerprint
-from foot_traffic.kafka.transactions import ExactlyOnce, Held, prepare
+from foot_traffic.kafka.transactions import Held
 from foot_traffic.metrics.server import served
 from foot_traffic.model import randomness
 from foot_traffic.model.units import WHOLE
