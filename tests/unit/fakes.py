@@ -38,8 +38,8 @@ class FakeProducer:
     ``full_for`` makes that many produce calls raise BufferError, then ``refuse`` makes every one raise it
     after the first ``accept_first``.
     Transaction calls are recorded in ``calls``; ``refuse_commit`` makes a commit raise it, ``refuse_offsets``
-    a send_offsets_to_transaction, ``refuse_begin`` a begin_transaction; the offsets sent, with their group
-    metadata, are kept in ``offsets``.
+    a send_offsets_to_transaction, ``refuse_begin`` a begin_transaction, ``refuse_init`` the next
+    init_transactions calls; the offsets sent, with their group metadata, are kept in ``offsets``.
     """
 
     def __init__(self, config: dict[str, Any], logger: logging.Logger | None = None) -> None:
@@ -55,6 +55,8 @@ class FakeProducer:
         self.refuse_commit: KafkaException | None = None
         self.refuse_offsets: KafkaException | None = None
         self.refuse_begin: KafkaException | None = None
+        self.refuse_init: list[KafkaException] = []
+        """Errors the next init_transactions calls raise, one each, in order."""
         self.offsets: list[tuple[list[Any], Any]] = []
         self.timestamps: list[int] = []
 
@@ -100,6 +102,8 @@ class FakeProducer:
 
     def init_transactions(self, timeout: float) -> None:
         self.calls.append("init")
+        if self.refuse_init:
+            raise self.refuse_init.pop(0)
 
     def begin_transaction(self) -> None:
         if self.refuse_begin is not None:

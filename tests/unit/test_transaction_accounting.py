@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from foot_traffic.cli.run_command import _summary
-from foot_traffic.errors import DeliveryError
+from foot_traffic.errors import DeliveryError, KafkaUnavailableError
 from foot_traffic.kafka.transactions import Held, TransactionalKafkaSink
 from foot_traffic.model.plan import Model
 from foot_traffic.model.units import Unit
+from foot_traffic.retry import Backoff
 from foot_traffic.run.clock import ManualClock
 from foot_traffic.run.positions import Position, Positions
 from foot_traffic.run.service import Service
@@ -241,3 +243,45 @@ def test_the_summary_counts_events_sent_again_once() -> None:
     sink.delivered = 13  # a fleet member's: 10 visit events and 3 sensor events committed
     counts = _summary(service, sink, Held(events=3, others=1))
     assert (counts.planned, counts.emitted, counts.delivered, counts.failed, counts.sensor_events) == (10, 10, 13, 0, 3)
+
+
+LOADING = KafkaException(
+    KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS, "Coordinator load in progress", retriable=True)
+)
+"""A broker just started: its transaction coordinator is still loading."""
+
+
+def test_initialising_transactions_is_tried_again_while_its_error_may_pass(caplog: pytest.LogCaptureFixture) -> None:
+    """Two retriable refusals, then success: three attempts, two warnings, the sleeps between them; the sink opens."""
+    plain, producer = fake_sink(topic="t")
+    producer.refuse_init = [LOADING, LOADING]
+    slept: list[float] = []
+    sink = TransactionalKafkaSink(plain, commit_interval_s=3600.0, timeout_s=1, backoff=Backoff(3, 2.5, slept.append))
+    assert producer.calls == ["init", "init", "init"]
+    assert slept == [2.5, 2.5]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings[0].startswith("The transaction coordinator of Kafka at b:9092 not reachable (attempt 1 of 3): ")
+    assert len(warnings) == 2
+    sink.send("c1", b"{}", None, "s")
+    sink.commit_now()
+    assert producer.calls[3:] == ["begin", "commit"]
+
+
+@pytest.mark.parametrize(
+    ("errors", "tries", "message"),
+    [
+        ([LOADING, LOADING], 2, "after 2 attempt(s) 0.5 s apart: COORDINATOR_LOAD_IN_PROGRESS"),
+        ([KafkaException(KafkaError(KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "denied"))], 5, ": denied"),
+    ],
+    ids=["retries-used-up", "final-at-once"],
+)
+def test_initialising_transactions_stops_when_tries_are_used_up_or_the_error_is_final(
+    errors: list[KafkaException], tries: int, message: str
+) -> None:
+    """KafkaUnavailableError (exit 3) naming the broker: after the last attempt, or at once for an error that stays."""
+    plain, producer = fake_sink(topic="t")
+    producer.refuse_init = list(errors)
+    with pytest.raises(KafkaUnavailableError, match="cannot initialise transactions on b:9092") as raised:
+        TransactionalKafkaSink(plain, commit_interval_s=1.0, timeout_s=1, backoff=Backoff(tries, 0.5, lambda _: None))
+    assert message in str(raised.value)
+    assert producer.calls == ["init"] * len(errors), "one attempt an error: the retries used up, or the first final"

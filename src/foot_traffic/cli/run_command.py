@@ -158,6 +158,8 @@ def exactly_once(settings: Settings, client: Mapping[str, str], fleet: Timeouts 
         partitions=None if settings.shard is None else settings.fleet_partitions,
         entry_timestamps=settings.kafka_timestamp == "entry",
         imperfections=settings.imperfections(),
+        attempts=settings.max_retries,
+        backoff_s=settings.retry_backoff_seconds,
     )
 
 

@@ -117,7 +117,13 @@ class Settings:
         "Any string; fixes every random draw (plan, times, durations, customer ids). "
         "Unset: fresh entropy, logged at start.", group=MODEL,
     )  # fmt: skip
-    max_retries: int = setting("MAX_RETRIES", p.int_in(1, 1000), "6", "Start-up attempts to reach Kafka.", group=KAFKA)
+    max_retries: int = setting(
+        "MAX_RETRIES",
+        p.int_in(1, 1000),
+        "6",
+        "Start-up attempts to reach Kafka (and its transaction coordinator, with EXACTLY_ONCE).",
+        group=KAFKA,
+    )
     retry_backoff_seconds: float = setting(
         "RETRY_BACKOFF_SECONDS", p.number(0, 3600), "5.0", "Wait between two start-up attempts.", group=KAFKA
     )

@@ -31,6 +31,7 @@ from foot_traffic.model import randomness
 from foot_traffic.model.imperfections import NONE, Imperfections
 from foot_traffic.model.plan import StoreModel
 from foot_traffic.model.units import Shard, Unit
+from foot_traffic.retry import Backoff
 from foot_traffic.run import imperfect
 from foot_traffic.run import positions as units
 from foot_traffic.run.positions import Position, Positions, ResumeAfter
@@ -71,6 +72,9 @@ class ExactlyOnce:
     """KAFKA_TIMESTAMP=entry: each record's timestamp is its entry_time."""
     imperfections: Imperfections = NONE
     """When and how often events go: positions are then ranks in each day's send order."""
+    attempts: int = 1
+    """How many times to try initialising transactions (MAX_RETRIES), ``backoff_s`` apart (RETRY_BACKOFF_SECONDS)."""
+    backoff_s: float = 0.0
 
     def owns(self, unit: Unit) -> bool:
         """Whether this process runs ``unit``: any of an unsharded run, its shard's of a sharded one."""
@@ -118,7 +122,11 @@ def prepare(
         entry_timestamps=run.entry_timestamps,
     )
     sink = TransactionalKafkaSink(
-        plain, commit_interval_s=run.commit_interval_s, timeout_s=max(run.timeout_s, 10.0), settle=settle
+        plain,
+        commit_interval_s=run.commit_interval_s,
+        timeout_s=max(run.timeout_s, 10.0),
+        settle=settle,
+        backoff=Backoff(run.attempts, run.backoff_s),
     )
     try:
         state = read_state(run.broker, run.topic, run.extra, run.timeout_s)

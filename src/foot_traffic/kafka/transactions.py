@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from foot_traffic.errors import DeliveryError, KafkaUnavailableError
 from foot_traffic.events.encoding import Encoded
@@ -39,9 +39,13 @@ from foot_traffic.kafka.resume import (
     unit_key,
 )
 from foot_traffic.model.units import Unit
+from foot_traffic.retry import Backoff, RetriesExhausted, Retryable, retrying
 from foot_traffic.run.positions import Position, Positions
 
 log = logging.getLogger(__name__)
+
+ONCE = Backoff(attempts=1, seconds=0.0)
+"""One attempt, no retry."""
 
 Committer = Callable[[Mapping[Unit, Position], float], bool]
 """Commits the open transaction, given the positions it carries and a timeout; False when refused (to abort)."""
@@ -83,6 +87,7 @@ class TransactionalKafkaSink:
         monotonic: Callable[[], float] = time.monotonic,
         timeout_s: float = 30.0,
         settle: Callable[[float], int] | None = None,
+        backoff: Backoff = ONCE,
     ) -> None:
         self._sink = sink
         self._settle = settle
@@ -104,11 +109,29 @@ class TransactionalKafkaSink:
         """Events refused, or of transactions that could not commit and are not sent again."""
         self.withdrawn = Held()
         """Events of transactions aborted to be sent again: counted neither delivered nor failed."""
+        self._initialise(backoff)
+
+    def _initialise(self, backoff: Backoff) -> None:
+        """Register the transactional id, tried again while its error may pass (a coordinator still loading)."""
+        bootstrap = self._sink.bootstrap
+
+        def attempt() -> None:
+            try:
+                self._client.init_transactions(self._timeout)
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                if error is not None and error.retriable():
+                    raise Retryable(describe_error(exc)) from None
+                raise KafkaUnavailableError(
+                    f"cannot initialise transactions on {bootstrap}: {describe_error(exc)}"
+                ) from None
+
         try:
-            self._client.init_transactions(timeout_s)
-        except KafkaException as exc:
+            retrying(attempt, backoff, f"The transaction coordinator of Kafka at {bootstrap}")
+        except RetriesExhausted as exc:
             raise KafkaUnavailableError(
-                f"cannot initialise transactions on {sink.bootstrap}: {describe_error(exc)}"
+                f"cannot initialise transactions on {bootstrap} after {backoff.attempts} attempt(s) "
+                f"{backoff.seconds:g} s apart: {exc.reason}"
             ) from None
 
     def carry(self, record: RunRecord | None, positions: Positions) -> None:
