@@ -11,7 +11,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
 
 from foot_traffic.errors import KafkaRefusedError, KafkaUnavailableError
-from foot_traffic.kafka.client import ALL_BROKERS_DOWN, admin_config, client_log, describe_error, refusal
+from foot_traffic.kafka.client import ALL_BROKERS_DOWN, admin_config, client_log, describe_error, kafka_error, refusal
 from foot_traffic.retry import Backoff, RetriesExhausted, Retryable, retrying
 
 log = logging.getLogger(__name__)
@@ -131,8 +131,8 @@ def create_topic(
     try:
         futures[topic].result(timeout=timeout_s + 5)
     except KafkaException as exc:
-        error = exc.args[0] if exc.args else None
-        if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+        error = kafka_error(exc)
+        if error is not None and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
             return
         raise
     log.info("Created topic %s (%d partition(s), replication factor %d)", topic, partitions, replication_factor)

@@ -71,12 +71,16 @@ def admin_config(bootstrap: str, extra: Mapping[str, Any] | None) -> dict[str, A
     return config
 
 
+def kafka_error(exc: BaseException) -> KafkaError | None:
+    """The KafkaError a Kafka client exception carries, if any."""
+    error = exc.args[0] if exc.args else None
+    return error if isinstance(error, KafkaError) else None
+
+
 def describe_error(exc: BaseException) -> str:
     """A one-line description of a Kafka client exception for messages: ``NAME: text`` of its KafkaError, else str()."""
-    error = exc.args[0] if exc.args else None
-    if isinstance(error, KafkaError):
-        return f"{error.name()}: {error.str()}"
-    return str(exc)
+    error = kafka_error(exc)
+    return str(exc) if error is None else f"{error.name()}: {error.str()}"
 
 
 def refusal(errors: Sequence[KafkaError]) -> str | None:

@@ -28,7 +28,14 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from foot_traffic.errors import DeliveryError
 from foot_traffic.events.encoding import Encoded, MixedBatch
 from foot_traffic.events.fields import ENTRY_TIME, ID_AT
-from foot_traffic.kafka.client import ALL_BROKERS_DOWN, UNASSIGNED, DeliveryReport, ProducerClient, describe_error
+from foot_traffic.kafka.client import (
+    ALL_BROKERS_DOWN,
+    UNASSIGNED,
+    DeliveryReport,
+    ProducerClient,
+    describe_error,
+    kafka_error,
+)
 from foot_traffic.kafka.deadletter import DeadLetterFile
 from foot_traffic.kafka.properties import REPORTS_EVERY_DELIVERY
 from foot_traffic.model.grid import datetime_to_us
@@ -43,7 +50,7 @@ class AbortableError(DeliveryError):
 
 def requires_abort(exc: KafkaException) -> bool:
     """Whether the client refused a message until the open transaction is aborted (timed out while the process hung)."""
-    error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    error = kafka_error(exc)
     return error is not None and (error.txn_requires_abort() or error.code() == KafkaError._STATE)
 
 

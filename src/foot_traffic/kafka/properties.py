@@ -15,7 +15,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaException, Producer
+
+from foot_traffic.kafka.client import kafka_error
 
 _BOOLEANS = {"true": True, "false": False}
 
@@ -89,8 +91,8 @@ def client_error(config: Mapping[str, Any]) -> str | None:
     try:
         Producer(typed(config), logger=_quiet_logger())
     except KafkaException as exc:
-        error = exc.args[0] if exc.args else None
-        return error.str() if isinstance(error, KafkaError) else str(exc)
+        error = kafka_error(exc)
+        return str(exc) if error is None else error.str()
     except (TypeError, ValueError, AttributeError) as exc:
         return str(exc)
     return None

@@ -27,11 +27,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 
 from foot_traffic.errors import DeliveryError, KafkaUnavailableError
 from foot_traffic.events.encoding import Encoded
-from foot_traffic.kafka.client import ProducerClient, describe_error
+from foot_traffic.kafka.client import ProducerClient, describe_error, kafka_error
 from foot_traffic.kafka.producer import AbortableError, KafkaSink, requires_abort
 from foot_traffic.kafka.resume import (
     RunRecord,
@@ -119,7 +119,7 @@ class TransactionalKafkaSink:
             try:
                 self._client.init_transactions(self._timeout)
             except KafkaException as exc:
-                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                error = kafka_error(exc)
                 if error is not None and error.retriable():
                     raise Retryable(describe_error(exc)) from None
                 raise KafkaUnavailableError(
