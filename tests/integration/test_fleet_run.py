@@ -28,6 +28,8 @@ pytestmark = pytest.mark.kafka
 
 Start = Callable[..., ProducerProcess]
 OWNING = re.compile(r"now owning (\d+) partition\(s\)")
+FENCED_LINES = ("the transaction was not committed", ": lost [", "The producer failed for good")
+"""What a member hung past its session logs first when resumed: a refused commit, lost partitions, a fenced producer."""
 
 
 def fleet_env(broker: str, topic: str, **more: str) -> dict[str, str]:
@@ -124,9 +126,10 @@ def test_a_member_hung_past_its_session_is_fenced_and_nothing_is_duplicated(
 ) -> None:
     """SIGSTOP a member (a hang, to the group) until the other owns every partition; resumed, it is fenced.
 
-    On SIGCONT the hung member either has its late commit refused or learns first that it lost its
-    partitions; either way it aborts, both exit 0, their summaries add up to the plan, and the topic
-    (read_committed) is the plan exactly once.
+    On SIGCONT the hung member has its late commit refused, or learns first that it lost its partitions,
+    or finds its producer fenced (the broker aborted its transaction, which outlived transaction.timeout.ms)
+    and replaces it; whichever comes first, it aborts, both exit 0, their summaries add up to the plan, and
+    the topic (read_committed) is the plan exactly once.
     """
     pair = two_members(broker, topic, producer_process, tmp_path, "hang", speed="5000")
     other, hung = pair.first, pair.second
@@ -139,7 +142,7 @@ def test_a_member_hung_past_its_session_is_fenced_and_nothing_is_duplicated(
         finally:
             hung.proc.send_signal(signal.SIGCONT)
         hung.wait_for(
-            lambda: bool(hung.lines_with("the transaction was not committed") or hung.lines_with(": lost [")),
+            lambda: any(hung.lines_with(text) for text in FENCED_LINES),
             60,
             "the hung member to be fenced",
         )

@@ -12,6 +12,11 @@ from confluent_kafka import KafkaError, KafkaException
 
 from foot_traffic.kafka.producer import KafkaSink
 
+FENCED = KafkaError(KafkaError._FENCED, "Failed to end transaction: fenced by a newer instance", fatal=True)
+"""The fatal error of a producer the broker fenced, as the Python client raises it."""
+FAILED = KafkaError(KafkaError._FATAL, "Unable to produce message: Local: Fatal error")
+"""What a produce call of a producer that failed for good raises."""
+
 
 class FakeMessage:
     """The part of confluent_kafka.Message a delivery report reads."""
@@ -40,6 +45,8 @@ class FakeProducer:
     Transaction calls are recorded in ``calls``; ``refuse_commit`` makes a commit raise it, ``refuse_offsets``
     a send_offsets_to_transaction, ``refuse_begin`` a begin_transaction, ``refuse_init`` the next
     init_transactions calls; the offsets sent, with their group metadata, are kept in ``offsets``.
+    ``fence`` makes it a producer the broker fenced, as the Python client shows one: its next poll raises
+    the fatal error, a produce ``FAILED``, and every transaction call the fatal error again.
     """
 
     def __init__(self, config: dict[str, Any], logger: logging.Logger | None = None) -> None:
@@ -59,10 +66,30 @@ class FakeProducer:
         """Errors the next init_transactions calls raise, one each, in order."""
         self.offsets: list[tuple[list[Any], Any]] = []
         self.timestamps: list[int] = []
+        self.fenced = False
+        self._fatal_unserved = False
+        self.made: list[FakeProducer] = [self]
+        """Every producer its factory made, in order (a sink replaces one that failed for good)."""
+
+    def fence(self, *, served: bool = False) -> None:
+        """Fail for good, as a producer whose transaction the broker aborted for outliving its timeout.
+
+        Unless ``served`` (by a poll before), the next poll raises the fatal error.
+        """
+        self.fenced = True
+        self._fatal_unserved = not served
+
+    def _fatal(self, name: str) -> None:
+        """Record a transaction call; a fenced producer raises its fatal error instead."""
+        if self.fenced:
+            raise KafkaException(FENCED)
+        self.calls.append(name)
 
     def produce(
         self, topic: str, value: bytes, key: bytes, partition: int, on_delivery: Any, *, timestamp: int = 0
     ) -> None:
+        if self.fenced:
+            raise KafkaException(FAILED)
         if self.full_for:
             self.full_for -= 1
             raise BufferError("queue full")
@@ -74,6 +101,9 @@ class FakeProducer:
         self.queue.append((FakeMessage(topic, key, value, partition), on_delivery))
 
     def poll(self, timeout: float = 0) -> int:
+        if self._fatal_unserved:  # the Python client raises a fatal error from the poll that serves it
+            self._fatal_unserved = False
+            raise KafkaException(FENCED)
         return 0
 
     def list_topics(self, topic: str, timeout: float) -> Any:
@@ -90,6 +120,7 @@ class FakeProducer:
             callback(error, message)
 
     def flush(self, timeout: float = 0) -> int:
+        self.poll()
         return len(self.queue)
 
     def purge(self) -> None:
@@ -101,28 +132,28 @@ class FakeProducer:
         return len(self.queue)
 
     def init_transactions(self, timeout: float) -> None:
-        self.calls.append("init")
+        self._fatal("init")
         if self.refuse_init:
             raise self.refuse_init.pop(0)
 
     def begin_transaction(self) -> None:
         if self.refuse_begin is not None:
             raise self.refuse_begin
-        self.calls.append("begin")
+        self._fatal("begin")
 
     def send_offsets_to_transaction(self, offsets: list[Any], group: Any, timeout: float) -> None:
         if self.refuse_offsets is not None:
             raise self.refuse_offsets
-        self.calls.append("offsets")
+        self._fatal("offsets")
         self.offsets.append((offsets, group))
 
     def commit_transaction(self, timeout: float) -> None:
         if self.refuse_commit is not None:
             raise self.refuse_commit
-        self.calls.append("commit")
+        self._fatal("commit")
 
     def abort_transaction(self, timeout: float) -> None:
-        self.calls.append("abort")
+        self._fatal("abort")
 
 
 def fake_sink(
@@ -136,6 +167,7 @@ def fake_sink(
 
     def factory(config: dict[str, Any], logger: logging.Logger | None = None) -> FakeProducer:
         made.append(FakeProducer(config, logger))
+        made[-1].made = made
         if partitions is not None:
             made[-1].partitions[topic] = partitions
         return made[-1]

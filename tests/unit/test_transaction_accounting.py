@@ -213,28 +213,6 @@ def test_a_position_refused_for_good_or_outside_a_fleet_fails_the_transaction(fl
     assert (sink.delivered, sink.failed, sink.withdrawn) == (0, 2, Held())
 
 
-def test_a_fenced_producer_stops_the_run_once_and_its_aborted_events_stay_withdrawn() -> None:
-    """A fatal begin (fenced) raises one DeliveryError; later commits and the flush try nothing and raise nothing."""
-    sink, producer = sink_over_fake()
-    # the member was dropped from its group: its commit is refused, then aborted
-    sink.commit_through(Refusing(), lambda: None)
-    positions = Positions(dated=False, start_us=START)
-    sink.carry(None, positions)
-    sink.send("c1", b"{}", "a", "s")
-    sink.send("c2", b"{}", "a", "s")
-    sink.commit_now()
-    report_all(producer, PURGED)
-    producer.refuse_begin = KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
-    positions.note("a", dt.date(2025, 8, 12), 0, done=False)  # the rewind sends c1 again
-    with pytest.raises(DeliveryError, match="cannot begin a transaction: _FENCED: fenced; this process sends nothing"):
-        sink.send("c1", b"{}", "a", "s")
-    sink.commit_now()  # the fleet's leave commits before giving its partitions up: nothing to do any more
-    assert sink.flush(0) == 0
-    sink.close()
-    assert producer.calls == ["init", "begin", "abort"]
-    assert (sink.delivered, sink.failed, sink.withdrawn) == (0, 0, Held(events=2))
-
-
 def test_the_summary_counts_events_sent_again_once() -> None:
     """The summary leaves the withdrawn events out of emitted: emitted and sensor events add up to delivered."""
     service = Service(Model(), 1, MemorySink(), ManualClock(START), poll_s=0.1)

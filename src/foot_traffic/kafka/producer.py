@@ -48,10 +48,25 @@ class AbortableError(DeliveryError):
     """The client refused an event because the open transaction must be aborted: aborted, it can be sent again."""
 
 
-def requires_abort(exc: KafkaException) -> bool:
-    """Whether the client refused a message until the open transaction is aborted (timed out while the process hung)."""
+def failed_for_good(exc: BaseException) -> bool:
+    """Whether the client has failed for good: a fatal error, such as a producer the broker fenced.
+
+    A transactional producer is fenced when the broker aborts its transaction for outliving
+    transaction.timeout.ms (the process hung) and bumps its epoch; its later calls all fail.
+    """
     error = kafka_error(exc)
-    return error is not None and (error.txn_requires_abort() or error.code() == KafkaError._STATE)
+    return error is not None and (error.fatal() or error.code() in (KafkaError._FATAL, KafkaError._FENCED))
+
+
+def requires_abort(exc: KafkaException) -> bool:
+    """Whether the client refused a message until the open transaction ends (it timed out while the process hung).
+
+    Abortable, or failed for good: a fleet member's sink then replaces its producer (see transactions).
+    """
+    error = kafka_error(exc)
+    return error is not None and (
+        error.txn_requires_abort() or error.code() == KafkaError._STATE or failed_for_good(exc)
+    )
 
 
 class ValueSerializer(Protocol):
@@ -170,6 +185,7 @@ class KafkaSink:
         """Failed delivery reports (counted only while only failures are reported)."""
         self._served = 0
         """Confirmations whose effects (a streak ended, the brokers back) have been applied."""
+        self._config, self._factory = config, producer_factory
         self.client = ProducerClient(bootstrap, config, self._on_error, producer_factory)
         self._partition = self.client.fixed_partition(topic)
         """The main topic's partition when it has only one, else UNASSIGNED (the partitioner's choice)."""
@@ -321,9 +337,25 @@ class KafkaSink:
         self._failures.release()
         return pending
 
+    def renew(self) -> ProducerClient:
+        """Replace a client that failed for good by a new one of the same configuration; return it.
+
+        What the old one still holds is purged first: each of its events gets its failed report now.
+        """
+        self._purge()
+        self.client = ProducerClient(self.bootstrap, self._config, self._on_error, self._factory)
+        return self.client
+
+    def _purge(self) -> None:
+        """Fail whatever the client still holds, queued or in flight: each event gets its failed report now."""
+        try:
+            self.client.purge()
+        except KafkaException as exc:  # a client that failed for good raises its fatal error at the first poll
+            log.debug("Purging the producer: %s", describe_error(exc))
+
     def close(self) -> None:
         """Fail whatever is still unconfirmed (its delivery reports say so), then close the dead-letter file."""
-        self.client.purge()
+        self._purge()
         self._settle()
         self._failures.release()
         if self.dead_letters is not None:

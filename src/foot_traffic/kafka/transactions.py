@@ -32,7 +32,7 @@ from confluent_kafka import KafkaException
 from foot_traffic.errors import DeliveryError, KafkaUnavailableError
 from foot_traffic.events.encoding import Encoded
 from foot_traffic.kafka.client import ProducerClient, describe_error, kafka_error
-from foot_traffic.kafka.producer import AbortableError, KafkaSink, requires_abort
+from foot_traffic.kafka.producer import AbortableError, KafkaSink, failed_for_good, requires_abort
 from foot_traffic.kafka.resume import (
     RunRecord,
     state_topic,
@@ -103,17 +103,18 @@ class TransactionalKafkaSink:
         self._rewind: Callable[[], None] | None = None
         self._held = Held()
         self._broken: DeliveryError | None = None
+        self._backoff = backoff
         self.delivered = 0
         """Events of committed transactions."""
         self.failed = 0
         """Events refused, or of transactions that could not commit and are not sent again."""
         self.withdrawn = Held()
         """Events of transactions aborted to be sent again: counted neither delivered nor failed."""
-        self._initialise(backoff)
+        self._initialise()
 
-    def _initialise(self, backoff: Backoff) -> None:
+    def _initialise(self) -> None:
         """Register the transactional id, tried again while its error may pass (a coordinator still loading)."""
-        bootstrap = self._sink.bootstrap
+        bootstrap, backoff = self._sink.bootstrap, self._backoff
 
         def attempt() -> None:
             try:
@@ -144,7 +145,10 @@ class TransactionalKafkaSink:
 
         When the committer refuses (returns False), the sink aborts the transaction and withdraws its events.
         When the client refuses an event until the transaction is aborted, the sink aborts it, withdraws its
-        events and calls ``rewind``, so that the owner sends them again from the committed positions.
+        events and calls ``rewind``, so that the owner sends them again from the committed positions. When the
+        producer has failed for good (fenced: the broker aborted a transaction that outlived
+        transaction.timeout.ms while the process hung), a new producer of the same transactional id takes its
+        place, and the same follows. A member's transactional id is its own, so no other process is fenced.
         """
         self._committer = committer
         self._rewind = rewind
@@ -173,10 +177,14 @@ class TransactionalKafkaSink:
         """Abort the open transaction to send its events again (a rewind): they are withdrawn, not failed."""
         if self._open:
             self._end_aborted(self._timeout)
-            if self._held.total:  # their purged deliveries were logged as failures: they are not
-                log.warning("Aborted a transaction of %d event(s); they are sent again", self._held.total)
-            self.withdrawn += self._held
-            self._held = Held()
+            self._withdraw()
+
+    def _withdraw(self) -> None:
+        """Withdraw the events of the transaction just aborted: neither delivered nor failed, they are sent again."""
+        if self._held.total:  # their purged deliveries were logged as failures: they are not
+            log.warning("Aborted a transaction of %d event(s); they are sent again", self._held.total)
+        self.withdrawn += self._held
+        self._held = Held()
 
     def send(self, key: str, value: bytes, store_id: str | None, slot: str) -> None:
         """Produce one visit event inside the open transaction."""
@@ -195,7 +203,11 @@ class TransactionalKafkaSink:
 
     def poll(self) -> None:
         """Serve delivery reports; commit when the transaction has been open long enough."""
-        self._sink.poll()
+        try:
+            self._sink.poll()
+        except KafkaException as exc:  # the client's fatal error, which its poll raises
+            self._failed(exc)
+            return
         self._maybe_commit()
 
     def pending(self) -> int:
@@ -210,13 +222,19 @@ class TransactionalKafkaSink:
         moved = self._positions is not None and self._positions.pending()
         if self._broken is None and not self._open and (moved or self._record is not None):
             self._begin()
-        if self._open:
-            try:
+        try:
+            if self._open:
                 self._commit(timeout_s)
-            except DeliveryError as exc:
-                log.error("%s", exc)
-                return max(1, self._sink.pending())
-        return self._sink.flush(timeout_s)
+            return self._sink.flush(timeout_s)
+        except KafkaException as exc:  # the client's fatal error, which its flush raises
+            try:
+                self._failed(exc)
+            except DeliveryError as error:
+                log.error("%s", error)
+            return 0  # the transaction's events are counted: withdrawn in a fleet, else failed
+        except DeliveryError as exc:
+            log.error("%s", exc)
+            return max(1, self._sink.pending())
 
     def close(self) -> None:
         """Abort an uncommitted transaction and count its events as failed; close the producer's sink."""
@@ -235,6 +253,10 @@ class TransactionalKafkaSink:
         """
         try:
             send()
+        except KafkaException as exc:  # the client's fatal error, raised by its poll after the events were queued
+            self._held += held
+            self._failed(exc)
+            return
         except DeliveryError as exc:
             self._held += held
             if isinstance(exc, AbortableError) and self._rewind is not None:
@@ -261,11 +283,14 @@ class TransactionalKafkaSink:
             try:
                 self._client.begin_transaction()
             except KafkaException as exc:  # fatal (fenced, or timed out by the broker): this producer sends no more
-                self._broken = DeliveryError(
-                    f"cannot begin a transaction: {describe_error(exc)}; this process sends nothing more, and a "
-                    "restart (in a fleet, the other members) resumes from the committed positions"
-                )
-                raise self._broken from None
+                if self._rewind is None or not failed_for_good(exc):
+                    self._broken = DeliveryError(
+                        f"cannot begin a transaction: {describe_error(exc)}; this process sends nothing more, and "
+                        "a restart resumes from the committed positions"
+                    )
+                    raise self._broken from None
+                self._renew(exc)  # a fleet member's: nothing was open, so nothing rewinds
+                self._client.begin_transaction()
             self._open = True
             self._opened_at = self._monotonic()
             if self._record is not None:
@@ -323,9 +348,45 @@ class TransactionalKafkaSink:
         try:
             self._client.abort_transaction(timeout_s)
         except KafkaException as exc:
+            if self._rewind is not None and failed_for_good(exc):
+                self._renew(exc)  # the broker aborted the transaction when it fenced the producer
+                return True
             log.error("Cannot abort the open transaction: %s", describe_error(exc))
             return False
         return True
+
+    def _failed(self, exc: KafkaException) -> None:
+        """The client raised its fatal error: in a fleet, replace it and rewind; alone, stop the run.
+
+        In a fleet, a new producer takes the place of one that failed for good; the open transaction's events
+        are withdrawn and the owner rewinds. Alone (whose transactional id a restart shares, so a newer
+        instance may be what fenced it), the events fail, no position is committed, and the run stops.
+        """
+        self._open = False
+        if self._rewind is not None and failed_for_good(exc):
+            self._renew(exc)
+            self._withdraw()
+            self._rewind()
+            return
+        self._fail_held()
+        if self._positions is not None:
+            self._positions.forget(self._positions.take())
+        self._broken = DeliveryError(
+            f"the producer failed: {describe_error(exc)}; this process sends nothing more, and a restart resumes "
+            "exactly once from the committed positions"
+        )
+        raise self._broken from None
+
+    def _renew(self, exc: KafkaException) -> None:
+        """Replace a fleet member's producer that failed for good by a new one of its transactional id."""
+        log.warning(
+            "The producer failed for good (%s): the broker aborted its transaction, which outlived "
+            "transaction.timeout.ms while this process hung; a new producer takes its place",
+            describe_error(exc),
+        )
+        self._open = False
+        self._client = self._sink.renew()
+        self._initialise()
 
     def _fail_held(self) -> None:
         """Count the events of the transaction just ended as failed: not committed, and not sent again."""
