@@ -166,9 +166,20 @@ def test_alone_a_fatal_error_met_by_the_last_flush_is_one_error_line(caplog: pyt
     """Everything committed, the flush meets the fatal error: it logs one line and leaves nothing unconfirmed."""
     sink, producer, _ = alone()
     sink.commit_now()
+    acknowledge(producer)
     producer.fence()
     assert sink.flush(0) == 0
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
-    assert errors[0].startswith("the producer failed: _FENCED")
+    assert errors[0].startswith("the producer failed for good: _FENCED")
     assert (sink.delivered, sink.failed) == (2, 0)
+
+
+def test_a_plain_sink_whose_producer_failed_for_good_stops_the_run_with_one_line() -> None:
+    """Outside transactions (an idempotent producer's fatal error): the poll raises a DeliveryError, the loop's kind."""
+    sink, producer = fake_sink(topic="t")
+    sink.send("c1", b"{}", None, "s")
+    producer.fence()
+    with pytest.raises(DeliveryError, match=r"^the producer failed for good: _FENCED: .*; this process sends nothing"):
+        sink.poll()
+    assert sink.flush(0) == 1, "the unconfirmed event is left to the summary's failed count"

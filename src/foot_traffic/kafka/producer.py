@@ -48,6 +48,14 @@ class AbortableError(DeliveryError):
     """The client refused an event because the open transaction must be aborted: aborted, it can be sent again."""
 
 
+class ProducerFailedError(DeliveryError):
+    """The client raised its fatal error from a poll: it sends nothing more (``cause``: the client's exception)."""
+
+    def __init__(self, cause: KafkaException) -> None:
+        super().__init__(f"the producer failed for good: {describe_error(cause)}; this process sends nothing more")
+        self.cause = cause
+
+
 def failed_for_good(exc: BaseException) -> bool:
     """Whether the client has failed for good: a fatal error, such as a producer the broker fenced.
 
@@ -322,8 +330,11 @@ class KafkaSink:
         return report
 
     def poll(self) -> None:
-        """Serve delivery reports that are ready."""
-        self.client.poll()
+        """Serve delivery reports that are ready; ProducerFailedError if the client has failed for good."""
+        try:
+            self.client.poll()
+        except KafkaException as exc:  # the client's fatal error, raised by the poll that serves it
+            raise ProducerFailedError(exc) from None
         self._settle()
 
     def pending(self) -> int:
@@ -332,7 +343,11 @@ class KafkaSink:
 
     def flush(self, timeout_s: float) -> int:
         """Wait for outstanding deliveries; return how many are still unconfirmed."""
-        pending = self.client.flush(timeout_s)
+        try:
+            pending = self.client.flush(timeout_s)
+        except KafkaException as exc:  # the client's fatal error: what it holds is never confirmed
+            log.error("%s", ProducerFailedError(exc))
+            pending = self.client.pending()
         self._settle()
         self._failures.release()
         return pending

@@ -32,7 +32,13 @@ from confluent_kafka import KafkaException
 from foot_traffic.errors import DeliveryError, KafkaUnavailableError
 from foot_traffic.events.encoding import Encoded
 from foot_traffic.kafka.client import ProducerClient, describe_error, kafka_error
-from foot_traffic.kafka.producer import AbortableError, KafkaSink, failed_for_good, requires_abort
+from foot_traffic.kafka.producer import (
+    AbortableError,
+    KafkaSink,
+    ProducerFailedError,
+    failed_for_good,
+    requires_abort,
+)
 from foot_traffic.kafka.resume import (
     RunRecord,
     state_topic,
@@ -205,8 +211,8 @@ class TransactionalKafkaSink:
         """Serve delivery reports; commit when the transaction has been open long enough."""
         try:
             self._sink.poll()
-        except KafkaException as exc:  # the client's fatal error, which its poll raises
-            self._failed(exc)
+        except ProducerFailedError as exc:
+            self._failed(exc.cause)
             return
         self._maybe_commit()
 
@@ -222,19 +228,13 @@ class TransactionalKafkaSink:
         moved = self._positions is not None and self._positions.pending()
         if self._broken is None and not self._open and (moved or self._record is not None):
             self._begin()
-        try:
-            if self._open:
-                self._commit(timeout_s)
-            return self._sink.flush(timeout_s)
-        except KafkaException as exc:  # the client's fatal error, which its flush raises
+        if self._open:
             try:
-                self._failed(exc)
-            except DeliveryError as error:
-                log.error("%s", error)
-            return 0  # the transaction's events are counted: withdrawn in a fleet, else failed
-        except DeliveryError as exc:
-            log.error("%s", exc)
-            return max(1, self._sink.pending())
+                self._commit(timeout_s)
+            except DeliveryError as exc:
+                log.error("%s", exc)
+                return max(1, self._sink.pending())
+        return self._sink.flush(timeout_s)
 
     def close(self) -> None:
         """Abort an uncommitted transaction and count its events as failed; close the producer's sink."""
@@ -253,9 +253,9 @@ class TransactionalKafkaSink:
         """
         try:
             send()
-        except KafkaException as exc:  # the client's fatal error, raised by its poll after the events were queued
+        except ProducerFailedError as exc:  # raised by the poll after the events were queued
             self._held += held
-            self._failed(exc)
+            self._failed(exc.cause)
             return
         except DeliveryError as exc:
             self._held += held
