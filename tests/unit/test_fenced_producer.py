@@ -133,7 +133,9 @@ def test_alone_a_fenced_producer_stops_the_run_once_with_one_line() -> None:
     """A newer instance of its transactional id may have fenced it: its events fail, nothing more is sent."""
     sink, producer, positions = alone()
     producer.fence()
-    with pytest.raises(DeliveryError, match=r"^the producer failed: _FENCED: .*; this process sends nothing more"):
+    with pytest.raises(
+        DeliveryError, match=r"^the producer failed for good: _FENCED: .*; this process sends nothing more"
+    ):
         sink.poll()
     assert (sink.delivered, sink.failed, sink.withdrawn) == (0, 2, Held())
     assert not positions.pending(), "no position of the failed transaction is ever committed"

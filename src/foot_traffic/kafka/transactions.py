@@ -372,8 +372,8 @@ class TransactionalKafkaSink:
         if self._positions is not None:
             self._positions.forget(self._positions.take())
         self._broken = DeliveryError(
-            f"the producer failed: {describe_error(exc)}; this process sends nothing more, and a restart resumes "
-            "exactly once from the committed positions"
+            f"the producer failed for good: {describe_error(exc)}; this process sends nothing more, and a restart "
+            "resumes exactly once from the committed positions"
         )
         raise self._broken from None
 
