@@ -119,14 +119,18 @@ class FakeProducer:
         if callback is not None:
             callback(error, message)
 
+    def deliver_all(self, error: KafkaError | None = None) -> None:
+        """Fire the delivery report of every queued message with ``error`` (None: each is acknowledged)."""
+        while self.queue:
+            self.deliver(error)
+
     def flush(self, timeout: float = 0) -> int:
         self.poll()
         return len(self.queue)
 
     def purge(self) -> None:
         self.purged = True
-        while self.queue:
-            self.deliver(KafkaError(KafkaError._PURGE_QUEUE))
+        self.deliver_all(KafkaError(KafkaError._PURGE_QUEUE))
 
     def __len__(self) -> int:
         return len(self.queue)

@@ -242,8 +242,7 @@ def test_the_kafka_sink_produces_a_mixed_batch_and_counts_each_store_and_slot() 
     producer.deliver(None)
     producer.deliver(None)
     producer.deliver(KafkaError(KafkaError._MSG_TIMED_OUT))
-    while producer.queue:
-        producer.deliver(None)
+    producer.deliver_all()
     delivered = by_store_and_slot(values) - by_store_and_slot([failed])
     got = {key: t.delivered for key, t in metrics._tallies.items() if t.delivered}
     assert got == dict(delivered)

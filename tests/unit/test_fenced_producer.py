@@ -25,12 +25,6 @@ DAY = dt.date(2025, 8, 12)
 REPLACED = "The producer failed for good (_FENCED: Failed to end transaction: fenced by a newer instance)"
 
 
-def acknowledge(producer: FakeProducer) -> None:
-    """Acknowledge every message the producer holds (inside the open transaction, or a commit's positions)."""
-    while producer.queue:
-        producer.deliver(None)
-
-
 class Member:
     """A fleet member's sink over fake producers: its committer commits through the client and, refused, rewinds."""
 
@@ -59,7 +53,7 @@ class Member:
         self.sink.send("c1", b"{}", "a", "s")
         self.sink.send("c2", b"{}", "a", "s")
         self.positions.note("a", DAY, 1, done=False)
-        acknowledge(self.latest)
+        self.latest.deliver_all()
 
     @property
     def latest(self) -> FakeProducer:
@@ -125,7 +119,7 @@ def alone() -> tuple[TransactionalKafkaSink, FakeProducer, Positions]:
     sink.send("c1", b"{}", "a", "s")
     sink.send("c2", b"{}", "a", "s")
     positions.note("a", DAY, 1, done=False)
-    acknowledge(producer)
+    producer.deliver_all()
     return sink, producer, positions
 
 
@@ -153,7 +147,7 @@ def test_alone_a_fenced_begin_stops_the_run_once() -> None:
     """A fatal begin raises one DeliveryError; later commits and the flush try nothing and raise nothing."""
     sink, producer, _ = alone()
     sink.commit_now()
-    acknowledge(producer)
+    producer.deliver_all()
     producer.refuse_begin = KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
     with pytest.raises(DeliveryError, match="cannot begin a transaction: _FENCED: fenced; this process sends nothing"):
         sink.send("c3", b"{}", "a", "s")
@@ -168,7 +162,7 @@ def test_alone_a_fatal_error_met_by_the_last_flush_is_one_error_line(caplog: pyt
     """Everything committed, the flush meets the fatal error: it logs one line and leaves nothing unconfirmed."""
     sink, producer, _ = alone()
     sink.commit_now()
-    acknowledge(producer)
+    producer.deliver_all()
     producer.fence()
     assert sink.flush(0) == 0
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]

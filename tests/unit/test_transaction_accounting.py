@@ -43,18 +43,12 @@ def sink_over_fake() -> tuple[TransactionalKafkaSink, FakeProducer]:
     return TransactionalKafkaSink(plain, commit_interval_s=3600.0, timeout_s=1), producer
 
 
-def report_all(producer: FakeProducer, error: KafkaError | None) -> None:
-    """Fire the delivery report of every queued message with ``error``."""
-    while producer.queue:
-        producer.deliver(error)
-
-
 def test_events_are_delivered_when_their_transaction_commits() -> None:
     """Acknowledged events are not delivered until their transaction commits; then each counts once."""
     sink, producer = sink_over_fake()
     sink.send("c1", b"{}", None, "s")
     sink.send_to("sensors", "c1", b"{}")
-    report_all(producer, OK)
+    producer.deliver_all(OK)
     assert (sink.delivered, sink.failed) == (0, 0), "acknowledged inside an open transaction: not yet delivered"
     sink.commit_now()
     assert (sink.delivered, sink.failed, sink.withdrawn) == (2, 0, Held())
@@ -72,7 +66,7 @@ def test_a_refused_fleet_commit_withdraws_its_events_neither_delivered_nor_faile
     sink.send("c2", b"{}", None, "s")
     sink.send_to("sensors", "c2", b"{}")
     sink.commit_now()
-    report_all(producer, PURGED)  # the abort purges what was still queued
+    producer.deliver_all(PURGED)  # the abort purges what was still queued
     assert committer.calls == 1
     assert producer.calls == ["init", "begin", "abort"]
     assert not sink.is_open
@@ -87,11 +81,11 @@ def test_events_sent_again_after_an_abort_count_once() -> None:
         sink.send(key, b"{}", None, "s")
     producer.deliver(OK)
     sink.abort()
-    report_all(producer, PURGED)
+    producer.deliver_all(PURGED)
     for key in ("c1", "c2", "c3"):  # the rewind
         sink.send(key, b"{}", None, "s")
     sink.commit_now()
-    report_all(producer, OK)
+    producer.deliver_all(OK)
     assert producer.calls == ["init", "begin", "abort", "begin", "commit"]
     assert (sink.delivered, sink.failed, sink.withdrawn) == (3, 0, Held(events=3))
 
@@ -115,7 +109,7 @@ def test_a_commit_that_fails_outside_a_fleet_fails_its_events() -> None:
     producer.refuse_commit = KafkaException(KafkaError(KafkaError._FENCED, "fenced"))
     with pytest.raises(DeliveryError, match="the transaction was aborted; restart to resume exactly once"):
         sink.commit_now()
-    report_all(producer, PURGED)
+    producer.deliver_all(PURGED)
     assert (sink.delivered, sink.failed, sink.withdrawn) == (0, 2, Held())
 
 
@@ -148,7 +142,7 @@ def test_in_a_fleet_an_event_refused_until_an_abort_rewinds_instead_of_failing(
     sink.send_to("sensors", "c1", b"{}")
     producer.refuse = KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
     sink.send("c2", b"{}", "a", "s")  # no exception: the owner sends the transaction's events again
-    report_all(producer, PURGED)
+    producer.deliver_all(PURGED)
     assert rewinds == [1]
     assert producer.calls == ["init", "begin", "abort"]
     assert not sink.is_open
@@ -188,7 +182,7 @@ def test_in_a_fleet_a_position_refused_until_an_abort_rewinds_instead_of_stoppin
     sink.commit_through(committer, lambda: rewinds.append(1))
     producer.refuse = KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
     sink.commit_now()  # no exception: the owner sends the transaction's events again
-    report_all(producer, PURGED)
+    producer.deliver_all(PURGED)
     assert (rewinds, committer.calls) == ([1], 0)
     assert producer.calls == ["init", "begin", "abort"]
     assert not sink.is_open

@@ -268,9 +268,7 @@ class TransactionalKafkaSink:
                     return
             else:
                 self._end_aborted(self._timeout)
-            self._fail_held()
-            if self._positions is not None:
-                self._positions.forget(self._positions.take())
+            self._fail_transaction()
             raise
         self._held += held
         self._maybe_commit()
@@ -283,7 +281,7 @@ class TransactionalKafkaSink:
             try:
                 self._client.begin_transaction()
             except KafkaException as exc:  # fatal (fenced, or timed out by the broker): this producer sends no more
-                if self._rewind is None or not failed_for_good(exc):
+                if not self._replaces(exc):
                     self._broken = DeliveryError(
                         f"cannot begin a transaction: {describe_error(exc)}; this process sends nothing more, and "
                         "a restart resumes from the committed positions"
@@ -348,7 +346,7 @@ class TransactionalKafkaSink:
         try:
             self._client.abort_transaction(timeout_s)
         except KafkaException as exc:
-            if self._rewind is not None and failed_for_good(exc):
+            if self._replaces(exc):
                 self._renew(exc)  # the broker aborted the transaction when it fenced the producer
                 return True
             log.error("Cannot abort the open transaction: %s", describe_error(exc))
@@ -363,19 +361,22 @@ class TransactionalKafkaSink:
         instance may be what fenced it), the events fail, no position is committed, and the run stops.
         """
         self._open = False
-        if self._rewind is not None and failed_for_good(exc):
+        rewind = self._rewind
+        if rewind is not None and self._replaces(exc):
             self._renew(exc)
             self._withdraw()
-            self._rewind()
+            rewind()
             return
-        self._fail_held()
-        if self._positions is not None:
-            self._positions.forget(self._positions.take())
+        self._fail_transaction()
         self._broken = DeliveryError(
             f"the producer failed for good: {describe_error(exc)}; this process sends nothing more, and a restart "
             "resumes exactly once from the committed positions"
         )
         raise self._broken from None
+
+    def _replaces(self, exc: KafkaException) -> bool:
+        """Whether ``exc`` is a fleet member's producer failed for good, which a new one replaces."""
+        return self._rewind is not None and failed_for_good(exc)
 
     def _renew(self, exc: KafkaException) -> None:
         """Replace a fleet member's producer that failed for good by a new one of its transactional id."""
@@ -384,7 +385,6 @@ class TransactionalKafkaSink:
             "transaction.timeout.ms while this process hung; a new producer takes its place",
             describe_error(exc),
         )
-        self._open = False
         self._client = self._sink.renew()
         self._initialise()
 
@@ -392,3 +392,9 @@ class TransactionalKafkaSink:
         """Count the events of the transaction just ended as failed: not committed, and not sent again."""
         self.failed += self._held.total
         self._held = Held()
+
+    def _fail_transaction(self) -> None:
+        """Fail the events of the transaction just ended, and drop the positions noted for them: none is committed."""
+        self._fail_held()
+        if self._positions is not None:
+            self._positions.forget(self._positions.take())
